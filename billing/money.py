@@ -1,0 +1,131 @@
+"""Money: the one place where an exact amount becomes an integer in minor units.
+
+Stripe expresses every "amount" as an integer in the currency's minor unit (cents
+for usd, yen for jpy). Prices may carry sub-minor-unit precision
+(``unit_amount_decimal``, up to 12 decimal places), so intermediate results are
+``Decimal`` values *already expressed in minor units* (``Decimal("350.35")`` means
+350.35 cents). :func:`to_minor_units` is the single, explicit rounding step.
+
+Rules: never ``float``, never ``int(x * 100)``, never ``/ 100``. Converting minor
+units to major units for display uses ``Decimal.scaleb`` with the currency's
+exponent.
+"""
+
+from decimal import (
+    ROUND_05UP,
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Context,
+    Decimal,
+)
+
+# https://docs.stripe.com/currencies#zero-decimal
+ZERO_DECIMAL_CURRENCIES: frozenset[str] = frozenset(
+    {
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    }
+)
+
+# https://docs.stripe.com/currencies#three-decimal
+THREE_DECIMAL_CURRENCIES: frozenset[str] = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+
+_ROUNDING_MODES = frozenset(
+    {
+        ROUND_05UP,
+        ROUND_CEILING,
+        ROUND_DOWN,
+        ROUND_FLOOR,
+        ROUND_HALF_DOWN,
+        ROUND_HALF_EVEN,
+        ROUND_HALF_UP,
+        ROUND_UP,
+    }
+)
+
+# Wide enough that quantizing any realistic amount never runs out of digits.
+_QUANTIZE_CONTEXT = Context(prec=200)
+
+_SYMBOLS: dict[str, str] = {
+    "usd": "$",
+    "eur": "€",
+    "gbp": "£",
+    "jpy": "¥",
+}
+
+
+def currency_exponent(currency: str) -> int:
+    """Number of decimal places of ``currency``'s minor unit as Stripe's API uses it.
+
+    0 for Stripe's zero-decimal currencies (jpy, krw, ...), 3 for its three-decimal
+    currencies (kwd, bhd, ...), 2 for everything else (usd, eur, ...).
+    """
+    code = currency.lower()
+    if code in ZERO_DECIMAL_CURRENCIES:
+        return 0
+    if code in THREE_DECIMAL_CURRENCIES:
+        return 3
+    return 2
+
+
+def to_minor_units(amount: Decimal, *, rounding: str = ROUND_HALF_UP) -> int:
+    """Round ``amount`` (already in minor units) to a whole number of minor units.
+
+    This is the only function that turns an exact amount into an integer amount.
+    The default is Stripe's rule for line amounts: round half up, i.e. to the
+    nearest minor unit with halves away from zero (``Decimal("1.5")`` -> 2,
+    ``Decimal("350.35")`` -> 350).
+
+    ``float`` is refused (``TypeError``): it cannot represent most decimal amounts.
+    ``int`` is accepted as it is already exact.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
+        raise TypeError(f"to_minor_units() needs a Decimal (or int), not {type(amount).__name__}")
+    if rounding not in _ROUNDING_MODES:
+        raise ValueError(f"unknown rounding mode: {rounding!r}")
+    if isinstance(amount, int):
+        return amount
+    if not amount.is_finite():
+        raise ValueError(f"cannot convert a non-finite amount to minor units: {amount}")
+    return int(amount.quantize(Decimal(1), rounding=rounding, context=_QUANTIZE_CONTEXT))
+
+
+def format_money(minor: int, currency: str) -> str:
+    """Format an integer amount in minor units for display.
+
+    Uses the currency's exponent (see :func:`currency_exponent`) and thousands
+    separators: ``format_money(123456, "usd") == "$1,234.56"``,
+    ``format_money(1235, "jpy") == "¥1,235"``,
+    ``format_money(-150, "eur") == "-€1.50"``,
+    ``format_money(1000, "chf") == "CHF 10.00"``.
+    """
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise TypeError(f"format_money() needs an int amount in minor units, not {minor!r}")
+    code = currency.lower()
+    exponent = currency_exponent(code)
+    major = Decimal(abs(minor)).scaleb(-exponent)
+    number = f"{major:,.{exponent}f}"
+    sign = "-" if minor < 0 else ""
+    symbol = _SYMBOLS.get(code)
+    if symbol is not None:
+        return f"{sign}{symbol}{number}"
+    return f"{sign}{code.upper()} {number}"
