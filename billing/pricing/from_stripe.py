@@ -13,7 +13,8 @@ Field rules, as in Stripe's API:
 - a tier's ``up_to`` is an integer, or ``null`` / ``"inf"`` for the last tier.
 - ``transform_quantity`` is ``null`` or ``{divide_by, round: up|down}``.
 - ``recurring`` is ``null`` for one-time prices (rated as licensed) or
-  ``{interval, interval_count, usage_type, meter}``.
+  ``{interval, interval_count, usage_type, meter}``; a missing ``interval_count``
+  is 1, a missing ``usage_type`` is ``metered`` when a meter is set.
 
 JSON numbers that are floats are refused: decode with ``parse_float=Decimal`` if a
 producer sends decimal amounts as numbers instead of strings.
@@ -116,6 +117,15 @@ def _billing_scheme(data: Mapping[str, Any]) -> str:
     return "tiered" if data.get("tiers") else "per_unit"
 
 
+def _usage_type(recurring: Mapping[str, Any]) -> str:
+    """``recurring.usage_type``; when absent, ``metered`` if a meter is set (Stripe
+    only allows meters on metered prices), else ``licensed``."""
+    usage_type = recurring.get("usage_type")
+    if usage_type is not None:
+        return usage_type
+    return "metered" if recurring.get("meter") else "licensed"
+
+
 def price_spec_from_stripe(obj: Mapping[str, Any]) -> PriceSpec:
     """Convert a Stripe price (JSON mapping or ``StripeObject``) to a :class:`PriceSpec`.
 
@@ -153,7 +163,7 @@ def price_spec_from_stripe(obj: Mapping[str, Any]) -> PriceSpec:
         tiers=_tiers(data, price_id=price_id) if scheme == "tiered" else (),
         transform_divide_by=divide_by,
         transform_round=transform_round,
-        usage_type=recurring.get("usage_type") or "licensed",
+        usage_type=_usage_type(recurring),
         interval=recurring.get("interval"),
         interval_count=(
             1

@@ -212,3 +212,11 @@ def test_tiers_with_transform_are_refused() -> None:
     data["transform_quantity"] = {"divide_by": 1000, "round": "up"}
     with pytest.raises(ValueError, match="transform"):
         price_spec_from_stripe(data)
+
+
+def test_missing_usage_type_with_a_meter_is_metered() -> None:
+    data = copy.deepcopy(PRO_CALLS_JSON)
+    del data["recurring"]["usage_type"]
+    assert price_spec_from_stripe(data).usage_type == "metered"
+    data["recurring"]["meter"] = None
+    assert price_spec_from_stripe(data).usage_type == "licensed"
