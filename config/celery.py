@@ -1,0 +1,44 @@
+"""The Celery app: JSON only, time limits, and the beat schedule declared here in code.
+
+Broker: Redis when ``REDIS_URL`` is set, otherwise kombu's ``filesystem://`` transport
+under ``var/celery/`` (see ``config.settings.base``), so a real worker and beat run
+with no service installed.
+"""
+
+import os
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import beat_init, worker_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("meterdesk")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.conf.imports = ["config.tasks"]
+
+# Every periodic job of the product, in one place. Tasks are thin: they call a service.
+# Entries are added here as the features they drive land; none names a missing task.
+app.conf.beat_schedule = {}
+
+
+def embedded_broker_dirs() -> list[Path]:
+    """Folders the filesystem broker and result backend need (empty when Redis is used)."""
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        return []
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    results = Path(settings.CELERY_RESULT_BACKEND.removeprefix("file://"))
+    folders = ("data_folder_in", "processed_folder", "control_folder")
+    return [*(Path(options[name]) for name in folders), results]
+
+
+def ensure_embedded_broker_dirs(**_kwargs) -> None:
+    for folder in embedded_broker_dirs():
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+worker_init.connect(ensure_embedded_broker_dirs)
+beat_init.connect(ensure_embedded_broker_dirs)

@@ -1,0 +1,89 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.conftest import ROOT
+
+
+def test_database_follows_database_url(db):
+    expected = (
+        "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    )
+    assert connection.vendor == expected
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 + 1")
+        assert cursor.fetchone()[0] == 2
+
+
+def test_celery_broker_follows_redis_url():
+    if os.environ.get("REDIS_URL"):
+        assert os.environ["REDIS_URL"] == settings.CELERY_BROKER_URL
+    else:
+        assert settings.CELERY_BROKER_URL == "filesystem://"
+        assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"].endswith("broker")
+
+
+def test_celery_is_json_only():
+    from config.celery import app
+
+    assert app.conf.task_serializer == "json"
+    assert app.conf.accept_content == ["json"]
+    assert app.conf.task_time_limit > app.conf.task_soft_time_limit > 0
+
+
+def test_stripe_api_host_defaults_to_local_emulator():
+    env = {k: v for k, v in os.environ.items() if k != "STRIPE_API_HOST"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings;"
+            "print(settings.STRIPE_API_HOST)",
+        ],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings.local"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "http://127.0.0.1:12111"
+
+
+def _production(extra: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
+    env.update(extra)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args, "--settings=config.settings.production"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_production_refuses_to_start_without_secret_key():
+    result = _production({"ALLOWED_HOSTS": "example.com"}, "check")
+    assert result.returncode != 0
+    assert "Set the SECRET_KEY environment variable" in result.stderr
+
+
+@pytest.mark.slow
+def test_production_passes_deploy_checks_with_its_variables():
+    result = _production(
+        {"SECRET_KEY": "x" * 30 + "-y7*Hq!93kLzP0wQeR2tU5vB8nM1", "ALLOWED_HOSTS": "example.com"},
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
