@@ -1,0 +1,170 @@
+"""The emulator: state, webhooks, faults, idempotency and the request pipeline.
+
+:meth:`Emulator.handle` is independent of the HTTP server: faults first (a faulted
+request has no effect), then authentication, parameter decoding, routing,
+Idempotency-Key replay, the handler (under the store lock) and Stripe's error body.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from urllib.parse import urlsplit
+
+from . import invoicing, resources  # noqa: F401  (resources registers the routes)
+from .errors import StripeError
+from .faults import Faults
+from .forms import decode_form
+from .idempotency import IdempotencyCache, fingerprint
+from .routing import Request, Response, match
+from .store import Store, random_token
+from .webhooks import Dispatcher, emit, set_current_request
+
+_JSON = "application/json"
+
+
+def json_response(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(status, json.dumps(body, indent=2).encode(), _JSON, headers or {})
+
+
+class Emulator:
+    def __init__(
+        self,
+        *,
+        state_file: str | None = None,
+        base_url: str = "http://127.0.0.1:12111",
+        faults: Faults | None = None,
+        webhook_retry_base: float = 0.2,
+        tick_seconds: float = 1.0,
+    ):
+        self.store = Store(state_file, base_url)
+        self.faults = faults or Faults()
+        self.idempotency = IdempotencyCache()
+        self.dispatcher = Dispatcher(self.store, retry_base=webhook_retry_base)
+        self.tick_seconds = tick_seconds
+        self._stop = threading.Event()
+
+    # -- background work --------------------------------------------------------------
+    def start(self) -> None:
+        threading.Thread(target=self._real_time_loop, name="periods", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _real_time_loop(self) -> None:
+        """Close the periods of subscriptions not on a test clock as real time passes."""
+        while not self._stop.wait(self.tick_seconds):
+            try:
+                with self.store.lock:
+                    set_current_request(None, None)
+                    if invoicing.close_due_periods(self, clock_id=None):
+                        self.store.save()
+            except Exception:  # keep the loop alive; the error is a bug to fix
+                import traceback
+
+                traceback.print_exc()
+
+    def emit(self, event_type: str, obj: dict, previous: dict | None = None) -> None:
+        emit(self.store, self.dispatcher, event_type, obj, previous)
+
+    def reset(self) -> None:
+        with self.store.lock:
+            self.store.reset()
+            self.idempotency.clear()
+            self.dispatcher.reset()
+            self.store.save()
+
+    # -- requests ---------------------------------------------------------------------
+    def handle(self, method: str, raw_path: str, headers, body: bytes) -> Response:
+        parts = urlsplit(raw_path)
+        path = parts.path.rstrip("/") or "/"
+        request_id = "req_" + random_token(14)
+        base_headers = {"Request-Id": request_id}
+        api = path.startswith(("/v1/", "/v2/")) or path in ("/v1", "/v2")
+        v2 = path.startswith("/v2/")
+        try:
+            if api:
+                fault = self.faults.decide()
+                if fault is not None:
+                    base_headers["Stripe-Should-Retry"] = "true"
+                    raise fault
+            route, args, _ = match(method, path)
+            if route is None:
+                if api or path.startswith("/_emulator"):
+                    raise StripeError(
+                        404,
+                        f"Unrecognized request URL ({method}: {path}). Please see "
+                        "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+                    )
+                return Response(404, b"Not found", "text/plain")
+            self._authenticate(route.auth, headers, v2)
+            params = self._params(method, parts.query, headers, body, v2)
+            request = Request(self, method, path, params, headers, args, request_id)
+            key = headers.get("Idempotency-Key") if method in ("POST", "DELETE") else None
+            set_current_request(request_id, key)
+            return self._run(route, request, key, base_headers)
+        except StripeError as exc:
+            return json_response(exc.status, exc.body(), base_headers)
+
+    def _run(self, route, request: Request, key: str | None, headers: dict) -> Response:
+        with self.store.lock:
+            fp = fingerprint(request.method, request.path, request.params)
+            if key:
+                headers["Idempotency-Key"] = key
+                stored = self.idempotency.lookup(key, fp)
+                if stored is not None:
+                    headers["Idempotent-Replayed"] = "true"
+                    return json_response(stored.status, stored.body, headers)
+            try:
+                result = route.handler(request)
+            except StripeError as exc:
+                result = (exc.status, exc.body())
+            if isinstance(result, Response):
+                result.headers.update(headers)
+                return result
+            status, body = result if isinstance(result, tuple) else (200, result)
+            if key:
+                self.idempotency.remember(key, fp, status, body)
+            if request.method in ("POST", "DELETE"):
+                self.store.save()
+        if status == 402:
+            headers.setdefault("Stripe-Should-Retry", "false")
+        return json_response(status, body, headers)
+
+    @staticmethod
+    def _authenticate(kind: str, headers, v2: bool) -> None:
+        if kind == "none":
+            return
+        auth = headers.get("Authorization") or ""
+        scheme, _, token = auth.partition(" ")
+        if not token or scheme.lower() != "bearer":
+            raise StripeError(
+                401,
+                "You did not provide an API key. You need to provide your API key in the "
+                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+                "YOUR_SECRET_KEY').",
+            )
+        if kind == "session":
+            return  # checked by the meter event stream handler against its sessions
+        if not token.startswith("sk_test_") or len(token) <= len("sk_test_"):
+            shown = token[:8] + "*" * max(0, len(token) - 12) + token[-4:]
+            raise StripeError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid")
+
+    @staticmethod
+    def _params(method: str, query: str, headers, body: bytes, v2: bool) -> dict:
+        params = decode_form(query) if query else {}
+        if method != "POST" or not body:
+            return params
+        text = body.decode("utf-8", errors="replace")
+        content_type = (headers.get("Content-Type") or "").lower()
+        if v2 or content_type.startswith("application/json"):
+            try:
+                decoded = json.loads(text) if text.strip() else {}
+            except ValueError:
+                raise StripeError(400, "Invalid JSON body.") from None
+            if not isinstance(decoded, dict):
+                raise StripeError(400, "The JSON body must be an object.")
+            params.update(decoded)
+        else:
+            params.update(decode_form(text))
+        return params

@@ -1,0 +1,18 @@
+"""One module per resource family; importing this package registers every route."""
+
+from .. import pages  # noqa: F401
+from . import (  # noqa: F401
+    account,
+    billing_portal,
+    customers,
+    emulator,
+    invoices,
+    meter_events,
+    meters,
+    payment_methods,
+    prices,
+    products,
+    subscriptions,
+    test_clocks,
+    webhook_endpoints,
+)

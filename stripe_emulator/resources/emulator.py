@@ -1,0 +1,41 @@
+"""Control endpoints (no auth, never faulted): health, reset, faults, webhook log."""
+
+from __future__ import annotations
+
+from ..errors import invalid
+from ..routing import Request, route
+
+
+@route("GET", "/_emulator/health", auth="none")
+def health(req: Request):
+    return {"status": "ok", "account": req.store.account_id}
+
+
+@route("POST", "/_emulator/reset", auth="none")
+def reset(req: Request):
+    req.app.reset()
+    return {"status": "reset"}
+
+
+@route("GET", "/_emulator/faults", auth="none")
+def get_faults(req: Request):
+    return req.app.faults.as_dict()
+
+
+@route("POST", "/_emulator/faults", auth="none")
+def set_faults(req: Request):
+    params = req.params
+    try:
+        req.app.faults.configure(
+            rate=params.get("rate"),
+            statuses=params.get("statuses"),
+            latency_ms=params.get("latency_ms"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"Invalid fault settings: {exc}") from None
+    return req.app.faults.as_dict()
+
+
+@route("GET", "/_emulator/webhook_deliveries", auth="none")
+def deliveries(req: Request):
+    return {"object": "list", "data": list(req.app.dispatcher.deliveries)}

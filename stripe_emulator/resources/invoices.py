@@ -1,0 +1,234 @@
+"""Invoices: create (draft), create_preview, list, retrieve, lines, update, finalize, pay,
+void, mark_uncollectible, delete (drafts)."""
+
+from __future__ import annotations
+
+from .. import invoicing
+from ..errors import StripeError, invalid
+from ..forms import as_bool, as_dict, as_int, as_list, merge_metadata
+from ..lists import expand_paths, list_object, paginate, present, presenter
+from ..routing import Request, route
+from ..store import Store
+from .common import deleted, get_or_404, require, show
+
+_LINES_SHOWN = 10
+
+
+@presenter("invoice")
+def _present_invoice(store: Store, invoice: dict) -> dict:
+    raw = store.get("invoice", invoice["id"])
+    lines = raw["_lines"] if raw else []
+    invoice["lines"] = list_object(
+        lines[:_LINES_SHOWN], f"/v1/invoices/{invoice['id']}/lines", len(lines) > _LINES_SHOWN
+    )
+    invoice["lines"]["total_count"] = len(lines)
+    return invoice
+
+
+def _invoice(req: Request) -> dict:
+    return get_or_404(req, "invoice", req.args["id"])
+
+
+def _now(req: Request, invoice: dict) -> int:
+    return req.store.customer_now(invoice["customer"])
+
+
+@route("POST", "/v1/invoices")
+def create(req: Request):
+    customer = get_or_404(req, "customer", require(req.params, "customer"), param="customer")
+    invoice = invoicing.new_invoice(
+        req.app,
+        customer,
+        [],
+        now=req.store.customer_now(customer["id"]),
+        currency=req.params.get("currency") or customer["currency"] or "usd",
+    )
+    invoice["auto_advance"] = as_bool(req.params.get("auto_advance", False), "auto_advance")
+    invoice["metadata"] = merge_metadata({}, req.params.get("metadata", {}))
+    invoice["description"] = req.params.get("description") or None
+    if req.params.get("collection_method"):
+        invoice["collection_method"] = req.params["collection_method"]
+    return show(req, invoice)
+
+
+@route("POST", "/v1/invoices/create_preview")
+def create_preview(req: Request):
+    params, store = req.params, req.store
+    sub_id = params.get("subscription")
+    customer_id = params.get("customer")
+    if sub_id:
+        sub = get_or_404(req, "subscription", sub_id, param="subscription")
+        if sub["status"] == "canceled":
+            raise invalid("Nothing to invoice for subscription", code="invoice_upcoming_none")
+        preview = invoicing.preview_for_subscription(req.app, sub)
+    elif customer_id:
+        customer = get_or_404(req, "customer", customer_id, param="customer")
+        details = as_dict(params.get("subscription_details"), "subscription_details")
+        specs = as_list(details.get("items"), "subscription_details[items]")
+        if specs:
+            preview = _new_subscription_preview(req, customer, specs)
+        else:
+            subs = [
+                s
+                for s in store.all("subscription")
+                if s["customer"] == customer_id and s["status"] in invoicing.CYCLING
+            ]
+            if not subs:
+                raise invalid("Nothing to invoice for customer", code="invoice_upcoming_none")
+            preview = invoicing.preview_for_subscription(req.app, subs[-1])
+    else:
+        raise invalid("Either customer or subscription is required.", param="customer")
+    shown = present(store, preview, expand_paths(params))
+    shown["lines"] = list_object(preview["_lines"], "/v1/invoices/upcoming/lines")
+    shown["lines"]["total_count"] = len(preview["_lines"])
+    return shown
+
+
+def _new_subscription_preview(req: Request, customer: dict, specs: list) -> dict:
+    """First invoice of a subscription that would be created with these items."""
+    from ..periods import period_bounds
+
+    store = req.store
+    now = store.customer_now(customer["id"])
+    lines = []
+    currency = None
+    for i, spec in enumerate(specs):
+        spec = as_dict(spec, f"subscription_details[items][{i}]")
+        price = get_or_404(
+            req, "price", spec.get("price") or "", param=f"subscription_details[items][{i}][price]"
+        )
+        recurring = price["recurring"] or {
+            "interval": "month",
+            "interval_count": 1,
+            "usage_type": "licensed",
+        }
+        currency = currency or price["currency"]
+        start, end = period_bounds(now, recurring["interval"], recurring["interval_count"], 0)
+        quantity = (
+            0
+            if recurring["usage_type"] == "metered"
+            else as_int(
+                spec.get("quantity", 1), f"subscription_details[items][{i}][quantity]", minimum=0
+            )
+        )
+        fake_sub = {"id": None}
+        fake_item = {"id": None, "price": price["id"], "metadata": {}}
+        lines.append(invoicing.make_line(req.app, fake_sub, fake_item, quantity, start, end))
+    return invoicing.new_invoice(
+        req.app,
+        customer,
+        lines,
+        now=now,
+        currency=currency or "usd",
+        billing_reason="subscription_create",
+        store_it=False,
+    )
+
+
+@route("GET", "/v1/invoices/{id}")
+def retrieve(req: Request):
+    return show(req, _invoice(req))
+
+
+@route("GET", "/v1/invoices/{id}/lines")
+def lines(req: Request):
+    invoice = _invoice(req)
+    return paginate(req.store, invoice["_lines"], req.params, f"/v1/invoices/{invoice['id']}/lines")
+
+
+@route("POST", "/v1/invoices/{id}")
+def update(req: Request):
+    invoice = _invoice(req)
+    params = req.params
+    if "metadata" in params:
+        invoice["metadata"] = merge_metadata(invoice["metadata"], params["metadata"])
+    if invoice["status"] == "draft":
+        for key in ("description", "footer"):
+            if key in params:
+                invoice[key] = params[key] or None
+        if "auto_advance" in params:
+            invoice["auto_advance"] = as_bool(params["auto_advance"], "auto_advance")
+    req.emit("invoice.updated", present(req.store, invoice))
+    return show(req, invoice)
+
+
+@route("DELETE", "/v1/invoices/{id}")
+def delete(req: Request):
+    invoice = _invoice(req)
+    if invoice["status"] != "draft":
+        raise invalid("You can only delete draft invoices.", code="invoice_not_editable")
+    req.store.delete("invoice", invoice["id"])
+    req.emit("invoice.deleted", present(req.store, invoice))
+    return deleted(invoice)
+
+
+@route("POST", "/v1/invoices/{id}/finalize")
+def finalize(req: Request):
+    invoice = _invoice(req)
+    if invoice["status"] != "draft":
+        raise invalid("This invoice is already finalized.", code="invoice_not_editable")
+    now = _now(req, invoice)
+    invoicing.finalize(req.app, invoice, now)
+    if invoice["amount_due"] == 0:
+        invoicing.mark_paid(req.app, invoice, now)
+    return show(req, invoice)
+
+
+@route("POST", "/v1/invoices/{id}/pay")
+def pay(req: Request):
+    invoice = _invoice(req)
+    now = _now(req, invoice)
+    if invoice["status"] == "draft":
+        invoicing.finalize(req.app, invoice, now)
+    if invoice["status"] != "open":
+        raise invalid(f"Invoice is already {invoice['status']}.", code="invoice_not_open")
+    if as_bool(req.params.get("paid_out_of_band", False), "paid_out_of_band"):
+        invoicing.mark_paid(req.app, invoice, now)
+        return show(req, invoice)
+    pm_id = req.params.get("payment_method") or None
+    if pm_id:
+        customer = req.store.get("customer", invoice["customer"])
+        from .payment_methods import resolve_for_customer
+
+        pm_id = resolve_for_customer(req, pm_id, customer, "payment_method")["id"]
+    if not invoicing.attempt_payment(req.app, invoice, now, pm_override=pm_id or ""):
+        raise StripeError(
+            402,
+            "Your card was declined.",
+            type="card_error",
+            code="card_declined",
+            extra={"decline_code": "generic_decline"},
+        )
+    return show(req, invoice)
+
+
+def _close(req: Request, status: str, transition: str, event_type: str):
+    invoice = _invoice(req)
+    if invoice["status"] != "open":
+        raise invalid(
+            f"You can only do this to open invoices (this one is {invoice['status']}).",
+            code="invoice_not_open",
+        )
+    invoice["status"] = status
+    invoice["status_transitions"][transition] = _now(req, invoice)
+    req.emit(event_type, present(req.store, invoice))
+    return show(req, invoice)
+
+
+@route("POST", "/v1/invoices/{id}/void")
+def void(req: Request):
+    return _close(req, "void", "voided_at", "invoice.voided")
+
+
+@route("POST", "/v1/invoices/{id}/mark_uncollectible")
+def mark_uncollectible(req: Request):
+    return _close(req, "uncollectible", "marked_uncollectible_at", "invoice.marked_uncollectible")
+
+
+@route("GET", "/v1/invoices")
+def list_(req: Request):
+    objs = req.store.all("invoice")
+    for key in ("customer", "subscription", "status", "collection_method"):
+        if req.params.get(key):
+            objs = [i for i in objs if i[key] == req.params[key]]
+    return paginate(req.store, objs, req.params, "/v1/invoices")

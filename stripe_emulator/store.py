@@ -1,0 +1,145 @@
+"""In-memory state: every object by type and id, id generation, one lock, save/load.
+
+Objects are kept in their public JSON shape. Keys starting with ``_`` are internal
+(e.g. a payment method's test behaviour) and are stripped by :func:`render`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import string
+import threading
+import time
+from pathlib import Path
+
+_ALPHABET = string.ascii_letters + string.digits
+
+# Stripe-like id prefixes, by object type.
+PREFIXES = {
+    "billing.meter": "mtr",
+    "billing.meter_event_adjustment": "mtradj",
+    "billing_portal.configuration": "bpc",
+    "billing_portal.session": "bps",
+    "customer": "cus",
+    "event": "evt",
+    "invoice": "in",
+    "line_item": "il",
+    "payment_method": "pm",
+    "price": "price",
+    "product": "prod",
+    "subscription": "sub",
+    "subscription_item": "si",
+    "test_helpers.test_clock": "clock",
+    "webhook_endpoint": "we",
+    "charge": "ch",
+    "payment_intent": "pi",
+}
+
+
+def random_token(length: int = 24) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def render(obj: dict) -> dict:
+    """The public shape of a stored object: a deep copy without ``_``-prefixed keys."""
+    return copy.deepcopy({k: v for k, v in obj.items() if not k.startswith("_")})
+
+
+class Store:
+    """All emulator state. Every read and write happens under ``lock``."""
+
+    def __init__(self, state_file: str | None = None, base_url: str = "http://127.0.0.1:12111"):
+        self.lock = threading.RLock()
+        self.state_file = Path(state_file) if state_file else None
+        self.base_url = base_url
+        self.account_id = "acct_1Emu" + random_token(12)
+        self.reset()
+        if self.state_file and self.state_file.exists():
+            self.load()
+
+    # -- life cycle -------------------------------------------------------------------
+    def reset(self) -> None:
+        with self.lock:
+            self.objects: dict[str, dict[str, dict]] = {}
+            self.index: dict[str, str] = {}
+            self.meter_events: list[dict] = []
+            self.meter_event_ids: dict[str, dict] = {}
+            self.sessions: dict[str, int] = {}
+            self.seq = 0
+
+    def save(self) -> None:
+        """Write the state file atomically (no-op without ``--state``)."""
+        if not self.state_file:
+            return
+        with self.lock:
+            data = {
+                "account_id": self.account_id,
+                "objects": self.objects,
+                "meter_events": self.meter_events,
+                "seq": self.seq,
+            }
+            tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.state_file)
+
+    def load(self) -> None:
+        with self.lock:
+            data = json.loads(self.state_file.read_text())
+            self.account_id = data.get("account_id", self.account_id)
+            self.objects = data["objects"]
+            self.meter_events = data["meter_events"]
+            self.seq = data.get("seq", 0)
+            self.index = {oid: kind for kind, objs in self.objects.items() for oid in objs}
+            self.meter_event_ids = {
+                e["identifier"]: e for e in self.meter_events if e.get("identifier")
+            }
+
+    # -- objects ----------------------------------------------------------------------
+    def new_id(self, kind: str, length: int = 14) -> str:
+        prefix = PREFIXES.get(kind, "obj")
+        while True:
+            oid = f"{prefix}_{random_token(length)}"
+            if oid not in self.index:
+                return oid
+
+    def add(self, kind: str, obj: dict) -> dict:
+        self.seq += 1
+        obj["_seq"] = self.seq
+        self.objects.setdefault(kind, {})[obj["id"]] = obj
+        self.index[obj["id"]] = kind
+        return obj
+
+    def get(self, kind: str, oid: str) -> dict | None:
+        return self.objects.get(kind, {}).get(oid)
+
+    def find(self, oid: str) -> dict | None:
+        """Any object by id, whatever its type (used by ``expand``)."""
+        kind = self.index.get(oid)
+        return self.get(kind, oid) if kind else None
+
+    def delete(self, kind: str, oid: str) -> dict | None:
+        self.index.pop(oid, None)
+        return self.objects.get(kind, {}).pop(oid, None)
+
+    def all(self, kind: str) -> list[dict]:
+        """Objects of a type, newest first (Stripe's list order)."""
+        objs = list(self.objects.get(kind, {}).values())
+        objs.sort(key=lambda o: (o.get("created", 0), o.get("_seq", 0)), reverse=True)
+        return objs
+
+    # -- time -------------------------------------------------------------------------
+    @staticmethod
+    def real_now() -> int:
+        return int(time.time())
+
+    def clock_now(self, clock_id: str | None) -> int:
+        clock = self.get("test_helpers.test_clock", clock_id) if clock_id else None
+        return clock["frozen_time"] if clock else self.real_now()
+
+    def customer_now(self, customer_id: str | None) -> int:
+        """'Now' for a customer: its test clock's frozen time, or the real time."""
+        customer = self.get("customer", customer_id) if customer_id else None
+        return self.clock_now(customer.get("test_clock") if customer else None)
