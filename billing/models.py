@@ -15,6 +15,10 @@ class Account(models.Model):
     billing_email = models.EmailField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Stripe ``created`` time of the last event applied to ``status``, so an event
+    # delivered late (older than what was applied) cannot undo a newer one.
+    status_event_created = models.DateTimeField(null=True, blank=True)
+    past_due_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="accounts"
@@ -53,3 +57,78 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.account} ({self.role})"
+
+
+class Meter(models.Model):
+    """A usage meter: Meterdesk's record of a Stripe billing meter (dj-stripe has none)."""
+
+    class Aggregation(models.TextChoices):
+        SUM = "sum", "Sum of values"
+        COUNT = "count", "Count of events"
+        LAST = "last", "Last value in the period"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", "Inactive"
+
+    event_name = models.CharField(max_length=100, unique=True)
+    display_name = models.CharField(max_length=250)
+    unit_label = models.CharField(max_length=40, default="unit")
+    aggregation = models.CharField(max_length=8, choices=Aggregation.choices)
+    customer_payload_key = models.CharField(max_length=100, default="stripe_customer_id")
+    value_payload_key = models.CharField(max_length=100, default="value")
+    stripe_id = models.CharField(max_length=255, blank=True, db_index=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["event_name"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def stripe_formula(self) -> str:
+        """Counts are sent to Stripe as values of a ``sum`` meter, so they pre-aggregate."""
+        return "last" if self.aggregation == self.Aggregation.LAST else "sum"
+
+
+class Plan(models.Model):
+    """A sellable plan from the catalog file: one Stripe product and its prices."""
+
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    stripe_product_id = models.CharField(max_length=255, blank=True)
+    active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlanPrice(models.Model):
+    """One price of a plan, by its stable lookup key; ``stripe_price_id`` is the current one."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="prices")
+    lookup_key = models.CharField(max_length=200, unique=True)
+    nickname = models.CharField(max_length=200, blank=True)
+    meter = models.ForeignKey(
+        Meter, null=True, blank=True, on_delete=models.PROTECT, related_name="plan_prices"
+    )
+    stripe_price_id = models.CharField(max_length=255, blank=True)
+    spec_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["plan", "id"]
+
+    def __str__(self) -> str:
+        return self.nickname or self.lookup_key
+
+    @property
+    def is_metered(self) -> bool:
+        return self.meter_id is not None

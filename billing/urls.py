@@ -1,3 +1,9 @@
+from django.urls import path
+
+from billing import views
+
 app_name = "billing"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("portal/", views.portal, name="portal"),
+]

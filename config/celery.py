@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import beat_init, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -20,7 +21,12 @@ app.conf.imports = ["config.tasks"]
 
 # Every periodic job of the product, in one place. Tasks are thin: they call a service.
 # Entries are added here as the features they drive land; none names a missing task.
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    "billing-suspend-overdue-accounts": {
+        "task": "billing.tasks.suspend_overdue_accounts",
+        "schedule": crontab(minute="*/15"),
+    },
+}
 
 
 def embedded_broker_dirs() -> list[Path]:

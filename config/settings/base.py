@@ -139,7 +139,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 
 # Stripe and dj-stripe
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
-STRIPE_TEST_SECRET_KEY = env("STRIPE_TEST_SECRET_KEY", default="sk_test_meterdesk_local")
+STRIPE_TEST_SECRET_KEY = env("STRIPE_TEST_SECRET_KEY", default="sk_test_MeterdeskLocalEmulatorKey000000")
 STRIPE_LIVE_SECRET_KEY = env("STRIPE_LIVE_SECRET_KEY", default="")
 STRIPE_API_VERSION = "2026-05-27.dahlia"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
@@ -148,6 +148,8 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_SUBSCRIBER_MODEL = "billing.Account"
 DJSTRIPE_SUBSCRIBER_MODEL_REQUEST_CALLBACK = "billing.selectors.account_for_request"
 DJSTRIPE_WEBHOOK_EVENT_CALLBACK = None
+# How long an account may stay past_due (failed payment) before it is suspended.
+BILLING_PAST_DUE_GRACE_HOURS = env.int("BILLING_PAST_DUE_GRACE_HOURS", default=72)
 
 LOGGING = {
     "version": 1,
@@ -155,5 +157,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }
