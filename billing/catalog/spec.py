@@ -72,7 +72,7 @@ def _str(data: dict, key: str, where: str, *, required: bool = True, default: st
 
 def _amount(value: Any, where: str) -> str:
     """An amount in minor units as Stripe's decimal string (``unit_amount_decimal``)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise CatalogError(where, "must be an integer or a decimal string, never a float")
     try:
         amount = Decimal(str(value))
@@ -200,8 +200,11 @@ def parse_catalog(text: str) -> Catalog:
         prices = []
         for i, raw_price in enumerate(raw_prices):
             price = _price(
-                raw_price, f"{where}.prices[{i}]",
-                currency=currency, interval=interval, meters=meter_names,
+                raw_price,
+                f"{where}.prices[{i}]",
+                currency=currency,
+                interval=interval,
+                meters=meter_names,
             )
             if price.lookup_key in seen_keys:
                 raise CatalogError(f"{where}.prices[{i}].lookup_key", "is used twice")

@@ -112,6 +112,6 @@ def accounts_suspend_overdue(*, now: datetime | None = None) -> int:
     """Suspend accounts that stayed ``past_due`` longer than the grace period."""
     now = now or timezone.now()
     grace = timedelta(hours=settings.BILLING_PAST_DUE_GRACE_HOURS)
-    return Account.objects.filter(
-        status=Status.PAST_DUE, past_due_since__lte=now - grace
-    ).update(status=Status.SUSPENDED, status_changed_at=now)
+    return Account.objects.filter(status=Status.PAST_DUE, past_due_since__lte=now - grace).update(
+        status=Status.SUSPENDED, status_changed_at=now
+    )

@@ -12,7 +12,8 @@ class MeterConflict(ValueError):
 
 
 def _stripe_meters_by_event_name(client) -> dict[str, object]:
-    return {m.event_name: m for m in client.v1.billing.meters.list({"limit": 100}).auto_paging_iter()}
+    meters = client.v1.billing.meters.list({"limit": 100}).auto_paging_iter()
+    return {m.event_name: m for m in meters}
 
 
 def _apply_remote(meter: Meter, remote) -> None:
