@@ -81,6 +81,7 @@ class Store:
                 "meter_events": self.meter_events,
                 "seq": self.seq,
             }
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
             tmp.write_text(json.dumps(data))
             os.replace(tmp, self.state_file)
