@@ -11,6 +11,7 @@ from .app import Emulator
 class _Handler(BaseHTTPRequestHandler):
     server_version = "stripe-emulator/1.0"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # one response = headers + body, no 40 ms delayed ACK
     emulator: Emulator
 
     def _serve(self) -> None:
