@@ -120,3 +120,47 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def emulator_url(tmp_path_factory):
+    """One stripe_emulator process for the session, on a free port, over HTTP only."""
+    from stripe_emulator.testing import running_emulator
+
+    log = (tmp_path_factory.mktemp("emulator") / "emulator.log").open("w")
+    with running_emulator(log=log) as url:
+        yield url
+    log.close()
+
+
+@pytest.fixture
+def stripe_emulator(emulator_url, settings):
+    """A freshly reset emulator that Meterdesk and dj-stripe talk to for this test."""
+    import stripe
+
+    from stripe_emulator.testing import reset
+
+    reset(emulator_url)
+    settings.STRIPE_API_HOST = emulator_url
+    stripe.api_base = emulator_url
+    yield emulator_url
+    stripe.api_base = emulator_url
+
+
+@pytest.fixture
+def stripe_client(stripe_emulator):
+    from billing.stripe_api import stripe_client as make_client
+
+    return make_client()
+
+
+@pytest.fixture
+def demo_catalog(stripe_emulator, db):
+    """The shipped demo catalog, applied to the emulator and mirrored."""
+    from billing.catalog.spec import load_catalog
+    from billing.services.catalog import catalog_apply
+
+    catalog_apply(catalog=load_catalog(ROOT / "billing" / "catalog" / "demo.toml"))
+    from billing.models import Plan
+
+    return {plan.key: plan for plan in Plan.objects.all()}
