@@ -69,6 +69,7 @@ class Store:
             self.meter_event_ids: dict[str, dict] = {}
             self.sessions: dict[str, int] = {}
             self.seq = 0
+            self.time_offset = 0
 
     def save(self) -> None:
         """Write the state file atomically (no-op without ``--state``)."""
@@ -80,6 +81,7 @@ class Store:
                 "objects": self.objects,
                 "meter_events": self.meter_events,
                 "seq": self.seq,
+                "time_offset": self.time_offset,
             }
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
@@ -93,6 +95,7 @@ class Store:
             self.objects = data["objects"]
             self.meter_events = data["meter_events"]
             self.seq = data.get("seq", 0)
+            self.time_offset = data.get("time_offset", 0)
             self.index = {oid: kind for kind, objs in self.objects.items() for oid in objs}
             self.meter_event_ids = {
                 e["identifier"]: e for e in self.meter_events if e.get("identifier")
@@ -132,9 +135,9 @@ class Store:
         return objs
 
     # -- time -------------------------------------------------------------------------
-    @staticmethod
-    def real_now() -> int:
-        return int(time.time())
+    def real_now(self) -> int:
+        """Wall-clock time, plus the offset set by ``POST /_emulator/time/advance``."""
+        return int(time.time()) + self.time_offset
 
     def clock_now(self, clock_id: str | None) -> int:
         clock = self.get("test_helpers.test_clock", clock_id) if clock_id else None

@@ -1,8 +1,11 @@
-"""Control endpoints (no auth, never faulted): health, reset, faults, webhook log."""
+"""Control endpoints (no auth, never faulted): health, reset, faults, webhook log, and
+moving the emulator's own clock forward (for subscriptions that are not on a test clock)."""
 
 from __future__ import annotations
 
+from .. import invoicing
 from ..errors import invalid
+from ..forms import as_int
 from ..routing import Request, route
 
 
@@ -39,3 +42,12 @@ def set_faults(req: Request):
 @route("GET", "/_emulator/webhook_deliveries", auth="none")
 def deliveries(req: Request):
     return {"object": "list", "data": list(req.app.dispatcher.deliveries)}
+
+
+@route("POST", "/_emulator/time/advance", auth="none")
+def advance_time(req: Request):
+    """Shift "real" time forward by ``seconds`` and close the periods that ended."""
+    seconds = as_int(req.params.get("seconds", 0), "seconds", minimum=0)
+    req.store.time_offset += seconds
+    closed = invoicing.close_due_periods(req.app, clock_id=None)
+    return {"now": req.store.real_now(), "offset": req.store.time_offset, "closed": closed}
