@@ -27,7 +27,9 @@ def _items_for(plan: Plan) -> list[dict]:
 
 def account_current_subscription(*, account: Account) -> Subscription | None:
     return (
-        Subscription.objects.filter(customer__subscriber=account, status__in=LIVE_STATUSES)
+        Subscription.objects.filter(
+            customer__subscriber=account, stripe_data__status__in=LIVE_STATUSES
+        )
         .order_by("-created")
         .first()
     )

@@ -1,5 +1,7 @@
 """Tests: SQLite and eager Celery unless DATABASE_URL / REDIS_URL are set."""
 
+import os
+
 from config.settings.base import *  # noqa: F403
 from config.settings.base import env
 
@@ -15,3 +17,16 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 SILENCED_SYSTEM_CHECKS = ["djstripe.W001"]
+
+# Each pytest process gets its own test database, so concurrent runs never collide.
+_test_db_suffix = os.getpid()
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not :memory:, so the live server's thread and the test share it with
+    # WAL's concurrency instead of shared-cache table locks.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(VAR_DIR / f"test-meterdesk-{_test_db_suffix}.sqlite3")  # noqa: F405
+    }
+else:
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": f"test_meterdesk_{_test_db_suffix}"
+    }
