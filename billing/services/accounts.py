@@ -33,7 +33,7 @@ def account_ensure_stripe_customer(
     The Stripe customer carries the account's pk under dj-stripe's subscriber key, so
     dj-stripe links the mirror back to the account on every sync.
     """
-    existing = Customer.objects.filter(subscriber=account, deleted=False).first()
+    existing = Customer.objects.filter(subscriber=account, date_purged__isnull=True).first()
     if existing is not None:
         return existing
     params: dict = {
