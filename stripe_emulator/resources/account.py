@@ -101,3 +101,9 @@ def retrieve_by_id(req: Request):
     if req.args["id"] != req.store.account_id:
         raise no_such("account", req.args["id"])
     return account(req)
+
+
+@route("GET", "/v1/accounts")
+def list_connected(req: Request):
+    """No connected accounts: the platform account is ``GET /v1/account``."""
+    return {"object": "list", "data": [], "has_more": False, "url": "/v1/accounts"}

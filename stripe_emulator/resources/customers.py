@@ -131,3 +131,16 @@ def list_(req: Request):
     if req.params.get("test_clock"):
         objs = [c for c in objs if c["test_clock"] == req.params["test_clock"]]
     return paginate(req.store, objs, req.params, "/v1/customers")
+
+
+@route("GET", "/v1/customers/{id}/sources")
+def list_sources(req: Request):
+    """Legacy sources (cards, bank accounts) are not emulated: an empty list."""
+    customer = get_or_404(req, "customer", req.args["id"])
+    return paginate(req.store, [], req.params, f"/v1/customers/{customer['id']}/sources")
+
+
+@route("GET", "/v1/customers/{id}/tax_ids")
+def list_tax_ids(req: Request):
+    customer = get_or_404(req, "customer", req.args["id"])
+    return paginate(req.store, [], req.params, f"/v1/customers/{customer['id']}/tax_ids")

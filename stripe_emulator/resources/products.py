@@ -113,3 +113,10 @@ def list_(req: Request):
         ids = set(as_list(req.params["ids"], "ids"))
         objs = [p for p in objs if p["id"] in ids]
     return paginate(req.store, objs, req.params, "/v1/products")
+
+
+@route("GET", "/v1/products/{id}/features")
+def list_features(req: Request):
+    """Entitlement features are not emulated: always an empty list."""
+    product = get_or_404(req, "product", req.args["id"])
+    return paginate(req.store, [], req.params, f"/v1/products/{product['id']}/features")
