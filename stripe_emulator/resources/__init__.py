@@ -14,5 +14,6 @@ from . import (  # noqa: F401
     products,
     subscriptions,
     test_clocks,
+    unemulated,
     webhook_endpoints,
 )
