@@ -13,3 +13,77 @@ def account_for_user(*, user) -> Account | None:
 def account_for_request(request: HttpRequest) -> Account | None:
     """dj-stripe's subscriber callback: the request user's account."""
     return account_for_user(user=request.user)
+
+
+def _step(interval: str, count: int):
+    from dateutil.relativedelta import relativedelta
+
+    count = max(1, int(count or 1))
+    return {
+        "day": relativedelta(days=count),
+        "week": relativedelta(weeks=count),
+        "month": relativedelta(months=count),
+        "year": relativedelta(years=count),
+    }.get(interval, relativedelta(months=count))
+
+
+def _period_from_anchor(anchor, step, at, *, lower, upper):
+    """The period ``[anchor + k*step, anchor + (k+1)*step)`` holding ``at``, or None."""
+    from datetime import timedelta
+
+    if not lower <= at < upper:
+        return None
+    # Periods are computed from the anchor each time (never chained), so month-end
+    # anchors clamp like Stripe's: Jan 31 -> Feb 28 -> Mar 31.
+    average = (anchor + step * 12 - anchor) / 12 or timedelta(days=30)
+    k = int((at - anchor) / average)
+    for _ in range(60):
+        start, end = anchor + step * k, anchor + step * (k + 1)
+        if at < start:
+            k -= 1
+        elif at >= end:
+            k += 1
+        else:
+            return max(start, lower), end
+    return None
+
+
+def account_billing_period(*, account: Account, at) -> tuple | None:
+    """The account's Stripe billing period ``(start, end)`` holding ``at``, or None.
+
+    From the dj-stripe mirror of the account's subscriptions (newest first). In API
+    version dahlia periods live on subscription items (``current_period_start/end``);
+    an item's current period is used when it holds ``at``; earlier or later periods
+    are stepped from the subscription's ``billing_cycle_anchor`` by the price's
+    interval, never before the subscription started nor after it ended. None when no
+    subscription covered ``at``.
+    """
+    from datetime import UTC, datetime
+
+    from djstripe.models import Subscription
+
+    def ts(value):
+        return datetime.fromtimestamp(int(value), UTC) if value else None
+
+    subscriptions = Subscription.objects.filter(customer__subscriber=account).order_by("-created")
+    for subscription in subscriptions:
+        data = subscription.stripe_data or {}
+        items = (data.get("items") or {}).get("data") or []
+        started = ts(data.get("start_date")) or ts(data.get("created"))
+        ended = ts(data.get("ended_at"))
+        for item in items:
+            start, end = ts(item.get("current_period_start")), ts(item.get("current_period_end"))
+            if start and end and start <= at < end:
+                return start, end
+        if not items or started is None or at < started or (ended and at >= ended):
+            continue
+        price = items[0].get("price") or {}
+        recurring = price.get("recurring") if isinstance(price, dict) else None
+        recurring = recurring or (data.get("plan") or {}) or {}
+        step = _step(recurring.get("interval", "month"), recurring.get("interval_count", 1))
+        anchor = ts(data.get("billing_cycle_anchor")) or started
+        far = datetime.max.replace(tzinfo=UTC)
+        period = _period_from_anchor(anchor, step, at, lower=started, upper=ended or far)
+        if period is not None:
+            return period
+    return None

@@ -26,6 +26,17 @@ app.conf.beat_schedule = {
         "task": "billing.tasks.suspend_overdue_accounts",
         "schedule": crontab(minute="*/15"),
     },
+    # Usage reporting to Stripe: frequent, and a pass that misses its slot is dropped
+    # (expires) rather than piling up behind a slow one; every pass is safe to overlap.
+    "usage-report-to-stripe": {
+        "task": "usage.tasks.report_usage",
+        "schedule": float(os.environ.get("USAGE_REPORT_INTERVAL_SECONDS", "10")),
+        "options": {"expires": float(os.environ.get("USAGE_REPORT_INTERVAL_SECONDS", "10"))},
+    },
+    "usage-reconcile-with-stripe": {
+        "task": "usage.tasks.reconcile_usage",
+        "schedule": crontab(minute=7),
+    },
 }
 
 

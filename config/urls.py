@@ -11,4 +11,5 @@ urlpatterns = [
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("billing/", include("billing.urls")),
     path("dashboard/", include("dashboards.urls")),
+    path("api/v1/usage/", include("usage.urls")),
 ]

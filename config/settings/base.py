@@ -163,3 +163,25 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }
+
+# Usage ledger and reporting to Stripe (usage/). See README "Configuration".
+# How long ingestion caches the active meters by event name (0 disables the cache).
+USAGE_METER_CACHE_SECONDS = env.int("USAGE_METER_CACHE_SECONDS", default=30)
+# Global limit on meter-event calls to Stripe from every worker together (Stripe
+# allows 1,000/s per account for v1 meter events, shared with other traffic).
+USAGE_REPORT_MAX_CALLS_PER_SECOND = env.float("USAGE_REPORT_MAX_CALLS_PER_SECOND", default=100.0)
+# A report being sent is leased for this long; a sender that died (SIGKILL) leaves a
+# lease that expires, and the report is resent with the same identifier. Longer than
+# stripe-python's 80 s request timeout, so a slow call is never sent twice at once.
+USAGE_REPORT_LEASE_SECONDS = env.int("USAGE_REPORT_LEASE_SECONDS", default=120)
+# Retry backoff after 429 / 5xx / timeouts: base * 2**(attempt-1), capped, with jitter.
+USAGE_REPORT_RETRY_BASE_SECONDS = env.float("USAGE_REPORT_RETRY_BASE_SECONDS", default=2.0)
+USAGE_REPORT_RETRY_MAX_SECONDS = env.float("USAGE_REPORT_RETRY_MAX_SECONDS", default=300.0)
+# After this many failed attempts a report is marked failed for staff (admin: retry).
+USAGE_REPORT_MAX_ATTEMPTS = env.int("USAGE_REPORT_MAX_ATTEMPTS", default=50)
+# At most this many events are claimed per (customer, meter) in one pass.
+USAGE_REPORT_CLAIM_LIMIT = env.int("USAGE_REPORT_CLAIM_LIMIT", default=50000)
+# Seconds between reporting passes run by Celery beat.
+USAGE_REPORT_INTERVAL_SECONDS = env.float("USAGE_REPORT_INTERVAL_SECONDS", default=10.0)
+# Reconciliation looks at periods that ended up to this many days ago.
+USAGE_RECONCILE_LOOKBACK_DAYS = env.int("USAGE_RECONCILE_LOOKBACK_DAYS", default=40)

@@ -1,0 +1,63 @@
+import pytest
+from django.test import Client
+
+from billing.models import Account
+from billing.services.accounts import account_ensure_stripe_customer
+from usage.services.ingest import meter_cache_clear
+from usage.services.keys import ingest_key_create
+
+EVENTS_URL = "/api/v1/usage/events"
+SUMMARY_URL = "/api/v1/usage/summary"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_meter_cache():
+    meter_cache_clear()
+    yield
+    meter_cache_clear()
+
+
+@pytest.fixture
+def ingest_key(db) -> str:
+    _, raw_key = ingest_key_create(name="tests")
+    return raw_key
+
+
+class Api:
+    def __init__(self, key: str):
+        self.client = Client()
+        self.key = key
+
+    def post(self, body, *, key: str | None = None, content_type="application/json", raw=None):
+        headers = {"Authorization": f"Bearer {key or self.key}"} if (key or self.key) else {}
+        import json
+
+        data = raw if raw is not None else json.dumps(body)
+        return self.client.post(EVENTS_URL, data=data, content_type=content_type, headers=headers)
+
+    def summary(self, **params):
+        return self.client.get(SUMMARY_URL, params, headers={"Authorization": f"Bearer {self.key}"})
+
+
+@pytest.fixture
+def api(ingest_key) -> Api:
+    return Api(ingest_key)
+
+
+@pytest.fixture
+def make_customers(demo_catalog):
+    """Accounts with Stripe customers in the emulator: returns their ``cus_`` ids."""
+
+    def make(n: int, prefix: str = "Org") -> list[str]:
+        ids = []
+        for i in range(n):
+            account = Account.objects.create(name=f"{prefix} {i}", billing_email=f"o{i}@x.test")
+            ids.append(account_ensure_stripe_customer(account=account, payment_method=None).id)
+        return ids
+
+    return make
+
+
+@pytest.fixture
+def customer(make_customers) -> str:
+    return make_customers(1)[0]

@@ -1,0 +1,116 @@
+from django.contrib import admin, messages
+
+from usage.models import IngestKey, ReconciliationResult, UsageEvent, UsageReport
+from usage.services.keys import ingest_key_create, ingest_key_revoke
+from usage.services.reporting import usage_report_retry
+
+
+@admin.register(IngestKey)
+class IngestKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        key, raw_key = ingest_key_create(name=obj.name)
+        obj.pk, obj.prefix, obj.key_hash = key.pk, key.prefix, key.key_hash
+        obj.created_at = key.created_at
+        self.message_user(
+            request,
+            f"Ingest key created. Copy it now, it will not be shown again: {raw_key}",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset.filter(revoked_at__isnull=True):
+            ingest_key_revoke(key=key)
+        self.message_user(request, "Revoked.")
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(admin.ModelAdmin):
+    list_display = ["identifier", "account", "meter", "value", "timestamp", "received_at", "report"]
+    list_filter = ["meter"]
+    search_fields = ["=identifier", "account__name", "=account__djstripe_customers__id"]
+    list_select_related = ["account", "meter", "report"]
+    raw_id_fields = ["account", "meter", "report"]
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the ledger is append-only
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(UsageReport)
+class UsageReportAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "event_name",
+        "stripe_customer_id",
+        "period_start",
+        "sequence",
+        "value",
+        "event_count",
+        "status",
+        "attempts",
+        "last_error",
+        "next_attempt_at",
+        "sent_at",
+    ]
+    list_filter = ["status", "event_name"]
+    search_fields = ["=identifier", "=stripe_customer_id", "account__name"]
+    list_select_related = ["account", "meter"]
+    actions = ["retry"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Retry selected failed / too-late reports")
+    def retry(self, request, queryset):
+        count = sum(usage_report_retry(report=report) for report in queryset)
+        self.message_user(request, f"{count} report(s) queued again for the next pass.")
+
+
+@admin.register(ReconciliationResult)
+class ReconciliationResultAdmin(admin.ModelAdmin):
+    list_display = [
+        "account",
+        "meter",
+        "period_start",
+        "period_end",
+        "ledger_value",
+        "stripe_value",
+        "difference",
+        "too_late_value",
+        "status",
+        "suggested_action",
+        "checked_at",
+    ]
+    list_filter = ["status", "meter"]
+    search_fields = ["account__name", "=account__djstripe_customers__id"]
+    list_select_related = ["account", "meter"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,195 @@
+"""The usage ledger, its hourly rollups, the reporting outbox and reconciliation results.
+
+Models hold fields, constraints and trivial properties; everything that writes lives in
+``usage.services``, everything that reads in ``usage.selectors``.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from billing.models import Account, Meter
+
+
+class IngestKey(models.Model):
+    """An operator API key for the ingestion API: stored as a SHA-256 hash, shown once."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=16, help_text="The key's first characters, to tell keys apart"
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class UsageReport(models.Model):
+    """One meter event sent (or to be sent) to Stripe: the outbox row.
+
+    Written with its events marked, in one transaction, *before* Stripe is called; the
+    deterministic ``identifier`` makes every resend (retry, crash, restart) a no-op in
+    Stripe, which deduplicates meter events by identifier.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        TOO_LATE = "too_late", "Too late for Stripe"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_reports")
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="usage_reports")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    sequence = models.PositiveIntegerField(help_text="1 for the first report of the period")
+    identifier = models.CharField(max_length=100, unique=True)
+    stripe_customer_id = models.CharField(max_length=255)
+    event_name = models.CharField(max_length=100)
+    value = models.BigIntegerField(help_text="What is sent to Stripe (units of the meter)")
+    event_count = models.PositiveIntegerField()
+    timestamp = models.DateTimeField(help_text="The meter event's timestamp sent to Stripe")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField()
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="While sending: when the sender's claim expires"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    stripe_response_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "meter", "period_start", "sequence"],
+                name="usage_report_one_sequence_per_period",
+            ),
+            # One report in flight per (customer, meter): Stripe allows one concurrent
+            # call per customer and meter, and ``last`` values must arrive in order.
+            models.UniqueConstraint(
+                fields=["account", "meter"],
+                condition=Q(status="sending"),
+                name="usage_report_one_in_flight",
+            ),
+            models.CheckConstraint(condition=Q(value__gte=0), name="usage_report_value_gte_0"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "sending"]),
+                name="usage_report_unsent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} {self.stripe_customer_id} #{self.sequence} ({self.status})"
+
+
+class UsageEvent(models.Model):
+    """One accepted usage event: the append-only ledger, the source of truth."""
+
+    identifier = models.CharField(max_length=100, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_events")
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="usage_events")
+    value = models.BigIntegerField()
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    payload_hash = models.CharField(max_length=64)
+    report = models.ForeignKey(
+        UsageReport, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(value__gte=0), name="usage_event_value_gte_0"),
+        ]
+        indexes = [
+            # The reporting pass claims unreported events per (account, meter).
+            models.Index(
+                fields=["account", "meter", "id"],
+                condition=Q(report__isnull=True),
+                name="usage_event_unreported",
+            ),
+            models.Index(
+                fields=["account", "meter", "timestamp"], name="usage_event_acct_meter_ts"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.identifier
+
+
+class UsageRollup(models.Model):
+    """Per (account, meter, hour): kept equal to the ledger in the ingest transaction."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="usage_rollups")
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="usage_rollups")
+    hour = models.DateTimeField()
+    sum_value = models.BigIntegerField(default=0)
+    event_count = models.BigIntegerField(default=0)
+    last_value = models.BigIntegerField(default=0)
+    last_timestamp = models.DateTimeField()
+    # The last value is the newest event by (timestamp, id), like the ledger and like
+    # the order reports reach Stripe in; the id breaks same-second ties.
+    last_event_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "meter", "hour"], name="usage_rollup_one_per_hour"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.meter_id} {self.hour:%Y-%m-%d %H}:00"
+
+
+class ReconciliationResult(models.Model):
+    """The ledger against Stripe's event summaries for one (account, meter, period)."""
+
+    class Status(models.TextChoices):
+        MATCH = "match", "Match"
+        MISMATCH = "mismatch", "Mismatch"
+        PENDING = "pending", "Reports still in flight"
+        ERROR = "error", "Could not ask Stripe"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="reconciliations")
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="reconciliations")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    ledger_value = models.BigIntegerField()
+    stripe_value = models.BigIntegerField(null=True, blank=True)
+    difference = models.BigIntegerField(
+        null=True, blank=True, help_text="Ledger minus Stripe (positive: Stripe has less)"
+    )
+    too_late_value = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    suggested_action = models.TextField(blank=True)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-checked_at", "account_id", "meter_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "meter", "period_start"],
+                name="usage_reconciliation_one_per_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.meter} {self.period_start:%Y-%m-%d}: {self.status}"

@@ -1,0 +1,75 @@
+"""The usage API: thin views over ``usage.services.ingest`` and ``usage.selectors``."""
+
+import json
+from functools import wraps
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from usage import selectors
+from usage.services.ingest import MAX_BATCH, usage_events_ingest
+from usage.services.keys import ingest_key_authenticate
+
+
+def error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def ingest_key_required(view):
+    """``Authorization: Bearer <ingest key>`` or 401 ``unauthorized``."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        scheme, _, raw_key = request.headers.get("Authorization", "").partition(" ")
+        key = (
+            ingest_key_authenticate(raw_key=raw_key.strip()) if scheme.lower() == "bearer" else None
+        )
+        if key is None:
+            response = error(401, "unauthorized", "send a valid ingest key as 'Bearer <key>'")
+            response["WWW-Authenticate"] = 'Bearer realm="meterdesk-usage"'
+            return response
+        request.ingest_key = key
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@csrf_exempt
+@require_POST
+@ingest_key_required
+def events(request: HttpRequest) -> JsonResponse:
+    if request.content_type != "application/json":
+        return error(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        body = json.loads(request.body)
+    except RequestDataTooBig:
+        return error(413, "batch_too_large", "the request body is too large")
+    except (UnicodeDecodeError, ValueError) as exc:
+        return error(400, "invalid_json", f"the body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return error(400, "invalid_json", 'the body must be an event or {"events": [...]}')
+    if "events" in body:
+        batch = body["events"]
+        if not isinstance(batch, list):
+            return error(400, "invalid_json", "events: must be a list of events")
+    else:
+        batch = [body]
+    if len(batch) > MAX_BATCH:
+        return error(
+            413, "batch_too_large", f"at most {MAX_BATCH} events per request, got {len(batch)}"
+        )
+    result = usage_events_ingest(events=batch)
+    return JsonResponse(result.as_dict(), status=202)
+
+
+@csrf_exempt
+@require_GET
+@ingest_key_required
+def summary(request: HttpRequest) -> JsonResponse:
+    try:
+        data = selectors.usage_summary_for_api(params=request.GET)
+    except selectors.SummaryError as exc:
+        return error(exc.status, exc.code, exc.message, field=exc.field)
+    return JsonResponse(data)
