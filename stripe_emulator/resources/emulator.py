@@ -3,7 +3,6 @@ moving the emulator's own clock forward (for subscriptions that are not on a tes
 
 from __future__ import annotations
 
-from .. import invoicing
 from ..errors import invalid
 from ..forms import as_int
 from ..routing import Request, route
@@ -46,8 +45,8 @@ def deliveries(req: Request):
 
 @route("POST", "/_emulator/time/advance", auth="none")
 def advance_time(req: Request):
-    """Shift "real" time forward by ``seconds`` and close the periods that ended."""
+    """Shift the emulator's "real" time forward by ``seconds``. The real-time thread then
+    closes the periods that ended (within ``--tick`` seconds)."""
     seconds = as_int(req.params.get("seconds", 0), "seconds", minimum=0)
     req.store.time_offset += seconds
-    closed = invoicing.close_due_periods(req.app, clock_id=None)
-    return {"now": req.store.real_now(), "offset": req.store.time_offset, "closed": closed}
+    return {"now": req.store.real_now(), "offset": req.store.time_offset}
