@@ -10,6 +10,12 @@ EVENTS_URL = "/api/v1/usage/events"
 SUMMARY_URL = "/api/v1/usage/summary"
 
 
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/usage/" in str(item.fspath):
+            item.add_marker(pytest.mark.urls("tests.usage.urls"))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_meter_cache():
     meter_cache_clear()
