@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 from urllib.parse import urlsplit
 
 from . import invoicing, resources  # noqa: F401  (resources registers the routes)
@@ -58,10 +59,9 @@ class Emulator:
                 with self.store.lock:
                     set_current_request(None, None)
                     if invoicing.close_due_periods(self, clock_id=None):
-                        self.store.save()
+                        self.store.mark_dirty()
+                self.store.flush()
             except Exception:  # keep the loop alive; the error is a bug to fix
-                import traceback
-
                 traceback.print_exc()
 
     def emit(self, event_type: str, obj: dict, previous: dict | None = None) -> None:
@@ -126,7 +126,7 @@ class Emulator:
             if key:
                 self.idempotency.remember(key, fp, status, body)
             if request.method in ("POST", "DELETE"):
-                self.store.save()
+                self.store.mark_dirty()
         if status == 402:
             headers.setdefault("Stripe-Should-Retry", "false")
         return json_response(status, body, headers)

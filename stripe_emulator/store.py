@@ -56,6 +56,7 @@ class Store:
         self.state_file = Path(state_file) if state_file else None
         self.base_url = base_url
         self.account_id = "acct_1Emu" + random_token(12)
+        self.dirty = False
         self.reset()
         if self.state_file and self.state_file.exists():
             self.load()
@@ -71,11 +72,21 @@ class Store:
             self.seq = 0
             self.time_offset = 0
 
+    def mark_dirty(self) -> None:
+        """Note a change; :meth:`flush` (called by the real-time thread every ``--tick``
+        seconds) and shutdown write it, so busy clients do not pay for a dump per call."""
+        self.dirty = True
+
+    def flush(self) -> None:
+        if self.dirty:
+            self.save()
+
     def save(self) -> None:
         """Write the state file atomically (no-op without ``--state``)."""
         if not self.state_file:
             return
         with self.lock:
+            self.dirty = False
             data = {
                 "account_id": self.account_id,
                 "objects": self.objects,

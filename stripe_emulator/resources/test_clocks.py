@@ -97,7 +97,7 @@ def _finish_advance(app: Emulator, clock_id: str) -> None:
             clock["status"] = "ready"
             clock["status_details"] = {}
             app.emit("test_helpers.test_clock.ready", present(app.store, clock))
-            app.store.save()
+            app.store.mark_dirty()
 
 
 @route("DELETE", "/v1/test_helpers/test_clocks/{id}")
