@@ -1,17 +1,333 @@
-from django.contrib import admin
+"""Django admin for staff: accounts (with this period's invoice preview), meters
+(saving pushes to Stripe), plans with their prices, and a sync from Stripe.
 
-from billing.models import Account, Membership
+The admin only calls services and selectors; Stripe failures become admin messages
+or a message on the page, never a 500.
+"""
+
+from decimal import Decimal
+
+import stripe
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.functional import SimpleLazyObject
+from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from billing.models import Account, Membership, Meter, Plan, PlanPrice
+from billing.money import currency_exponent, format_money
+from billing.pricing import PriceSpec
+from billing.selectors_preview import (
+    mirrored_price_spec,
+    subscription_current_period,
+    subscription_plan,
+)
+from billing.services.meters import MeterConflict, meter_push_to_stripe
+from billing.services.preview import describe_stripe_error, invoice_preview
+from billing.services.stripe_sync import stripe_sync_everything
+from billing.services.subscriptions import account_current_subscription
+
+EMPTY = "\u2014"
+
+
+# --- sync from Stripe -------------------------------------------------------------
+
+
+def _run_sync(request: HttpRequest) -> None:
+    try:
+        report = stripe_sync_everything()
+    except stripe.StripeError as exc:
+        messages.error(request, f"Nothing synced. {describe_stripe_error(exc)}")
+        return
+    messages.success(request, f"Synced from Stripe: {report.summary()}.")
+    for error in report.errors:
+        messages.warning(request, f"Not synced: {error}")
+
+
+@require_POST
+def stripe_sync_view(request: HttpRequest):
+    """POST-only admin view behind the "Sync everything from Stripe" buttons."""
+    if not (request.user.has_perm("billing.change_meter") and request.user.is_staff):
+        raise PermissionDenied
+    _run_sync(request)
+    back = request.POST.get("next", "")
+    if not back.startswith(reverse("admin:index")) or not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("admin:billing_meter_changelist")
+    return HttpResponseRedirect(back)
+
+
+# --- accounts ---------------------------------------------------------------------
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
     autocomplete_fields = ["user"]
 
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ["name", "billing_email", "status", "created_at"]
+    list_display = ["name", "status", "stripe_customer_id", "current_plan", "created_at"]
     list_filter = ["status"]
-    search_fields = ["name", "billing_email"]
+    search_fields = ["name", "billing_email", "djstripe_customers__id"]
     inlines = [MembershipInline]
+    actions = ["sync_everything_from_stripe"]
+    readonly_fields = [
+        "stripe_customer_id",
+        "current_plan",
+        "subscription_display",
+        "current_period",
+        "status_changed_at",
+        "past_due_since",
+        "created_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "billing_email", "status"]}),
+        (
+            "Stripe",
+            {
+                "fields": [
+                    "stripe_customer_id",
+                    "current_plan",
+                    "subscription_display",
+                    "current_period",
+                ]
+            },
+        ),
+        ("Status history", {"fields": ["status_changed_at", "past_due_since", "created_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("djstripe_customers")
+
+    @admin.display(description="Stripe customer")
+    def stripe_customer_id(self, obj: Account) -> str:
+        customers = [c for c in obj.djstripe_customers.all() if c.date_purged is None]
+        if not customers:
+            return EMPTY
+        customer = max(customers, key=lambda c: c.created or c.djstripe_created)
+        url = reverse("admin:djstripe_customer_change", args=[customer.pk])
+        return format_html('<a href="{}">{}</a>', url, customer.id)
+
+    @admin.display(description="Current plan")
+    def current_plan(self, obj: Account) -> str:
+        subscription = account_current_subscription(account=obj)
+        if subscription is None:
+            return EMPTY
+        plan = subscription_plan(subscription=subscription)
+        return plan.name if plan else f"(not in the catalog: {subscription.id})"
+
+    @admin.display(description="Subscription")
+    def subscription_display(self, obj: Account) -> str:
+        subscription = account_current_subscription(account=obj)
+        if subscription is None:
+            return EMPTY
+        url = reverse("admin:djstripe_subscription_change", args=[subscription.pk])
+        status = (subscription.stripe_data or {}).get("status", "")
+        return format_html('<a href="{}">{}</a> ({})', url, subscription.id, status)
+
+    @admin.display(description="Current period")
+    def current_period(self, obj: Account) -> str:
+        subscription = account_current_subscription(account=obj)
+        if subscription is None:
+            return EMPTY
+        period = subscription_current_period(subscription.stripe_data or {})
+        if period is None:
+            return EMPTY
+        start, end = period
+        return f"{start:%Y-%m-%d %H:%M} \u2013 {end:%Y-%m-%d %H:%M} UTC"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        account = self.get_object(request, unquote(object_id))
+        extra_context = extra_context or {}
+        if account is not None:
+            # Lazy: only computed (calling Stripe) when the page is actually rendered.
+            extra_context["invoice_preview"] = SimpleLazyObject(
+                lambda: invoice_preview(account=account)
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "stripe_sync_url": reverse("admin:billing_sync")}
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(
+        description="Sync everything from Stripe (all accounts, meters, plans)",
+        permissions=["change"],
+    )
+    def sync_everything_from_stripe(self, request, queryset):
+        _run_sync(request)
+
+
+# --- meters -----------------------------------------------------------------------
+
+
+@admin.register(Meter)
+class MeterAdmin(admin.ModelAdmin):
+    list_display = ["event_name", "display_name", "aggregation", "stripe_id", "status"]
+    list_filter = ["aggregation", "status"]
+    search_fields = ["event_name", "display_name", "stripe_id"]
+    actions = ["push_to_stripe"]
+    fields = [
+        "event_name",
+        "display_name",
+        "unit_label",
+        "aggregation",
+        "customer_payload_key",
+        "value_payload_key",
+        "stripe_id",
+        "status",
+        "synced_at",
+        "created_at",
+    ]
+    # Stripe lets only display_name change once a meter exists there.
+    _fixed_in_stripe = ["event_name", "aggregation", "customer_payload_key", "value_payload_key"]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ["stripe_id", "status", "synced_at", "created_at"]
+        if obj is not None and obj.stripe_id:
+            readonly = self._fixed_in_stripe + readonly
+        return readonly
+
+    def get_urls(self):
+        sync = path("sync/", self.admin_site.admin_view(stripe_sync_view), name="billing_sync")
+        return [sync, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "stripe_sync_url": reverse("admin:billing_sync")}
+        return super().changelist_view(request, extra_context)
+
+    def _push(self, request, meter: Meter) -> bool:
+        try:
+            meter_push_to_stripe(meter=meter)
+        except MeterConflict as exc:
+            messages.error(request, f"Saved in Meterdesk only, Stripe was not changed: {exc}")
+        except stripe.StripeError as exc:
+            messages.error(
+                request,
+                f"Meter \u201c{meter.event_name}\u201d saved in Meterdesk only, not in Stripe. "
+                f"{describe_stripe_error(exc)} Save it again to retry.",
+            )
+        else:
+            messages.success(
+                request, f"Meter \u201c{meter.event_name}\u201d is in Stripe as {meter.stripe_id}."
+            )
+            return True
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and obj.stripe_id and form.changed_data == []:
+            return
+        self._push(request, obj)
+
+    @admin.action(description="Push selected meters to Stripe")
+    def push_to_stripe(self, request, queryset):
+        for meter in queryset:
+            self._push(request, meter)
+
+
+# --- plans ------------------------------------------------------------------------
+
+
+def _amount(amount: Decimal, currency: str) -> str:
+    """A Decimal amount in minor units for display; sub-minor amounts stay exact."""
+    if amount == amount.to_integral_value():
+        return format_money(int(amount), currency)
+    major = amount.scaleb(-currency_exponent(currency))
+    return f"{major:f} {currency.upper()}"
+
+
+def _tier_text(spec: PriceSpec) -> list[str]:
+    rows = []
+    lower = 1
+    for tier in spec.tiers:
+        bound = f"{lower:,}\u2013{tier.up_to:,}" if tier.up_to else f"{lower:,}+"
+        parts = []
+        if tier.unit_amount or not tier.flat_amount:
+            parts.append(
+                "free"
+                if not tier.unit_amount
+                else f"{_amount(tier.unit_amount, spec.currency)} per unit"
+            )
+        if tier.flat_amount:
+            parts.append(f"{_amount(tier.flat_amount, spec.currency)} flat")
+        rows.append(f"{bound}: {' + '.join(parts)}")
+        lower = (tier.up_to or 0) + 1
+    return rows
+
+
+class PlanPriceInline(admin.TabularInline):
+    model = PlanPrice
+    extra = 0
+    can_delete = False
+    fields = [
+        "lookup_key",
+        "nickname",
+        "meter",
+        "stripe_price_id",
+        "scheme",
+        "tiers_summary",
+        "included",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False  # prices come from the catalog file (billing_catalog apply)
+
+    def _spec(self, obj: PlanPrice) -> PriceSpec | None:
+        if not obj.stripe_price_id:
+            return None
+        return mirrored_price_spec(price_id=obj.stripe_price_id)
+
+    @admin.display(description="Scheme")
+    def scheme(self, obj: PlanPrice) -> str:
+        spec = self._spec(obj)
+        if spec is None:
+            return "not mirrored"
+        if spec.billing_scheme == "tiered":
+            scheme = f"{spec.tiers_mode} tiers"
+        elif spec.transform_divide_by:
+            scheme = f"package of {spec.transform_divide_by:,} (round {spec.transform_round})"
+        else:
+            scheme = "per unit"
+        return f"{scheme}, {spec.usage_type}, per {spec.interval}"
+
+    @admin.display(description="Tiers / amount")
+    def tiers_summary(self, obj: PlanPrice) -> str:
+        spec = self._spec(obj)
+        if spec is None:
+            return EMPTY
+        if spec.billing_scheme == "per_unit":
+            per = f"{spec.transform_divide_by:,} units" if spec.transform_divide_by else "unit"
+            return f"{_amount(spec.unit_amount_decimal, spec.currency)} per {per}"
+        return format_html_join(format_html("<br>"), "{}", ((row,) for row in _tier_text(spec)))
+
+    @admin.display(description="Included units")
+    def included(self, obj: PlanPrice) -> str:
+        spec = self._spec(obj)
+        return f"{spec.included_units:,}" if spec is not None else EMPTY
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "key", "active", "stripe_product_id", "price_count", "position"]
+    list_filter = ["active"]
+    search_fields = ["name", "key", "stripe_product_id"]
+    readonly_fields = ["key", "stripe_product_id"]
+    inlines = [PlanPriceInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("prices")
+
+    @admin.display(description="Prices")
+    def price_count(self, obj: Plan) -> int:
+        return len(obj.prices.all())
