@@ -97,6 +97,7 @@ class Dispatcher:
                 if endpoint is None:
                     return
                 status = self._post(endpoint, body)
+                del self.deliveries[:-999]  # keep the last thousand attempts
                 self.deliveries.append(
                     {
                         "endpoint": endpoint_id,
