@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from billing.models import Account, Membership, Meter, Plan, PlanPrice
@@ -309,7 +310,7 @@ class PlanPriceInline(admin.TabularInline):
         if spec.billing_scheme == "per_unit":
             per = f"{spec.transform_divide_by:,} units" if spec.transform_divide_by else "unit"
             return f"{_amount(spec.unit_amount_decimal, spec.currency)} per {per}"
-        return format_html_join(format_html("<br>"), "{}", ((row,) for row in _tier_text(spec)))
+        return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in _tier_text(spec)))
 
     @admin.display(description="Included units")
     def included(self, obj: PlanPrice) -> str:
