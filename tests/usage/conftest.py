@@ -67,3 +67,35 @@ def make_customers(demo_catalog):
 @pytest.fixture
 def customer(make_customers) -> str:
     return make_customers(1)[0]
+
+
+@pytest.fixture
+def subscribe(demo_catalog):
+    """Subscribe the account of a ``cus_`` id to a demo plan (default: pro)."""
+    from billing.services.subscriptions import subscription_create
+
+    def do(customer_id: str, plan: str = "pro"):
+        account = Account.objects.get(djstripe_customers__id=customer_id)
+        return subscription_create(account=account, plan=demo_catalog[plan], payment_method=None)
+
+    return do
+
+
+def stripe_total(client, *, event_name: str, customer: str, start, end) -> int:
+    """What Stripe (the emulator) aggregated for the customer over [start, end)."""
+    from decimal import Decimal
+
+    from billing.models import Meter
+
+    meter = Meter.objects.get(event_name=event_name)
+    page = client.v1.billing.meters.event_summaries.list(
+        meter.stripe_id,
+        {
+            "customer": customer,
+            "start_time": int(start.timestamp()),
+            "end_time": int(end.timestamp()),
+        },
+    )
+    total = sum((Decimal(str(s.aggregated_value)) for s in page.auto_paging_iter()), Decimal(0))
+    assert total == total.to_integral_value()
+    return int(total)

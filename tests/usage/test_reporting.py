@@ -1,0 +1,352 @@
+"""Reporting to Stripe meters through the outbox, against the emulator."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from stripe_emulator.testing import control
+from tests.usage.conftest import stripe_total
+from usage.models import UsageEvent, UsageReport
+from usage.selectors import calendar_month
+from usage.services import reporting
+from usage.services.ingest import usage_events_ingest
+from usage.services.reporting import report_identifier, usage_report_pass
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = UsageReport.Status
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(settings):
+    settings.USAGE_REPORT_RETRY_BASE_SECONDS = 0.01
+    settings.USAGE_REPORT_RETRY_MAX_SECONDS = 0.05
+    settings.USAGE_REPORT_MAX_CALLS_PER_SECOND = 1000.0
+
+
+def _ingest(events):
+    result = usage_events_ingest(events=events)
+    assert result.rejected == [], result.rejected
+    return result
+
+
+def _period(stripe_client, customer: str) -> tuple[datetime, datetime]:
+    """The subscription's current period, read from Stripe (not from our mirror)."""
+    [sub] = stripe_client.v1.subscriptions.list({"customer": customer}).data
+    item = sub["items"].data[0]
+    return (
+        datetime.fromtimestamp(item.current_period_start, UTC),
+        datetime.fromtimestamp(item.current_period_end, UTC),
+    )
+
+
+def _run_until_quiet(max_passes: int = 200) -> int:
+    for passes in range(1, max_passes + 1):
+        usage_report_pass()
+        unsent = UsageReport.objects.filter(status__in=[Status.PENDING, Status.SENDING])
+        if not unsent.exists() and not UsageEvent.objects.filter(report__isnull=True).exists():
+            return passes
+        time.sleep(0.02)
+    raise AssertionError(f"reports still unsent after {max_passes} passes")
+
+
+def test_one_pass_reports_sum_count_and_last_into_the_billing_period(
+    make_customers, subscribe, stripe_client, capsys
+):
+    [cus] = make_customers(1)
+    subscribe(cus)
+    start, end = _period(stripe_client, cus)
+    now = int(time.time())
+    early = int((timezone.now() - timedelta(days=3)).timestamp())  # before the subscription
+    events = (
+        [{"event_name": "api_calls", "customer": cus, "timestamp": now, "identifier": f"c{i}"}
+         for i in range(7)]
+        + [{"event_name": "data_transfer_gb", "customer": cus, "value": v, "timestamp": now,
+            "identifier": f"g{v}"} for v in (10, 20, 12)]
+        + [{"event_name": "seats", "customer": cus, "value": 4, "timestamp": now - 2,
+            "identifier": "s1"},
+           {"event_name": "seats", "customer": cus, "value": 6, "timestamp": now,
+            "identifier": "s2"},
+           {"event_name": "seats", "customer": cus, "value": 5, "timestamp": now - 1,
+            "identifier": "s3"},
+           {"event_name": "api_calls", "customer": cus, "timestamp": early, "identifier": "e1"}]
+    )  # fmt: skip
+    _ingest(events)
+
+    call_command("report_usage")
+    out = capsys.readouterr().out
+    assert "claimed 14 events into 4 reports (0 too late); sent 4" in out
+
+    assert (
+        stripe_total(stripe_client, event_name="api_calls", customer=cus, start=start, end=end) == 7
+    )
+    assert (
+        stripe_total(
+            stripe_client, event_name="data_transfer_gb", customer=cus, start=start, end=end
+        )
+        == 42
+    )
+    assert stripe_total(stripe_client, event_name="seats", customer=cus, start=start, end=end) == 6
+    # The event from before the subscription went into its calendar month.
+    month = calendar_month(datetime.fromtimestamp(early, UTC))
+    early_report = UsageReport.objects.get(events__identifier="e1")
+    assert (early_report.period_start, early_report.period_end) == month
+    assert early_report.value == 1
+    # Reports of the subscription's period carry its exact bounds and a deterministic id.
+    calls = UsageReport.objects.get(event_name="api_calls", period_start=start)
+    assert (calls.period_end, calls.sequence, calls.value, calls.status) == (end, 1, 7, "sent")
+    assert calls.identifier == report_identifier(
+        customer_id=cus, event_name="api_calls", period_start=start, seq=1
+    )
+    assert not UsageEvent.objects.filter(report__isnull=True).exists()
+
+    # A second pass has nothing to do and sends nothing.
+    call_command("report_usage")
+    assert "claimed 0 events into 0 reports (0 too late); sent 0" in capsys.readouterr().out
+    assert UsageReport.objects.count() == 4
+    assert (
+        stripe_total(stripe_client, event_name="api_calls", customer=cus, start=start, end=end) == 7
+    )
+
+
+def test_twenty_percent_faults_end_with_stripe_equal_to_the_ledger(
+    make_customers, subscribe, stripe_client, stripe_emulator
+):
+    customers = make_customers(4)
+    for cus in customers:
+        subscribe(cus)
+    now = int(time.time())
+    expected = {}
+    waves = 6
+    for wave in range(waves):
+        events = []
+        for c, cus in enumerate(customers):
+            for i in range(5):
+                ident = f"w{wave}-{c}-{i}"
+                value = wave * 10 + i + c
+                events.append(
+                    {
+                        "event_name": "data_transfer_gb",
+                        "customer": cus,
+                        "value": value,
+                        "timestamp": now,
+                        "identifier": "g" + ident,
+                    }
+                )
+                events.append(
+                    {
+                        "event_name": "api_calls",
+                        "customer": cus,
+                        "timestamp": now,
+                        "identifier": "c" + ident,
+                    }
+                )
+                expected[(cus, "data_transfer_gb")] = (
+                    expected.get((cus, "data_transfer_gb"), 0) + value
+                )
+                expected[(cus, "api_calls")] = expected.get((cus, "api_calls"), 0) + 1
+            events.append(
+                {
+                    "event_name": "seats",
+                    "customer": cus,
+                    "value": wave + c,
+                    "timestamp": now + wave,  # after the subscription began
+                    "identifier": "s" + ident,
+                }
+            )
+            expected[(cus, "seats")] = waves - 1 + c
+        _ingest(events)
+        control(stripe_emulator, "/_emulator/faults", {"rate": 0.2, "statuses": [429, 500]})
+        usage_report_pass()  # interleave: more events arrive while reports retry
+    passes = _run_until_quiet()
+    control(stripe_emulator, "/_emulator/faults", {"rate": 0.0})
+
+    assert passes >= 1
+    assert UsageReport.objects.filter(attempts__gt=1).exists()  # faults were hit and retried
+    assert set(UsageReport.objects.values_list("status", flat=True)) == {"sent"}
+    for (cus, event_name), total in expected.items():
+        start, end = _period(stripe_client, cus)
+        got = stripe_total(stripe_client, event_name=event_name, customer=cus, start=start, end=end)
+        assert got == total, (cus, event_name)
+
+
+def test_crash_after_the_outbox_commit_then_a_second_pass_sends_exactly_once(
+    customer, subscribe, stripe_client, monkeypatch
+):
+    subscribe(customer)
+    start, end = _period(stripe_client, customer)
+    _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 25,
+              "timestamp": int(time.time()), "identifier": "x1"}])  # fmt: skip
+
+    def crash(**kwargs):
+        raise SystemExit("worker died after committing the report, before calling Stripe")
+
+    monkeypatch.setattr(reporting, "usage_reports_send_due", crash)
+    with pytest.raises(SystemExit):
+        usage_report_pass()
+    monkeypatch.undo()
+    report = UsageReport.objects.get()
+    assert (report.status, report.value) == ("pending", 25)
+    assert UsageEvent.objects.get().report == report
+    assert stripe_total(stripe_client, event_name="data_transfer_gb", customer=customer,
+                        start=start, end=end) == 0  # fmt: skip
+
+    usage_report_pass()
+    report.refresh_from_db()
+    assert report.status == "sent" and UsageReport.objects.count() == 1
+    assert stripe_total(stripe_client, event_name="data_transfer_gb", customer=customer,
+                        start=start, end=end) == 25  # fmt: skip
+
+
+def test_crash_after_stripe_accepted_is_resent_and_counted_once(
+    customer, subscribe, stripe_client, monkeypatch, settings
+):
+    subscribe(customer)
+    start, end = _period(stripe_client, customer)
+    _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 40,
+              "timestamp": int(time.time()), "identifier": "y1"}])  # fmt: skip
+    calls = []
+    real_send = reporting._send
+
+    def counting_send(client, report):
+        calls.append(report.identifier)
+        return real_send(client, report)
+
+    def crash(report, **kwargs):
+        raise SystemExit("killed after Stripe answered 200, before marking the report sent")
+
+    monkeypatch.setattr(reporting, "_send", counting_send)
+    monkeypatch.setattr(reporting, "_mark_sent", crash)
+    with pytest.raises(SystemExit):
+        usage_report_pass()
+    monkeypatch.undo()
+    monkeypatch.setattr(reporting, "_send", counting_send)
+    report = UsageReport.objects.get()
+    assert report.status == "sending"  # its sender died holding the lease
+
+    usage_report_pass()  # the lease has not expired: nobody else may send it
+    assert len(calls) == 1
+    later = timezone.now() + timedelta(seconds=settings.USAGE_REPORT_LEASE_SECONDS + 1)
+    usage_report_pass(now=later)
+    report.refresh_from_db()
+    assert report.status == "sent"
+    assert calls == [report.identifier, report.identifier]  # resent with the same identifier
+    assert stripe_total(stripe_client, event_name="data_transfer_gb", customer=customer,
+                        start=start, end=end) == 40  # fmt: skip
+
+
+def test_late_events_produce_a_further_report_into_their_period(customer, subscribe, stripe_client):
+    subscribe(customer)
+    start, end = _period(stripe_client, customer)
+    now = int(start.timestamp()) + 30  # clearly after the period's first second
+    _ingest([
+        {"event_name": "data_transfer_gb", "customer": customer, "value": 5, "timestamp": now,
+         "identifier": "l1"},
+        {"event_name": "seats", "customer": customer, "value": 8, "timestamp": now,
+         "identifier": "ls1"},
+    ])  # fmt: skip
+    usage_report_pass()
+    # Arriving after the period was reported: older timestamps, same period.
+    _ingest([
+        {"event_name": "data_transfer_gb", "customer": customer, "value": 7,
+         "timestamp": int(start.timestamp()), "identifier": "l2"},
+        {"event_name": "seats", "customer": customer, "value": 3,
+         "timestamp": int(start.timestamp()), "identifier": "ls2"},
+    ])  # fmt: skip
+    usage_report_pass()
+    reports = UsageReport.objects.filter(event_name="data_transfer_gb").order_by("sequence")
+    assert [(r.sequence, r.value, r.status) for r in reports] == [(1, 5, "sent"), (2, 7, "sent")]
+    assert stripe_total(stripe_client, event_name="data_transfer_gb", customer=customer,
+                        start=start, end=end) == 12  # fmt: skip
+    # The older seat count must not replace the newer one, in the ledger or in Stripe.
+    assert stripe_total(stripe_client, event_name="seats", customer=customer,
+                        start=start, end=end) == 8  # fmt: skip
+    # A newer one does.
+    _ingest([{"event_name": "seats", "customer": customer, "value": 2, "timestamp": now + 1,
+              "identifier": "ls3"}])  # fmt: skip
+    usage_report_pass()
+    assert stripe_total(stripe_client, event_name="seats", customer=customer,
+                        start=start, end=end) == 2  # fmt: skip
+
+
+def test_events_past_stripes_window_are_flagged_too_late_not_dropped(
+    customer, stripe_client, capsys
+):
+    now = timezone.now()
+    old = int((now - timedelta(days=35) + timedelta(minutes=20)).timestamp())
+    _ingest([
+        {"event_name": "data_transfer_gb", "customer": customer, "value": 30, "timestamp": old,
+         "identifier": "old1"},
+        {"event_name": "data_transfer_gb", "customer": customer, "value": 12, "timestamp": old,
+         "identifier": "old2"},
+    ])  # fmt: skip
+    # The reporting pass runs an hour later (an outage): the events are now too old.
+    result = usage_report_pass(now=now + timedelta(hours=1))
+    report = UsageReport.objects.get()
+    assert result.too_late == [report.pk]
+    assert (report.status, report.value, report.event_count) == ("too_late", 42, 2)
+    assert set(UsageEvent.objects.values_list("report", flat=True)) == {report.pk}
+    month = calendar_month(datetime.fromtimestamp(old, UTC))
+    assert stripe_total(stripe_client, event_name="data_transfer_gb", customer=customer,
+                        start=month[0], end=month[1]) == 0  # fmt: skip
+
+
+def test_report_usage_command_prints_too_late_reports(customer, capsys, monkeypatch):
+    now = timezone.now()
+    old = int((now - timedelta(days=35) + timedelta(minutes=5)).timestamp())
+    _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 9,
+              "timestamp": old, "identifier": "o1"}])  # fmt: skip
+    call_command("report_usage")  # within the 10-minute safety margin of the window
+    out = capsys.readouterr().out
+    assert "(1 too late)" in out
+    assert f"too late: report {UsageReport.objects.get().pk} 9 GB of data_transfer_gb" in out
+
+
+def test_stripe_refusing_the_event_marks_it_failed_and_admin_retry_requeues(
+    customer, subscribe, stripe_client, admin_client
+):
+    from billing.models import Meter
+
+    subscribe(customer)
+    start, end = _period(stripe_client, customer)
+    meter = Meter.objects.get(event_name="data_transfer_gb")
+    stripe_client.v1.billing.meters.deactivate(meter.stripe_id)
+    _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 3,
+              "timestamp": int(time.time()), "identifier": "f1"}])  # fmt: skip
+    result = usage_report_pass()
+    report = UsageReport.objects.get()
+    assert (result.failed, report.status, report.attempts) == (1, "failed", 1)
+    assert "No active meter" in report.last_error
+
+    stripe_client.v1.billing.meters.reactivate(meter.stripe_id)
+    admin_client.post(
+        "/admin/usage/usagereport/", {"action": "retry", "_selected_action": [report.pk]}
+    )
+    report.refresh_from_db()
+    assert report.status == "pending"
+    usage_report_pass()
+    report.refresh_from_db()
+    assert report.status == "sent"
+    assert stripe_total(stripe_client, event_name="data_transfer_gb", customer=customer,
+                        start=start, end=end) == 3  # fmt: skip
+
+
+def test_one_report_in_flight_per_customer_and_meter(customer):
+    _ingest([{"event_name": "api_calls", "customer": customer, "identifier": "i1"}])
+    reporting.usage_reports_claim()
+    first = UsageReport.objects.get()
+    second = UsageReport.objects.create(
+        account=first.account, meter=first.meter, period_start=first.period_start + timedelta(1),
+        period_end=first.period_end + timedelta(1), sequence=1, identifier="other",
+        stripe_customer_id=customer, event_name="api_calls", value=1, event_count=1,
+        timestamp=first.timestamp, next_attempt_at=first.next_attempt_at,
+    )  # fmt: skip
+    now = timezone.now()
+    assert reporting._sendable_heads(now) == [first.pk]  # the oldest of the pair only
+    assert reporting._acquire(first.pk, now) is True
+    assert reporting._acquire(second.pk, now) is False  # the partial unique index refuses
+    with pytest.raises(IntegrityError), transaction.atomic():
+        UsageReport.objects.filter(pk=second.pk).update(status="sending")
