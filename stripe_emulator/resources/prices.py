@@ -3,8 +3,6 @@ and the legacy ``plan`` view of recurring prices (read-only, for dj-stripe)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from ..errors import invalid, missing_param
 from ..forms import (
     as_bool,
@@ -16,7 +14,7 @@ from ..forms import (
     merge_metadata,
     one_of,
 )
-from ..lists import paginate, present, presenter
+from ..lists import paginate, present
 from ..routing import Request, route
 from ..store import Store
 from .common import changed, get_or_404, show, snapshot
@@ -229,11 +227,6 @@ def plan_from_price(price: dict) -> dict | None:
     }
 
 
-@presenter("price")
-def _present_price(store: Store, price: dict) -> dict:
-    return price
-
-
 @route("POST", "/v1/prices")
 def create(req: Request):
     return show(req, new_price(req, req.params))
@@ -303,8 +296,3 @@ def retrieve_plan(req: Request):
     if not price["recurring"]:
         raise invalid(f"No such plan: '{price['id']}'")
     return plan_from_price(present(req.store, price))
-
-
-def unit_amount_decimal(price: dict) -> Decimal | None:
-    value = price.get("unit_amount_decimal")
-    return Decimal(value) if value is not None else None

@@ -129,6 +129,44 @@ def _update_item(req: Request, item: dict, spec: dict, param: str) -> None:
         item["metadata"] = merge_metadata(item["metadata"], spec["metadata"])
 
 
+def _plan_item_changes(req: Request, sub: dict):
+    """Validate ``items[]`` of a subscription update as a whole before changing anything:
+    (items to remove, (item, spec, param) to update, (spec, param) to add)."""
+    removals, updates, additions = [], [], []
+    for i, spec in enumerate(as_list(req.params.get("items"), "items")):
+        param = f"items[{i}]"
+        spec = as_dict(spec, param)
+        if not spec.get("id"):
+            price = _check_price(req, spec.get("price"), f"{param}[price]", sub)
+            if price["recurring"]["usage_type"] == "metered" and spec.get("quantity"):
+                raise invalid(
+                    "Quantity should not be specified where usage_type is `metered`.",
+                    param=f"{param}[quantity]",
+                )
+            additions.append((spec, param))
+            continue
+        item = get_or_404(req, "subscription_item", spec["id"], param=f"{param}[id]")
+        if item["subscription"] != sub["id"]:
+            raise invalid("This item belongs to another subscription.", param=f"{param}[id]")
+        if as_bool(spec.get("deleted", False), f"{param}[deleted]"):
+            removals.append(item)
+        else:
+            if spec.get("price"):
+                _check_price(req, spec["price"], f"{param}[price]", sub)
+            if spec.get("quantity") not in (None, ""):
+                as_int(spec["quantity"], f"{param}[quantity]", minimum=0)
+            updates.append((item, spec, param))
+    kept = [i for i in sub["_items"] if i not in {r["id"] for r in removals}]
+    new_price = {item["id"]: spec.get("price") for item, spec, _ in updates if spec.get("price")}
+    prices = [new_price.get(i) or req.store.get("subscription_item", i)["price"] for i in kept]
+    prices += [spec["price"] for spec, _ in additions]
+    if not prices:
+        raise invalid("A subscription must have at least one active item.", param="items")
+    if len(prices) != len(set(prices)):
+        raise invalid("Cannot add multiple subscription items with the same price.", param="items")
+    return removals, updates, additions
+
+
 def _remove_item(req: Request, sub: dict, item: dict) -> None:
     if len(sub["_items"]) == 1:
         raise invalid("A subscription must have at least one active item.")
@@ -274,18 +312,14 @@ def update(req: Request):
             "A canceled subscription can only update its cancellation_details and metadata."
         )
     before = snapshot(req, sub)
-    for i, spec in enumerate(as_list(req.params.get("items"), "items")):
-        spec = as_dict(spec, f"items[{i}]")
-        if spec.get("id"):
-            item = get_or_404(req, "subscription_item", spec["id"], param=f"items[{i}][id]")
-            if item["subscription"] != sub["id"]:
-                raise invalid("This item belongs to another subscription.", param=f"items[{i}][id]")
-            if as_bool(spec.get("deleted", False), f"items[{i}][deleted]"):
-                _remove_item(req, sub, item)
-            else:
-                _update_item(req, item, spec, f"items[{i}]")
-        else:
-            _new_item(req, sub, spec, f"items[{i}]")
+    removals, updates, additions = _plan_item_changes(req, sub)
+    for item, spec, param in updates:
+        _update_item(req, item, spec, param)
+    for item in removals:
+        sub["_items"].remove(item["id"])
+        req.store.delete("subscription_item", item["id"])
+    for spec, param in additions:
+        _new_item(req, sub, spec, param)
     _apply(req, sub)
     after = snapshot(req, sub)
     req.emit("customer.subscription.updated", after, changed(before, after))

@@ -303,3 +303,52 @@ def test_create_preview_for_a_new_subscription(client):
 def test_stripe_version_header_is_accepted(emulator):
     client = make_client(emulator, stripe_version="2026-05-27.dahlia")
     assert client.v1.customers.create({"name": "v"}).name == "v"
+
+
+def test_plan_change_replaces_every_item_at_once(client):
+    _, customer = clock_customer(client)
+    prod = product(client)
+    old = client.v1.prices.create(
+        {
+            "product": prod.id,
+            "currency": "usd",
+            "unit_amount": 100,
+            "recurring": {"interval": "month"},
+        }
+    )
+    new = client.v1.prices.create(
+        {
+            "product": prod.id,
+            "currency": "usd",
+            "unit_amount": 200,
+            "recurring": {"interval": "month"},
+        }
+    )
+    sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": old.id}]})
+    item_id = sub["items"].data[0].id
+    with pytest.raises(stripe.InvalidRequestError):  # nothing would be left: no change at all
+        client.v1.subscriptions.update(sub.id, {"items": [{"id": item_id, "deleted": True}]})
+    with pytest.raises(stripe.InvalidRequestError):  # a bad new price: no change at all
+        client.v1.subscriptions.update(
+            sub.id, {"items": [{"id": item_id, "deleted": True}, {"price": "price_nope"}]}
+        )
+    assert [i.id for i in client.v1.subscriptions.retrieve(sub.id)["items"].data] == [item_id]
+    changed = client.v1.subscriptions.update(
+        sub.id,
+        {
+            "items": [{"id": item_id, "deleted": True}, {"price": new.id}],
+            "proration_behavior": "none",
+        },
+    )
+    assert [i.price.id for i in changed["items"].data] == [new.id]
+    # Deleting and re-adding the same price in one update is allowed too.
+    again = client.v1.subscriptions.update(
+        sub.id,
+        {
+            "items": [
+                {"id": changed["items"].data[0].id, "deleted": True},
+                {"price": new.id, "quantity": 2},
+            ]
+        },
+    )
+    assert [(i.price.id, i.quantity) for i in again["items"].data] == [(new.id, 2)]
