@@ -9,9 +9,11 @@ from decimal import Decimal
 
 import stripe
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html, format_html_join
@@ -30,7 +32,12 @@ from billing.selectors_preview import (
 from billing.services.meters import MeterConflict, meter_push_to_stripe
 from billing.services.preview import describe_stripe_error, invoice_preview
 from billing.services.stripe_sync import stripe_sync_everything
-from billing.services.subscriptions import account_current_subscription
+from billing.services.subscriptions import (
+    SubscriptionError,
+    account_current_subscription,
+    subscription_change_plan,
+    subscription_create,
+)
 
 EMPTY = "\u2014"
 
@@ -80,7 +87,7 @@ class AccountAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name", "billing_email", "djstripe_customers__id"]
     inlines = [MembershipInline]
-    actions = ["sync_everything_from_stripe"]
+    actions = ["subscribe_to_plan", "sync_everything_from_stripe"]
     readonly_fields = [
         "stripe_customer_id",
         "current_plan",
@@ -159,6 +166,47 @@ class AccountAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "stripe_sync_url": reverse("admin:billing_sync")}
         return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Subscribe to plan\u2026 (or change plan)", permissions=["change"])
+    def subscribe_to_plan(self, request, queryset):
+        """Pick a plan on an intermediate page, then subscribe each selected account
+        (creating its Stripe customer) or move its subscription to that plan."""
+        plans = Plan.objects.filter(active=True).exclude(stripe_product_id="")
+        plan_pk = request.POST.get("plan", "")
+        plan = plans.filter(pk=int(plan_pk)).first() if plan_pk.isdigit() else None
+        if "apply" not in request.POST or plan is None:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Subscribe to plan",
+                "opts": self.model._meta,
+                "queryset": queryset,
+                "plans": plans,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "missing_plan": "apply" in request.POST,
+            }
+            return TemplateResponse(request, "admin/billing/account/subscribe_plan.html", context)
+        for account in queryset:
+            self._subscribe(request, account=account, plan=plan)
+        return None
+
+    def _subscribe(self, request, *, account: Account, plan: Plan) -> None:
+        current = account_current_subscription(account=account)
+        try:
+            if current is None:
+                subscription = subscription_create(account=account, plan=plan)
+                verb = "subscribed to"
+            elif subscription_plan(subscription=current) == plan:
+                messages.info(request, f"{account} is already on {plan}.")
+                return
+            else:
+                subscription = subscription_change_plan(account=account, plan=plan)
+                verb = "moved to"
+        except SubscriptionError as exc:
+            messages.error(request, f"{account}: {exc}")
+        except stripe.StripeError as exc:
+            messages.error(request, f"{account}: {describe_stripe_error(exc)}")
+        else:
+            messages.success(request, f"{account} {verb} {plan} ({subscription.id}).")
 
     @admin.action(
         description="Sync everything from Stripe (all accounts, meters, plans)",

@@ -52,6 +52,11 @@ def _text(response) -> str:
     return re.sub(r"\s+", " ", response.content.decode())
 
 
+def _row(page: str, name: str) -> str:
+    """The changelist row (one ``<tr>``) that mentions ``name``."""
+    return re.search(rf"<tr[^>]*>(?:(?!</tr>).)*{re.escape(name)}(?:(?!</tr>).)*</tr>", page)[0]
+
+
 def _messages(response) -> list[str]:
     return [str(m) for m in response.context["messages"]] if response.context else []
 
@@ -67,7 +72,7 @@ def test_account_list_shows_customer_plan_and_filters_by_status(staff_client, pr
     page = _text(staff_client.get(url))
     customer = Customer.objects.get(subscriber=pro_account)
     assert customer.id in page
-    row = re.search(r"<tr[^>]*>.*?Acme.*?</tr>", page).group(0)
+    row = _row(page, "Acme")
     assert ">Pro<" in row and "Active" in row and customer.id in row
     assert "Sync everything from Stripe" in page
 
@@ -300,3 +305,49 @@ def test_sync_view_needs_staff_permission(client, db):
     user = get_user_model().objects.create_user("plain", "p@x.test", "pw", is_staff=True)
     client.force_login(user)
     assert client.post(reverse("admin:billing_sync")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_subscribe_to_plan_action_subscribes_then_changes_plan(
+    staff_client, demo_catalog, stripe_client
+):
+    account = Account.objects.create(name="Beta", billing_email="billing@beta.test")
+    changelist = reverse("admin:billing_account_changelist")
+    action = {"action": "subscribe_to_plan", "_selected_action": [account.pk]}
+
+    # First the intermediate page: the catalog's plans to choose from.
+    page = _text(staff_client.post(changelist, action))
+    assert "Subscribe to plan" in page
+    for plan in demo_catalog.values():
+        assert f'<option value="{plan.pk}">{plan.name}</option>' in page
+
+    pro = demo_catalog["pro"]
+    response = staff_client.post(
+        changelist, {**action, "plan": pro.pk, "apply": "yes"}, follow=True
+    )
+    success = [str(m) for m in response.context["messages"] if m.level_tag == "success"]
+    assert len(success) == 1 and success[0].startswith("Beta subscribed to Pro (sub_")
+    customer = Customer.objects.get(subscriber=account)
+    remote = stripe_client.v1.subscriptions.list({"customer": customer.id}).data
+    assert len(remote) == 1
+    pro_prices = set(PlanPrice.objects.filter(plan=pro).values_list("stripe_price_id", flat=True))
+    assert {item.price.id for item in remote[0]["items"].data} == pro_prices
+    row = _row(_text(staff_client.get(changelist)), "Beta")
+    assert ">Pro<" in row
+
+    starter = demo_catalog["starter"]
+    response = staff_client.post(
+        changelist, {**action, "plan": starter.pk, "apply": "yes"}, follow=True
+    )
+    success = [str(m) for m in response.context["messages"] if m.level_tag == "success"]
+    assert len(success) == 1 and success[0].startswith("Beta moved to Starter")
+    remote = stripe_client.v1.subscriptions.retrieve(remote[0].id)
+    assert [item.price.id for item in remote["items"].data] == [
+        PlanPrice.objects.get(lookup_key="starter_api_calls").stripe_price_id
+    ]
+    row = _row(_text(staff_client.get(changelist)), "Beta")
+    assert ">Starter<" in row
+
+    # Applying without choosing a plan asks again instead of failing.
+    page = _text(staff_client.post(changelist, {**action, "plan": "x", "apply": "yes"}))
+    assert "Choose a plan." in page
