@@ -27,6 +27,43 @@ def usage_period_for(*, account: Account, at: datetime) -> tuple[datetime, datet
     return account_billing_period(account=account, at=at) or calendar_month(at)
 
 
+class PeriodResolver:
+    """``usage_period_for`` for many timestamps of one account, with few queries.
+
+    Billing periods found are reused for every timestamp inside them. The calendar
+    fallback is only taken without asking again when no subscription could cover the
+    timestamp (the account has none, or it is before the first one began); a calendar
+    month can overlap a billing period, so it is never reused blindly.
+    """
+
+    def __init__(self, account: Account):
+        from djstripe.models import Subscription
+
+        self.account = account
+        self.billing: list[tuple[datetime, datetime]] = []
+        starts = [
+            (s.stripe_data or {}).get("start_date") or (s.stripe_data or {}).get("created")
+            for s in Subscription.objects.filter(customer__subscriber=account).only(
+                "stripe_data"
+            )
+        ]
+        known = [int(x) for x in starts if x]
+        self.first_start = datetime.fromtimestamp(min(known), UTC) if known else None
+        self.has_subscriptions = bool(starts)
+
+    def period(self, at: datetime) -> tuple[datetime, datetime]:
+        for period in self.billing:
+            if period[0] <= at < period[1]:
+                return period
+        if not self.has_subscriptions or (self.first_start and at < self.first_start):
+            return calendar_month(at)
+        period = account_billing_period(account=self.account, at=at)
+        if period is None:
+            return calendar_month(at)
+        self.billing.append(period)
+        return period
+
+
 def account_stripe_customer_id(*, account: Account) -> str | None:
     return (
         Customer.objects.filter(subscriber=account)

@@ -59,7 +59,7 @@ def test_one_pass_reports_sum_count_and_last_into_the_billing_period(
     [cus] = make_customers(1)
     subscribe(cus)
     start, end = _period(stripe_client, cus)
-    now = int(time.time())
+    now = int(start.timestamp()) + 30  # every "now" event is inside the billing period
     early = int((timezone.now() - timedelta(days=3)).timestamp())  # before the subscription
     events = (
         [{"event_name": "api_calls", "customer": cus, "timestamp": now, "identifier": f"c{i}"}

@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from billing.models import Account, Meter
 from usage.models import UsageEvent, UsageReport
-from usage.selectors import account_stripe_customer_id, usage_period_for
+from usage.selectors import PeriodResolver, account_stripe_customer_id
 
 log = logging.getLogger(__name__)
 Status = UsageReport.Status
@@ -105,15 +105,10 @@ def _unreported(account_id: int, meter_id: int, limit: int):
 
 
 def _group_by_period(account: Account, rows) -> dict[tuple[datetime, datetime], list]:
-    periods: list[tuple[datetime, datetime]] = []
+    resolver = PeriodResolver(account)
     groups: dict[tuple[datetime, datetime], list] = {}
     for row in rows:
-        ts = row[2]
-        period = next((p for p in periods if p[0] <= ts < p[1]), None)
-        if period is None:
-            period = usage_period_for(account=account, at=ts)
-            periods.append(period)
-        groups.setdefault(period, []).append(row)
+        groups.setdefault(resolver.period(row[2]), []).append(row)
     return groups
 
 
