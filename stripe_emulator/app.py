@@ -44,6 +44,7 @@ class Emulator:
         self.dispatcher = Dispatcher(self.store, retry_base=webhook_retry_base)
         self.tick_seconds = tick_seconds
         self._stop = threading.Event()
+        self._deferred: list[tuple[str, str, str]] = []
 
     # -- background work --------------------------------------------------------------
     def start(self) -> None:
@@ -65,7 +66,12 @@ class Emulator:
                 traceback.print_exc()
 
     def emit(self, event_type: str, obj: dict, previous: dict | None = None) -> None:
-        emit(self.store, self.dispatcher, event_type, obj, previous)
+        deliveries = emit(self.store, event_type, obj, previous)
+        if self.store.journal is not None:  # inside a request: wait for its outcome
+            self._deferred.extend(deliveries)
+        else:
+            for delivery in deliveries:
+                self.dispatcher.enqueue(*delivery)
 
     def reset(self) -> None:
         with self.store.lock:
@@ -115,10 +121,22 @@ class Emulator:
                 if stored is not None:
                     headers["Idempotent-Replayed"] = "true"
                     return json_response(stored.status, stored.body, headers)
+            self.store.journal, self._deferred = [], []
             try:
                 result = route.handler(request)
             except StripeError as exc:
                 result = (exc.status, exc.body())
+                self.store.undo_additions()
+                self._deferred = []
+            except Exception:  # a bug: answer like Stripe's 500 and keep serving
+                traceback.print_exc()
+                result = (500, StripeError(500, "Internal error.", type="api_error").body())
+                self.store.undo_additions()
+                self._deferred = []
+            finally:
+                for delivery in self._deferred:
+                    self.dispatcher.enqueue(*delivery)
+                self.store.journal, self._deferred = None, []
             if isinstance(result, Response):
                 result.headers.update(headers)
                 return result

@@ -57,6 +57,9 @@ class Store:
         self.base_url = base_url
         self.account_id = "acct_1Emu" + random_token(12)
         self.dirty = False
+        # Ids added during the API request being served, removed again if it fails, so a
+        # failed request leaves no half-created objects (None outside requests).
+        self.journal: list[tuple[str, str]] | None = None
         self.reset()
         if self.state_file and self.state_file.exists():
             self.load()
@@ -125,7 +128,14 @@ class Store:
         obj["_seq"] = self.seq
         self.objects.setdefault(kind, {})[obj["id"]] = obj
         self.index[obj["id"]] = kind
+        if self.journal is not None:
+            self.journal.append((kind, obj["id"]))
         return obj
+
+    def undo_additions(self) -> None:
+        """Remove what the failed request added (changes to existing objects stay)."""
+        for kind, oid in reversed(self.journal or []):
+            self.delete(kind, oid)
 
     def get(self, kind: str, oid: str) -> dict | None:
         return self.objects.get(kind, {}).get(oid)

@@ -142,12 +142,12 @@ class Dispatcher:
 
 def emit(
     store: Store,
-    dispatcher: Dispatcher,
     event_type: str,
     obj: dict,
     previous_attributes: dict | None = None,
-) -> dict:
-    """Store an Event for ``obj`` (already in API shape) and queue its deliveries.
+) -> list[tuple[str, str, str]]:
+    """Store an Event for ``obj`` (already in API shape); return its deliveries to queue,
+    as (endpoint id, event id, body) -- the caller queues them once its request succeeds.
 
     Call with ``store.lock`` held."""
     data = {"object": obj}
@@ -168,6 +168,4 @@ def emit(
     }
     store.add("event", event)
     body = json.dumps({k: v for k, v in event.items() if not k.startswith("_")}, indent=2)
-    for endpoint in endpoints:
-        dispatcher.enqueue(endpoint["id"], event["id"], body)
-    return event
+    return [(endpoint["id"], event["id"], body) for endpoint in endpoints]

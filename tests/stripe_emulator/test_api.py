@@ -352,3 +352,16 @@ def test_plan_change_replaces_every_item_at_once(client):
         },
     )
     assert [(i.price.id, i.quantity) for i in again["items"].data] == [(new.id, 2)]
+
+
+def test_a_failed_create_leaves_nothing_behind(client, webhook_receiver):
+    client.v1.webhook_endpoints.create({"url": webhook_receiver.url, "enabled_events": ["*"]})
+    with pytest.raises(stripe.CardError):
+        client.v1.customers.create(
+            {"email": "d@example.com", "payment_method": "pm_card_chargeDeclined"}
+        )
+    assert client.v1.customers.list().data == []
+    assert client.v1.events.list().data == []
+    client.v1.products.create({"name": "after"})
+    webhook_receiver.wait_for(lambda d: len(d) == 1)
+    assert [d["type"] for d in webhook_receiver.deliveries] == ["product.created"]
