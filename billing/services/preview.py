@@ -59,6 +59,10 @@ class PreviewLine:
     def amount_display(self) -> str:
         return format_money(self.amount, self.currency)
 
+    @property
+    def quantity_display(self) -> str:
+        return f"{self.quantity:,}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InvoicePreview:

@@ -95,6 +95,7 @@ def test_account_page_shows_members_stripe_side_and_both_preview_totals(staff_cl
     assert "This period&#x27;s invoice preview" in page or "This period's invoice preview" in page
     # Lines on both sides: the overage line is 4.69 dollars on each.
     assert page.count("$4.69") == 2
+    assert page.count(">12,345<") == 2  # the API calls line's quantity, on each side
     # Stripe customer, plan, period and the owner in the members inline.
     assert Customer.objects.get(subscriber=pro_account).id in page
     assert "Current plan" in page and ">Pro<" in page
