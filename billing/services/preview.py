@@ -84,6 +84,9 @@ class InvoicePreview:
     local_total: int | None = None
     local_lines: tuple[PreviewLine, ...] = ()
     usage_source: str | None = None
+    # Stripe's preview then has no licensed fees (there is no next period), while the
+    # estimate still counts this period's: the difference is expected.
+    cancel_at_period_end: bool = False
     stripe_error: str | None = None
     local_error: str | None = None
 
@@ -355,6 +358,7 @@ def invoice_preview(
         local_total=local_total,
         local_lines=local_lines,
         usage_source=USAGE_GIVEN if quantities is not None else USAGE_STRIPE_SUMMARIES,
+        cancel_at_period_end=bool(subscription_data.get("cancel_at_period_end")),
         stripe_error=stripe_error,
         local_error=local_error,
     )

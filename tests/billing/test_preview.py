@@ -12,7 +12,10 @@ import pytest
 
 from billing.models import Account, PlanPrice
 from billing.services.preview import USAGE_GIVEN, USAGE_STRIPE_SUMMARIES, invoice_preview
-from billing.services.subscriptions import subscription_create
+from billing.services.subscriptions import (
+    subscription_cancel_at_period_end,
+    subscription_create,
+)
 from tests.conftest import free_port
 
 # 9,900 (base) + (12,345 - 10,000) x 0.2 = 469 (api calls) + 3 x 1,000 = 3,000 (seats)
@@ -149,3 +152,17 @@ def test_stripe_unreachable_reports_an_error_and_still_estimates_from_the_mirror
     # From the dj-stripe mirror and the given usage: 9,900 + 469 + 3,000 = 13,369.
     assert with_ledger.local_total == PRO_TOTAL
     assert with_ledger.difference is None
+
+
+@pytest.mark.django_db
+def test_canceling_at_period_end_drops_the_renewal_fee_from_stripes_preview(pro_usage):
+    account, _ = pro_usage
+    subscription_cancel_at_period_end(account=account)
+    preview = invoice_preview(account=account)
+    assert preview.cancel_at_period_end
+    # Stripe: no next period, so only usage in arrears: 469 + 3,000 = 3,469.
+    assert preview.stripe_total == 3_469
+    assert _price_id("pro_base") not in _amounts(preview.stripe_lines)
+    # Local: this period's base fee still counts: 9,900 + 469 + 3,000 = 13,369.
+    assert preview.local_total == PRO_TOTAL
+    assert preview.difference == 3_469 - 13_369 == -9_900
