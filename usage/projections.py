@@ -28,18 +28,23 @@ totals of earlier periods (complete days before ``period_start``).
   within a day (no time-of-day profile).
 
 The range is an 80% interval (z = 1.2816) around the projection:
-``+- z x sigma x sqrt(R + Rf^2 / n_eff)``, where ``sigma`` is the standard deviation
-of the daily residuals (observation minus rate x factor, over the last 28 days; for
-``linear``, the period's complete days minus the run rate), ``R`` the remaining days
-(fractional), ``Rf`` the same days weighted by their weekday factors and ``n_eff``
-the effective number of observations behind the rate (Kish: ``(sum w)^2 / sum w^2``;
-the elapsed days for ``linear``). ``z x sigma x sqrt(R)`` is the day-to-day noise
-still to come; the ``Rf^2 / n_eff`` term is the error of the rate itself, which is
-the larger part early in a period -- without it an "80%" range holds the actual
-total far less often than 80% of the time. With fewer than two complete days there
-are no residuals to learn from and ``sigma`` is taken as the daily rate itself
-(a deliberately wide range). The low bound is never below ``usage_so_far`` (usage
-cannot be taken back).
+``+- z x sigma x sqrt(R + Rf^2 / n_eff)``, where
+
+- ``sigma`` is the standard deviation of the daily residuals: observation minus
+  rate x factor over the last 28 days, with one degree of freedom per weekday mean
+  fitted (``linear``: the period's complete days minus the run rate, n - 1);
+- ``R`` is the remaining days (fractional), ``Rf`` the same days weighted by their
+  weekday factors;
+- ``n_eff`` is the effective number of observations behind the rate (Kish:
+  ``(sum w)^2 / sum w^2``; the elapsed days for ``linear``).
+
+``z x sigma x sqrt(R)`` is the day-to-day noise still to come; the ``Rf^2 / n_eff``
+term is the error of the rate itself, the larger part early in a period -- without
+it the "80%" range held the actual total in only 60-70% of noisy synthetic periods.
+When there are too few days to measure residuals (under two complete days for
+``linear``, no more days than weekday means for ``weighted_weekday``) ``sigma`` is
+the daily rate itself: a deliberately wide range. The low bound is never below
+``usage_so_far`` (usage cannot be taken back).
 
 ``last`` meters: the projection is the current last value; the range is the lowest
 and highest last value seen this period (per rollup hour).
