@@ -49,7 +49,7 @@ def _run_sync(request: HttpRequest) -> None:
     try:
         report = stripe_sync_everything()
     except stripe.StripeError as exc:
-        messages.error(request, f"Nothing synced. {describe_stripe_error(exc)}")
+        messages.error(request, f"Sync from Stripe failed. {describe_stripe_error(exc)}")
         return
     messages.success(request, f"Synced from Stripe: {report.summary()}.")
     for error in report.errors:

@@ -298,7 +298,7 @@ def test_sync_button_on_the_meter_list_and_its_failure_message(
     settings.STRIPE_API_HOST = f"http://127.0.0.1:{free_port()}"
     response = staff_client.post(reverse("admin:billing_sync"), {"next": changelist}, follow=True)
     errors = [str(m) for m in response.context["messages"] if m.level_tag == "error"]
-    assert errors and errors[0].startswith("Nothing synced. Stripe could not be reached")
+    assert errors and errors[0].startswith("Sync from Stripe failed. Stripe could not be reached")
 
 
 @pytest.mark.django_db
