@@ -12,7 +12,7 @@ import threading
 import traceback
 from urllib.parse import urlsplit
 
-from . import invoicing, resources  # noqa: F401  (resources registers the routes)
+from . import API_VERSION, invoicing, resources  # noqa: F401  (resources registers the routes)
 from .errors import StripeError
 from .faults import Faults
 from .forms import decode_form
@@ -86,6 +86,8 @@ class Emulator:
         path = parts.path.rstrip("/") or "/"
         request_id = "req_" + random_token(14)
         base_headers = {"Request-Id": request_id}
+        if path.startswith("/v1/"):
+            base_headers["Stripe-Version"] = headers.get("Stripe-Version") or API_VERSION
         api = path.startswith(("/v1/", "/v2/")) or path in ("/v1", "/v2")
         v2 = path.startswith("/v2/")
         try:

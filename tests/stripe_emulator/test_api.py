@@ -300,9 +300,14 @@ def test_create_preview_for_a_new_subscription(client):
     assert info.value.code == "invoice_upcoming_none"
 
 
-def test_stripe_version_header_is_accepted(emulator):
+def test_stripe_version_header_is_accepted_and_answered(emulator):
     client = make_client(emulator, stripe_version="2026-05-27.dahlia")
     assert client.v1.customers.create({"name": "v"}).name == "v"
+    _, _, headers = raw(
+        emulator, "GET", "/v1/customers", headers={"Authorization": "Bearer sk_test_1"}
+    )
+    assert headers["Stripe-Version"] == "2026-05-27.dahlia"
+    assert headers["Request-Id"].startswith("req_")
 
 
 def test_plan_change_replaces_every_item_at_once(client):
