@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
-from stripe_emulator.testing import control, running_emulator
+from stripe_emulator.testing import ROOT, control, running_emulator
 
 from .conftest import make_client
 
@@ -69,3 +71,14 @@ def test_real_time_thread_closes_periods_without_a_test_clock(client, emulator):
         time.sleep(0.05)
     assert [i.total for i in invoices] == [100, 100, 100]
     assert all(i.status == "paid" for i in invoices)
+
+
+def test_the_emulator_imports_nothing_from_django_or_the_apps():
+    # In a fresh interpreter: this test process has Django loaded already.
+    code = (
+        "import sys, stripe_emulator.__main__, stripe_emulator.testing\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'django', 'djstripe', 'stripe', 'config', 'billing', 'usage', 'dashboards'})\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
