@@ -1,13 +1,121 @@
+import csv
+
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseStopPolling
 
-from billing.selectors import account_for_user
+from billing.access import account_may_use_product
+from billing.models import Membership
+from billing.services.portal import PORTAL_ROLES
+from billing.subscription_state import subscription_state_for_account
+from dashboards.access import account_for_request, period_offset
+from dashboards.chart import chart_payload
+from dashboards.invoices import invoices_for_account
+from dashboards.selectors import dashboard_summary
+from usage.period_usage import latest_event_at
+
+
+def _can_manage_billing(request: HttpRequest, account) -> bool:
+    role = (
+        Membership.objects.filter(account=account, user=request.user)
+        .values_list("role", flat=True)
+        .first()
+    )
+    return role in PORTAL_ROLES
 
 
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    account = account_for_user(user=request.user)
-    return render(request, "dashboards/home.html", {"account": account})
+    account = account_for_request(request)
+    offset = period_offset(request)
+    state = subscription_state_for_account(account=account) if account else None
+    summary = dashboard_summary(account=account, state=state, offset=offset) if state else None
+    context = {
+        "account": account,
+        "state": state,
+        "summary": summary,
+        "offset": offset,
+        "periods": [(o, state.period(o)) for o in range(0, -4, -1)] if state else [],
+        "may_use": account_may_use_product(account),
+        "can_manage_billing": account is not None and _can_manage_billing(request, account),
+        "last_event_at": latest_event_at(account=account) if account else None,
+        "account_query": f"&account={account.pk}" if request.GET.get("account") else "",
+    }
+    if request.htmx:
+        response = render(request, "dashboards/home.html#summary", context)
+        if summary is None or summary.closed:
+            # Nothing left to update: show the final numbers and stop the polling.
+            stop = HttpResponseStopPolling(response.content)
+            return stop
+        return response
+    return render(request, "dashboards/home.html", context)
+
+
+@require_GET
+@login_required
+def chart(request: HttpRequest, event_name: str) -> JsonResponse:
+    account = account_for_request(request)
+    if account is None:
+        raise Http404("no account")
+    state = subscription_state_for_account(account=account)
+    item = next(
+        (i for i in (state.metered_items if state else ()) if i.meter.event_name == event_name),
+        None,
+    )
+    if item is None:
+        raise Http404("no such meter on this account's plan")
+    granularity = request.GET.get("granularity", "day")
+    if granularity not in ("day", "hour"):
+        return JsonResponse(
+            {"error": {"code": "invalid_granularity", "message": "granularity: day or hour"}},
+            status=400,
+        )
+    payload = chart_payload(
+        account=account,
+        state=state,
+        item=item,
+        offset=period_offset(request),
+        granularity=granularity,
+    )
+    return JsonResponse(payload)
+
+
+@require_GET
+@login_required
+def invoices(request: HttpRequest) -> HttpResponse:
+    account = account_for_request(request)
+    return render(
+        request,
+        "dashboards/invoices.html",
+        {"account": account, "invoices": invoices_for_account(account=account) if account else []},
+    )
+
+
+@require_GET
+@login_required
+def usage_csv(request: HttpRequest) -> HttpResponse:
+    account = account_for_request(request)
+    if account is None:
+        raise Http404("no account")
+    state = subscription_state_for_account(account=account)
+    if state is None:
+        raise Http404("no subscription")
+    offset = period_offset(request)
+    start, end = state.period(offset)
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = (
+        f'attachment; filename="usage-{account.pk}-{start:%Y-%m-%d}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(["day", "event_name", "unit", "usage"])
+    from dashboards.chart_data import daily_series
+
+    for item in state.metered_items:
+        for day, value in daily_series(account=account, meter=item.meter, start=start, end=end):
+            writer.writerow(
+                [day.date().isoformat(), item.meter.event_name, item.meter.unit_label, value]
+            )
+    return response

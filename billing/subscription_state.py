@@ -1,0 +1,139 @@
+"""Selectors: an account's subscription as the rest of Meterdesk needs it.
+
+Read from the dj-stripe mirror only (no network): the current period (in API version
+dahlia it lives on the subscription items), each item with its price as a pricing
+engine ``PriceSpec``, its meter and its included allowance.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dateutil.relativedelta import relativedelta
+from djstripe.models import Price, Subscription
+
+from billing.models import Account, Meter, Plan, PlanPrice
+from billing.pricing import PriceSpec, included_units, price_spec_from_stripe
+
+LIVE_STATUSES = ("active", "past_due", "trialing", "incomplete", "unpaid")
+
+
+@dataclass(frozen=True)
+class ItemState:
+    item_id: str
+    price_id: str
+    nickname: str
+    spec: PriceSpec
+    meter: Meter | None
+    quantity: int
+    included_units: int
+
+    @property
+    def is_metered(self) -> bool:
+        return self.spec.usage_type == "metered"
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    subscription_id: str
+    status: str
+    cancel_at_period_end: bool
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    interval: str
+    interval_count: int
+    plan: Plan | None
+    items: tuple[ItemState, ...]
+    synced_at: datetime  # when the mirror last heard from Stripe about it
+
+    @property
+    def metered_items(self) -> tuple[ItemState, ...]:
+        return tuple(i for i in self.items if i.is_metered and i.meter is not None)
+
+    @property
+    def licensed_items(self) -> tuple[ItemState, ...]:
+        return tuple(i for i in self.items if not i.is_metered)
+
+    def period(self, offset: int = 0) -> tuple[datetime, datetime]:
+        """The current period (0) or an earlier one (-1, -2, ...), same interval."""
+        step = _interval_delta(self.interval, self.interval_count)
+        return self.period_start + step * offset, self.period_end + step * offset
+
+
+def _interval_delta(interval: str, count: int) -> relativedelta:
+    return {
+        "day": relativedelta(days=count),
+        "week": relativedelta(weeks=count),
+        "month": relativedelta(months=count),
+        "year": relativedelta(years=count),
+    }[interval]
+
+
+def _ts(value: int) -> datetime:
+    return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def subscription_state_for_account(*, account: Account) -> SubscriptionState | None:
+    """The account's live subscription, or None (no subscription yet, or canceled)."""
+    subscription = (
+        Subscription.objects.filter(
+            customer__subscriber=account, stripe_data__status__in=LIVE_STATUSES
+        )
+        .order_by("-created")
+        .first()
+    )
+    if subscription is None:
+        return None
+    data = subscription.stripe_data
+    raw_items = (data.get("items") or {}).get("data") or []
+    if not raw_items:
+        return None
+    price_ids = [_price_id(item) for item in raw_items]
+    mirrored = {p.id: p.stripe_data for p in Price.objects.filter(id__in=price_ids)}
+    plan_prices = {
+        pp.stripe_price_id: pp
+        for pp in PlanPrice.objects.filter(stripe_price_id__in=price_ids).select_related("meter")
+    }
+    meters_by_stripe_id = {m.stripe_id: m for m in Meter.objects.exclude(stripe_id="")}
+    items = []
+    for raw, price_id in zip(raw_items, price_ids, strict=True):
+        price_data = mirrored.get(price_id) or raw["price"]
+        spec = price_spec_from_stripe(price_data)
+        plan_price = plan_prices.get(price_id)
+        meter = (plan_price.meter if plan_price else None) or meters_by_stripe_id.get(
+            ((price_data.get("recurring") or {}).get("meter")) or ""
+        )
+        items.append(
+            ItemState(
+                item_id=raw["id"],
+                price_id=price_id,
+                nickname=(plan_price.nickname if plan_price else "")
+                or price_data.get("nickname")
+                or price_id,
+                spec=spec,
+                meter=meter,
+                quantity=int(raw.get("quantity") or 0),
+                included_units=included_units(spec),
+            )
+        )
+    first = raw_items[0]
+    recurring = (mirrored.get(price_ids[0]) or first["price"]).get("recurring") or {}
+    plan_key = (data.get("metadata") or {}).get("meterdesk_plan")
+    return SubscriptionState(
+        subscription_id=subscription.id,
+        status=data.get("status", ""),
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        period_start=_ts(min(i["current_period_start"] for i in raw_items)),
+        period_end=_ts(max(i["current_period_end"] for i in raw_items)),
+        currency=data.get("currency") or items[0].spec.currency,
+        interval=recurring.get("interval", "month"),
+        interval_count=int(recurring.get("interval_count") or 1),
+        plan=Plan.objects.filter(key=plan_key).first() if plan_key else None,
+        items=tuple(items),
+        synced_at=subscription.djstripe_updated,
+    )
+
+
+def _price_id(item: dict) -> str:
+    price = item.get("price")
+    return price["id"] if isinstance(price, dict) else price

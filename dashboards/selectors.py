@@ -1,0 +1,152 @@
+"""Selectors for the customer dashboard: everything it shows, from rollups and the
+dj-stripe mirror, with costs from the pricing engine. No network calls."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.utils import timezone
+
+from billing.models import Account
+from billing.pricing import line_amount
+from billing.subscription_state import ItemState, SubscriptionState
+from dashboards.chart_data import daily_series
+from usage.period_usage import meter_usage_in_period
+from usage.projections import Projection, project_cost, project_usage
+
+
+@dataclass(frozen=True)
+class MeterLine:
+    item: ItemState
+    usage: int
+    allowance: int
+    share_used: Decimal | None  # percent of the allowance, one decimal
+    cost_so_far: int
+    projection: Projection
+    projected_cost: tuple[int, int, int]  # low, expected, high (minor units)
+
+    @property
+    def meter(self):
+        return self.item.meter
+
+    @property
+    def bar_percent(self) -> int:
+        """Width of the allowance bar, capped at 100."""
+        if self.share_used is None:
+            return 0
+        return min(100, int(self.share_used))
+
+    @property
+    def over_allowance(self) -> bool:
+        return bool(self.allowance) and self.usage > self.allowance
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    account: Account
+    state: SubscriptionState
+    period_start: datetime
+    period_end: datetime
+    closed: bool
+    now: datetime
+    lines: tuple[MeterLine, ...]
+    base_fee: int
+    currency: str
+
+    @property
+    def days_left(self) -> int:
+        if self.closed:
+            return 0
+        return max(0, (self.period_end - self.now + timedelta(days=1) - timedelta(seconds=1)).days)
+
+    @property
+    def usage_cost_so_far(self) -> int:
+        return sum(line.cost_so_far for line in self.lines)
+
+    @property
+    def projected_usage_cost(self) -> tuple[int, int, int]:
+        return tuple(sum(line.projected_cost[i] for line in self.lines) for i in range(3))
+
+    @property
+    def estimated_invoice(self) -> tuple[int, int, int]:
+        """The invoice at period end: this period's usage (in arrears) plus the next
+        period's base fee (in advance), low / expected / high."""
+        return tuple(self.base_fee + cost for cost in self.projected_usage_cost)
+
+
+def _rebase(projection: Projection, usage: int, aggregation: str) -> Projection:
+    if aggregation == "last":
+        return replace(
+            projection,
+            usage_so_far=usage,
+            projected=usage,
+            low=min(projection.low, usage),
+            high=max(projection.high, usage),
+        )
+    delta = usage - projection.usage_so_far
+    return replace(
+        projection,
+        usage_so_far=usage,
+        projected=projection.projected + delta,
+        low=max(usage, projection.low + delta),
+        high=max(usage, projection.high + delta),
+    )
+
+
+def _share(usage: int, allowance: int) -> Decimal | None:
+    if not allowance:
+        return None
+    return (Decimal(usage) * 100 / Decimal(allowance)).quantize(
+        Decimal("0.1"), rounding=ROUND_HALF_UP
+    )
+
+
+def dashboard_summary(
+    *, account: Account, state: SubscriptionState, offset: int = 0, now: datetime | None = None
+) -> DashboardSummary:
+    now = now or timezone.now()
+    period_start, period_end = state.period(offset)
+    closed = period_end <= now
+    as_of = min(now, period_end)
+    lines = []
+    for item in state.metered_items:
+        usage = meter_usage_in_period(
+            account=account, meter=item.meter, start=period_start, end=period_end, now=now
+        )
+        series = daily_series(account=account, meter=item.meter, start=period_start, end=as_of)
+        projection = project_usage(
+            series=series,
+            aggregation=item.meter.aggregation,
+            period_start=period_start,
+            period_end=period_end,
+            now=as_of,
+        )
+        if projection.usage_so_far != usage:
+            # The series is whole hours of rollups; the exact total (edges from the
+            # ledger) wins, and the projection moves with it.
+            projection = _rebase(projection, usage, item.meter.aggregation)
+        lines.append(
+            MeterLine(
+                item=item,
+                usage=usage,
+                allowance=item.included_units,
+                share_used=_share(usage, item.included_units),
+                cost_so_far=line_amount(price=item.spec, quantity=usage),
+                projection=projection,
+                projected_cost=project_cost(price_spec=item.spec, projection=projection),
+            )
+        )
+    base_fee = sum(
+        line_amount(price=item.spec, quantity=item.quantity) for item in state.licensed_items
+    )
+    return DashboardSummary(
+        account=account,
+        state=state,
+        period_start=period_start,
+        period_end=period_end,
+        closed=closed,
+        now=now,
+        lines=tuple(lines),
+        base_fee=base_fee,
+        currency=state.currency,
+    )
