@@ -174,6 +174,57 @@ def test_weekday_seasonality_mid_day_counts_the_rest_of_today():
     assert (p.usage_so_far, p.projected) == (10900, 22800)
 
 
+def test_steady_growth_is_projected_by_the_growth_line():
+    # Usage grows by 50 a day: day k (k = 0 on Oct 4) uses 1,000 + 50k. History Oct 4..31
+    # (k = 0..27), this period Nov 1..14 (k = 28..41) so far:
+    #   14 x 1,000 + 50 x (28 + ... + 41) = 14,000 + 50 x 483 = 38,150.
+    # Every day equals its centred 7-day mean, so every weekday factor is 1; the weighted
+    # line through the daily rates is exact (slope 50, no residuals) and significant, so
+    # the remaining Nov 15..30 (k = 42..57) are 16 x 1,000 + 50 x (42 + ... + 57) =
+    # 16,000 + 50 x 792 = 55,600. Projected 38,150 + 55,600 = 93,750, the actual.
+    # (The flat recency-weighted rate, 2,603 a day, would project about 79,800.)
+    first = date(2026, 10, 4)
+    history = [(first + timedelta(k), 1000 + 50 * k) for k in range(28)]
+    series = [(NOV_1 + timedelta(days=k - 28), 1000 + 50 * k) for k in range(28, 42)]
+    p = project_usage(
+        series=series,
+        aggregation="sum",
+        period_start=NOV_1,
+        period_end=DEC_1,
+        now=datetime(2026, 11, 15, tzinfo=UTC),
+        history=history,
+    )
+    assert (p.method, p.usage_so_far, p.projected, p.low, p.high) == (
+        "weighted_weekday",
+        38150,
+        93750,
+        93750,
+        93750,
+    )
+    assert "growing +1.6% a day" in p.note  # 50 / 3,050 (the rate on Nov 14)
+    assert weekday_factors(history) == pytest.approx((1.0,) * 7)
+
+
+def test_flat_noisy_usage_rarely_takes_a_growth_line():
+    rng = random.Random(5)
+    with_line = 0
+    for _ in range(200):
+        history = [
+            (date(2026, 10, 4) + timedelta(k), round(rng.gauss(1000, 250))) for k in range(28)
+        ]
+        series = days(NOV_1, [round(rng.gauss(1000, 250)) for _ in range(14)])
+        p = project_usage(
+            series=series,
+            aggregation="sum",
+            period_start=NOV_1,
+            period_end=DEC_1,
+            now=datetime(2026, 11, 15, tzinfo=UTC),
+            history=history,
+        )
+        with_line += "growing" in p.note
+    assert with_line <= 20  # a 2-standard-error test: about 5% expected
+
+
 def test_weekday_factors_are_clamped():
     obs = [(date(2026, 11, 2) + timedelta(i), 0 if i % 7 == 6 else 1000) for i in range(14)]
     factors = weekday_factors(obs)
