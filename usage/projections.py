@@ -54,7 +54,7 @@ The range is an 80% interval (z = 1.2816) around the projection:
 
 ``z x sigma x sqrt(R)`` is the day-to-day noise still to come; the ``Rf^2 / n_eff``
 term is the error of the rate itself, the larger part early in a period -- without
-it the "80%" range held the actual total in only 60-70% of noisy synthetic periods.
+it the "80%" range held the actual total in only 59-70% of noisy synthetic periods.
 When there are too few days to measure residuals (under two complete days for
 ``linear``, no more days than weekday means for ``weighted_weekday``) ``sigma`` is
 the daily rate itself: a deliberately wide range. The low bound is never below
