@@ -253,28 +253,44 @@ def _validate(index: int, event, now: datetime) -> _Valid:
 
 
 # -- SQL --------------------------------------------------------------------------------
+def _source(columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, list]:
+    """The rows as an INSERT source: on PostgreSQL ``SELECT ... FROM unnest(arrays)``
+    (one parameter per column, whatever the batch size), elsewhere ``VALUES``."""
+    names = ", ".join(name for name, _ in columns)
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{sql_type}[]" for _, sql_type in columns)
+        params = [list(column) for column in zip(*rows, strict=True)]
+        return f"SELECT * FROM unnest({arrays}) AS u({names}) ORDER BY 1, 2, 3", params
+    adapt = connection.ops.adapt_datetimefield_value
+    one = "(" + ",".join(["%s"] * len(columns)) + ")"
+    params = [adapt(v) if isinstance(v, datetime) else v for row in rows for v in row]
+    return "VALUES " + ",".join([one] * len(rows)), params
+
+
 def _insert_events(rows: list[_Valid], received_at: datetime) -> dict[str, int]:
     """Insert the rows (skipping known identifiers): identifier -> id of those inserted."""
     if not rows:
         return {}
-    ops = connection.ops
-    table = ops.quote_name("usage_usageevent")
-    placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s)"] * len(rows))
-    params: list = []
-    received = ops.adapt_datetimefield_value(received_at)
-    for row in rows:
-        params += [
-            row.identifier,
-            row.account_id,
-            row.meter_id,
-            row.value,
-            ops.adapt_datetimefield_value(row.timestamp),
-            received,
-            row.payload_hash,
-        ]
+    table = connection.ops.quote_name("usage_usageevent")
+    source, params = _source(
+        [
+            ("identifier", "varchar"),
+            ("account_id", "bigint"),
+            ("meter_id", "bigint"),
+            ("value", "bigint"),
+            ("timestamp", "timestamptz"),
+            ("received_at", "timestamptz"),
+            ("payload_hash", "varchar"),
+        ],
+        [
+            (r.identifier, r.account_id, r.meter_id, r.value, r.timestamp, received_at,
+             r.payload_hash)
+            for r in rows
+        ],
+    )  # fmt: skip
     sql = (
         f"INSERT INTO {table} (identifier, account_id, meter_id, value, timestamp, "
-        f"received_at, payload_hash) VALUES {placeholders} "
+        f"received_at, payload_hash) {source} "
         "ON CONFLICT (identifier) DO NOTHING RETURNING identifier, id"
     )
     with connection.cursor() as cursor:
@@ -304,29 +320,27 @@ def _upsert_rollups(rows: list[_Valid], ids: dict[str, int]) -> None:
         bucket[1] += 1
         if (row.timestamp, event_id) > (bucket[3], bucket[4]):
             bucket[2], bucket[3], bucket[4] = row.value, row.timestamp, event_id
-    ops = connection.ops
-    table = ops.quote_name("usage_usagerollup")
-    params: list = []
-    for key, (total, count, last, last_ts, last_id) in sorted(buckets.items()):
-        account_id, meter_id, hour = key
-        params += [
-            account_id,
-            meter_id,
-            ops.adapt_datetimefield_value(hour),
-            total,
-            count,
-            last,
-            ops.adapt_datetimefield_value(last_ts),
-            last_id,
-        ]
-    placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s)"] * len(buckets))
+    table = connection.ops.quote_name("usage_usagerollup")
+    source, params = _source(
+        [
+            ("account_id", "bigint"),
+            ("meter_id", "bigint"),
+            ("hour", "timestamptz"),
+            ("sum_value", "bigint"),
+            ("event_count", "bigint"),
+            ("last_value", "bigint"),
+            ("last_timestamp", "timestamptz"),
+            ("last_event_id", "bigint"),
+        ],
+        [(*key, *bucket) for key, bucket in sorted(buckets.items())],
+    )
     newer = (
         f"(excluded.last_timestamp, excluded.last_event_id) > "
         f"({table}.last_timestamp, {table}.last_event_id)"
     )
     sql = (
         f"INSERT INTO {table} (account_id, meter_id, hour, sum_value, event_count, "
-        f"last_value, last_timestamp, last_event_id) VALUES {placeholders} "
+        f"last_value, last_timestamp, last_event_id) {source} "
         "ON CONFLICT (account_id, meter_id, hour) DO UPDATE SET "
         f"sum_value = {table}.sum_value + excluded.sum_value, "
         f"event_count = {table}.event_count + excluded.event_count, "
