@@ -303,10 +303,9 @@ def project_usage(
         )
 
     period_days = dict(daily_totals(series=points, start=start, end=now))
-    first_day = _ceil_day(start).date()
-    observations = sorted(
-        {**{d: int(v) for d, v in history if d < first_day}, **period_days}.items()
-    )
+    # History days must end by period_start (a day the period starts inside is neither).
+    before = day_start(start).date()
+    observations = sorted({**{d: int(v) for d, v in history if d < before}, **period_days}.items())
     remaining = _remaining_days(now, end)
     if len(observations) < MIN_DAYS_FOR_WEEKDAYS:
         return _project_linear(

@@ -232,6 +232,24 @@ def test_weekday_factors_are_clamped():
     assert factors[0] == pytest.approx(7 / 6)
 
 
+def test_history_day_that_the_period_starts_inside_is_ignored():
+    # The period starts Nov 1 at 14:00: Nov 1 is not a complete day before it, so a history
+    # total for Nov 1 must not count; Oct 26..31 (6 days) plus nothing complete yet in
+    # the period is under 7 days, so the method stays linear.
+    start = NOV_1 + timedelta(hours=14)
+    history = [(date(2026, 10, 26) + timedelta(i), 1000) for i in range(7)]  # .. Nov 1
+    p = project_usage(
+        series=[(start, 500)],
+        aggregation="sum",
+        period_start=start,
+        period_end=start + timedelta(days=30),
+        now=start + timedelta(hours=12),
+        history=history,
+    )
+    assert p.method == "linear"
+    assert (p.usage_so_far, p.projected) == (500, 30000)  # 500 / 0.5 day x 30 days
+
+
 def test_history_overlapping_the_period_is_ignored():
     common = dict(
         series=days(NOV_1, [1000] * 5),
