@@ -168,3 +168,13 @@ def demo_catalog(stripe_emulator, db):
     from billing.models import Plan
 
     return {plan.key: plan for plan in Plan.objects.all()}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_meter_cache():
+    """The ingest path caches meters per process; every test starts and ends clean."""
+    from usage.services.ingest import meter_cache_clear
+
+    meter_cache_clear()
+    yield
+    meter_cache_clear()
