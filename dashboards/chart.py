@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from billing.subscription_state import ItemState, SubscriptionState
-from dashboards.chart_data import GRANULARITIES, bucket_series, daily_series
 from usage.projections import project_usage
+from usage.series import GRANULARITIES, bucket_series, daily_series
 
 
 def _label(moment: datetime, granularity: str) -> str:

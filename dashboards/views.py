@@ -13,8 +13,9 @@ from billing.subscription_state import subscription_state_for_account
 from dashboards.access import account_for_request, period_offset
 from dashboards.chart import chart_payload
 from dashboards.invoices import invoices_for_account
-from dashboards.selectors import dashboard_summary
+from usage.period_summary import period_summary
 from usage.period_usage import latest_event_at
+from usage.series import daily_series
 
 
 def _can_manage_billing(request: HttpRequest, account) -> bool:
@@ -32,7 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
     account = account_for_request(request)
     offset = period_offset(request)
     state = subscription_state_for_account(account=account) if account else None
-    summary = dashboard_summary(account=account, state=state, offset=offset) if state else None
+    summary = period_summary(account=account, state=state, offset=offset) if state else None
     context = {
         "account": account,
         "state": state,
@@ -111,8 +112,6 @@ def usage_csv(request: HttpRequest) -> HttpResponse:
     )
     writer = csv.writer(response)
     writer.writerow(["day", "event_name", "unit", "usage"])
-    from dashboards.chart_data import daily_series
-
     for item in state.metered_items:
         for day, value in daily_series(account=account, meter=item.meter, start=start, end=end):
             writer.writerow(

@@ -1,5 +1,8 @@
-"""Selectors for the customer dashboard: everything it shows, from rollups and the
-dj-stripe mirror, with costs from the pricing engine. No network calls."""
+"""Selectors: an account's period at a glance, per metered price: usage so far (exact),
+the allowance and the share used, the cost so far, the projection to period end and its
+cost; the base fee and the estimated invoice. From rollups and the dj-stripe mirror,
+priced by the pricing engine; no network calls. The dashboard shows it and the alert
+evaluation checks rules against it."""
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -10,9 +13,9 @@ from django.utils import timezone
 from billing.models import Account
 from billing.pricing import line_amount
 from billing.subscription_state import ItemState, SubscriptionState
-from dashboards.chart_data import daily_series
 from usage.period_usage import meter_usage_in_period
 from usage.projections import Projection, project_cost, project_usage
+from usage.series import daily_series
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class MeterLine:
 
 
 @dataclass(frozen=True)
-class DashboardSummary:
+class PeriodSummary:
     account: Account
     state: SubscriptionState
     period_start: datetime
@@ -101,9 +104,9 @@ def _share(usage: int, allowance: int) -> Decimal | None:
     )
 
 
-def dashboard_summary(
+def period_summary(
     *, account: Account, state: SubscriptionState, offset: int = 0, now: datetime | None = None
-) -> DashboardSummary:
+) -> PeriodSummary:
     now = now or timezone.now()
     period_start, period_end = state.period(offset)
     closed = period_end <= now
@@ -139,7 +142,7 @@ def dashboard_summary(
     base_fee = sum(
         line_amount(price=item.spec, quantity=item.quantity) for item in state.licensed_items
     )
-    return DashboardSummary(
+    return PeriodSummary(
         account=account,
         state=state,
         period_start=period_start,
