@@ -350,3 +350,101 @@ def test_one_report_in_flight_per_customer_and_meter(customer):
     assert reporting._acquire(second.pk, now) is False  # the partial unique index refuses
     with pytest.raises(IntegrityError), transaction.atomic():
         UsageReport.objects.filter(pk=second.pk).update(status="sending")
+
+
+def test_stripe_refusing_an_old_timestamp_marks_the_report_too_late(customer, stripe_client):
+    # Our clock is an hour behind Stripe's here, so our own check lets the report through
+    # and Stripe's 35-day window refuses it: the report must end too_late, not failed.
+    real_now = timezone.now()
+    our_now = real_now - timedelta(hours=1)
+    old = int((real_now - timedelta(days=35, minutes=30)).timestamp())
+    usage_events_ingest(
+        events=[{"event_name": "data_transfer_gb", "customer": customer, "value": 11,
+                 "timestamp": old, "identifier": "w1"}],
+        now=our_now,
+    )  # fmt: skip
+    usage_report_pass(now=our_now)
+    report = UsageReport.objects.get()
+    assert (report.status, report.value, report.attempts) == ("too_late", 11, 1)
+    assert "35 days" in report.last_error
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "status"),
+    [
+        ("An event with the identifier mdu_x already exists.", None, "sent"),
+        ("Duplicate meter event.", "duplicate_meter_event", "sent"),
+        ("Invalid payload.", "parameter_invalid", "failed"),
+    ],
+)
+def test_a_400_about_the_identifier_already_used_means_it_landed(
+    customer, monkeypatch, message, code, status
+):
+    import stripe
+
+    def refuse(client, report):
+        raise stripe.InvalidRequestError(message, "identifier", code=code, http_status=400)
+
+    monkeypatch.setattr(reporting, "_send", refuse)
+    _ingest([{"event_name": "api_calls", "customer": customer, "identifier": "d1"}])
+    usage_report_pass()
+    assert UsageReport.objects.get().status == status
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "RateLimitError 429",
+        "APIError 500",
+        "APIConnectionError None",
+        "AuthenticationError 401",
+    ],
+)
+def test_transient_errors_back_off_and_keep_the_identifier(customer, monkeypatch, settings, error):
+    import stripe
+
+    settings.USAGE_REPORT_RETRY_BASE_SECONDS = 10
+    settings.USAGE_REPORT_RETRY_MAX_SECONDS = 100
+    kind, status = error.split()
+    seen = []
+
+    def fail(client, report):
+        seen.append(report.identifier)
+        raise getattr(stripe, kind)("boom", http_status=None if status == "None" else int(status))
+
+    monkeypatch.setattr(reporting, "_send", fail)
+    _ingest([{"event_name": "api_calls", "customer": customer, "identifier": "t1"}])
+    before = timezone.now()
+    usage_report_pass()
+    report = UsageReport.objects.get()
+    assert (report.status, report.attempts) == ("pending", 1)
+    assert report.last_error.startswith(kind)
+    # First retry after base * 2**0 = 10 s, with "equal jitter": between 5 and 10 s.
+    delay = (report.next_attempt_at - before).total_seconds()
+    assert 5 <= delay <= 11
+    usage_report_pass()  # not due yet: not sent again
+    assert len(seen) == 1
+    usage_report_pass(now=before + timedelta(seconds=11))
+    report.refresh_from_db()
+    assert report.attempts == 2
+    # Second backoff doubles: between 10 and 20 s after the second attempt.
+    delay = (report.next_attempt_at - (before + timedelta(seconds=11))).total_seconds()
+    assert 10 <= delay <= 20
+    assert seen == [report.identifier, report.identifier]
+
+
+def test_after_max_attempts_the_report_is_failed_for_staff(customer, monkeypatch, settings):
+    import stripe
+
+    settings.USAGE_REPORT_MAX_ATTEMPTS = 3
+
+    def fail(client, report):
+        raise stripe.APIError("boom", http_status=503)
+
+    monkeypatch.setattr(reporting, "_send", fail)
+    _ingest([{"event_name": "api_calls", "customer": customer, "identifier": "m1"}])
+    now = timezone.now()
+    for i in range(5):
+        usage_report_pass(now=now + timedelta(minutes=10 * i))
+    report = UsageReport.objects.get()
+    assert (report.status, report.attempts) == ("failed", 3)

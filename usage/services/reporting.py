@@ -350,8 +350,9 @@ def usage_report_send(*, report_id: int, client, limiter, now: datetime | None =
         if status in (400, 404):  # Stripe will never accept it as it is: staff decide
             _mark(report, status=Status.FAILED, error=text)
             return Status.FAILED
-        # 429, 5xx, 401/403 (configuration), timeouts and connection errors: retry.
-        return _mark_retry(report, error=text, now=timezone.now())
+        # 429, 5xx, 401/403 (configuration), timeouts and connection errors: retry,
+        # counting the backoff from now (or from the pass's clock, if it is ahead).
+        return _mark_retry(report, error=text, now=max(now, timezone.now()))
     _mark_sent(
         report,
         response_id=str(response.get("identifier") or report.identifier),
