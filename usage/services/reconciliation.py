@@ -54,9 +54,10 @@ def _suggestion(*, meter: Meter, ledger: int, remote: int, too_late: int) -> tup
         return Status.MATCH, "Nothing to do."
     if meter.aggregation == Meter.Aggregation.LAST:
         return Status.MISMATCH, (
-            f"Stripe's last value is {remote}, the ledger's {ledger}. Retry the newest report "
-            "of this period (admin: Usage reports) so Stripe gets the ledger's last value; "
-            "if the invoice is final, correct it with a credit note or an invoice item."
+            f"Stripe's last value is {remote}, the ledger's {ledger}. Look for failed or "
+            "too-late reports of this period in admin and retry them; the next event of this "
+            "customer and meter is reported with the ledger's last value. If the invoice is "
+            "final, correct it with a credit note or an invoice item."
         )
     if diff > 0 and too_late and diff == too_late:
         return Status.MISMATCH, (
