@@ -172,14 +172,21 @@ def test_100k_events_faults_duplicates_conflicts_and_a_killed_worker(
     pool = ThreadPoolExecutor(max_workers=8)
     futures = [pool.submit(post, b) for b in batches for _ in range(2)]  # every batch twice
 
-    # Kill worker A with SIGKILL while it is in the middle of sending a report.
+    # Kill worker A with SIGKILL while it is in the middle of sending a report: once it
+    # has sent some, Stripe is slowed to 2 s a call so the kill lands inside one.
     wait_for(
-        lambda: UsageReport.objects.filter(status="sent").count() >= 20
-        and UsageReport.objects.filter(status="sending").exists(),
-        timeout=90, interval=0.005, what="worker A to be sending reports",
+        lambda: UsageReport.objects.filter(status="sent").count() >= 20,
+        timeout=90, interval=0.05, what="worker A to send reports",
+    )  # fmt: skip
+    control(stripe_emulator, "/_emulator/faults", {"latency_ms": 2000})
+    time.sleep(0.1)  # calls already under way finish at the old latency
+    wait_for(
+        lambda: UsageReport.objects.filter(status="sending").exists(),
+        timeout=30, interval=0.02, what="worker A to be sending a report",
     )  # fmt: skip
     os.kill(worker_a.pid, signal.SIGKILL)
     worker_a.wait()
+    control(stripe_emulator, "/_emulator/faults", {"latency_ms": 10})
     stuck = list(UsageReport.objects.filter(status="sending").values_list("pk", flat=True))
     unsent_at_kill = UsageReport.objects.exclude(status="sent").count()
     processes("worker", "worker-b")
@@ -221,7 +228,7 @@ def test_100k_events_faults_duplicates_conflicts_and_a_killed_worker(
     assert set(UsageReport.objects.values_list("status", flat=True)) == {"sent"}
     assert UsageReport.objects.filter(attempts__gt=1).exists()
     assert unsent_at_kill > 0
-    assert stuck, "the SIGKILL should have left a report mid-send (status 'sending')"
+    assert stuck, "the SIGKILL left a report mid-send (status 'sending')"
     assert set(UsageReport.objects.filter(pk__in=stuck).values_list("status", flat=True)) == {
         "sent"
     }
