@@ -37,6 +37,13 @@ app.conf.beat_schedule = {
         "task": "usage.tasks.reconcile_usage",
         "schedule": crontab(minute=7),
     },
+    # Threshold alerts: a sweep every minute; ingestion also queues a debounced
+    # evaluation of the accounts it touched.
+    "usage-evaluate-alerts": {
+        "task": "usage.tasks.evaluate_alerts",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 

@@ -13,6 +13,7 @@ from billing.subscription_state import subscription_state_for_account
 from dashboards.access import account_for_request, period_offset
 from dashboards.chart import chart_payload
 from dashboards.invoices import invoices_for_account
+from usage.alerts import alerts_sent_this_period
 from usage.period_summary import period_summary
 from usage.period_usage import latest_event_at
 from usage.series import daily_series
@@ -43,6 +44,11 @@ def home(request: HttpRequest) -> HttpResponse:
         "may_use": account_may_use_product(account),
         "can_manage_billing": account is not None and _can_manage_billing(request, account),
         "last_event_at": latest_event_at(account=account) if account else None,
+        "sent_alerts": (
+            alerts_sent_this_period(account=account, period_start=summary.period_start)
+            if summary
+            else []
+        ),
         "account_query": f"&account={account.pk}" if request.GET.get("account") else "",
     }
     if request.htmx:

@@ -178,3 +178,29 @@ def _fresh_meter_cache():
     meter_cache_clear()
     yield
     meter_cache_clear()
+
+
+@pytest.fixture
+def pro_account(demo_catalog):
+    """Acme on Pro ($99 base, 10,000 API calls included, then 0.2¢; $10 a seat) with
+    10,500 API calls and 3 seats (last value) this period."""
+    from billing.services.accounts import account_create
+    from billing.services.subscriptions import subscription_create
+    from tests.factories import ingest
+
+    account = account_create(name="Acme Analytics", billing_email="billing@acme.example")
+    subscription_create(account=account, plan=demo_catalog["pro"])
+    customer_id = account.djstripe_customers.get().id
+    ingest(customer_id, "api_calls", [1] * 10_500, "acme-call")
+    ingest(customer_id, "seats", [2, 3], "acme-seat")
+    return account
+
+
+@pytest.fixture
+def other_account(demo_catalog):
+    from billing.services.accounts import account_create
+    from billing.services.subscriptions import subscription_create
+
+    account = account_create(name="Globex", billing_email="billing@globex.example")
+    subscription_create(account=account, plan=demo_catalog["starter"])
+    return account

@@ -193,3 +193,79 @@ class ReconciliationResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} {self.meter} {self.period_start:%Y-%m-%d}: {self.status}"
+
+
+class AlertRule(models.Model):
+    """A customer's alert: usage as a share of an allowance, or spend, so far or projected."""
+
+    class Kind(models.TextChoices):
+        USAGE_SHARE = "usage_share", "Usage reaches a share of the allowance"
+        PROJECTED_USAGE_SHARE = "projected_usage_share", "Usage is projected to reach a share"
+        SPEND = "spend", "Spend so far reaches an amount"
+        PROJECTED_SPEND = "projected_spend", "Spend is projected to reach an amount"
+
+    USAGE_KINDS = (Kind.USAGE_SHARE, Kind.PROJECTED_USAGE_SHARE)
+    SPEND_KINDS = (Kind.SPEND, Kind.PROJECTED_SPEND)
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alert_rules")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    meter = models.ForeignKey(
+        Meter, null=True, blank=True, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    threshold_percent = models.PositiveIntegerField(null=True, blank=True)
+    amount = models.BigIntegerField(null=True, blank=True, help_text="Minor units")
+    currency = models.CharField(max_length=3, blank=True)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "meter_id", "threshold_percent", "amount"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        kind__in=["usage_share", "projected_usage_share"],
+                        meter__isnull=False,
+                        threshold_percent__gte=1,
+                        threshold_percent__lte=1000,
+                    )
+                    | models.Q(
+                        kind__in=["spend", "projected_spend"],
+                        amount__gt=0,
+                        currency__regex=r"^[a-z]{3}$",
+                    )
+                ),
+                name="alert_rule_fields_match_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.get_kind_display()}"
+
+
+class AlertDelivery(models.Model):
+    """An alert email that went out. The unique constraint is what makes it go out once
+    per (account, rule, period), however many evaluations or workers run."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts_sent")
+    rule = models.ForeignKey(
+        AlertRule, null=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    summary = models.CharField(max_length=300)
+    observed = models.BigIntegerField(help_text="Units, or minor units for spend rules")
+    threshold = models.BigIntegerField(help_text="Units, or minor units for spend rules")
+    recipients = models.TextField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "rule", "period_start"], name="alert_once_per_rule_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.summary

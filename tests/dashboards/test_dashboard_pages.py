@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from billing.models import Membership
-from tests.dashboards.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +105,7 @@ def test_events_before_the_period_start_in_the_same_hour_are_not_counted(client,
     from datetime import timedelta
 
     from billing.subscription_state import subscription_state_for_account
-    from tests.dashboards.conftest import ingest
+    from tests.factories import ingest
 
     state = subscription_state_for_account(account=pro_account)
     customer_id = pro_account.djstripe_customers.get().id

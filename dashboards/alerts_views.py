@@ -1,0 +1,95 @@
+"""The alerts page: rules added and removed with HTMX forms, errors shown inline."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from billing.models import Meter
+from billing.money import currency_exponent, to_minor_units
+from billing.subscription_state import subscription_state_for_account
+from dashboards.access import account_for_request
+from dashboards.forms import AlertRuleForm
+from usage.alerts import alert_rule_create, alert_rule_delete, alerts_sent_this_period
+from usage.models import AlertRule
+
+
+def _context(request, account, form=None):
+    state = subscription_state_for_account(account=account)
+    meters = [i.meter for i in state.metered_items if i.included_units] if state else []
+    currency = state.currency if state else "usd"
+    return {
+        "account": account,
+        "state": state,
+        "currency": currency,
+        "form": form or AlertRuleForm(meters=meters, currency=currency),
+        "meters": meters,
+        "rules": AlertRule.objects.filter(account=account).select_related("meter"),
+        "sent": (
+            alerts_sent_this_period(account=account, period_start=state.period_start)
+            if state
+            else []
+        ),
+    }
+
+
+def _account(request):
+    account = account_for_request(request)
+    if account is None:
+        raise Http404("no account")
+    return account
+
+
+@require_GET
+@login_required
+def alerts(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboards/alerts.html", _context(request, _account(request)))
+
+
+@require_POST
+@login_required
+def alert_add(request: HttpRequest) -> HttpResponse:
+    account = _account(request)
+    context = _context(request, account)
+    form = AlertRuleForm(request.POST, meters=context["meters"], currency=context["currency"])
+    if form.is_valid():
+        data = form.cleaned_data
+        amount = data.get("amount")
+        currency = context["currency"]
+        try:
+            alert_rule_create(
+                account=account,
+                kind=data["kind"],
+                meter=Meter.objects.filter(pk=data.get("meter") or None).first(),
+                threshold_percent=data.get("threshold_percent"),
+                amount=(
+                    to_minor_units(amount.scaleb(currency_exponent(currency)))
+                    if amount is not None
+                    else None
+                ),
+                currency=currency,
+            )
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, messages)
+        else:
+            form = None
+    context = _context(request, account, form)
+    status = 422 if form is not None else 200
+    if request.htmx:
+        return render(request, "dashboards/alerts.html#rules", context, status=status)
+    if form is None:
+        return redirect("dashboards:alerts")
+    return render(request, "dashboards/alerts.html", context, status=status)
+
+
+@require_POST
+@login_required
+def alert_remove(request: HttpRequest, rule_id: int) -> HttpResponse:
+    account = _account(request)
+    if not alert_rule_delete(account=account, rule_id=rule_id):
+        raise Http404("no such rule")
+    if request.htmx:
+        return render(request, "dashboards/alerts.html#rules", _context(request, account))
+    return redirect("dashboards:alerts")

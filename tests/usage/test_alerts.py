@@ -1,0 +1,164 @@
+"""Alert rules, evaluation and delivery: once per (account, rule, period)."""
+
+import threading
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.urls import reverse
+
+from billing.models import Membership
+from billing.subscription_state import subscription_state_for_account
+from tests.factories import make_user
+from usage.alerts import _deliver, alert_check, alerts_evaluate_account
+from usage.models import AlertDelivery, AlertRule
+from usage.period_summary import period_summary
+
+
+@pytest.fixture
+def contacts(pro_account):
+    return (
+        make_user(pro_account, "olga", email="olga@acme.example"),
+        make_user(pro_account, "bill", Membership.Role.BILLING, email="bill@acme.example"),
+        make_user(pro_account, "mo", Membership.Role.MEMBER, email="mo@acme.example"),
+    )
+
+
+@pytest.mark.django_db
+def test_default_rules_fire_once_each_to_owner_and_billing(pro_account, contacts):
+    # Pro includes 10,000 API calls; 10,500 were used: the default 80% (8,000) and 100%
+    # (10,000) rules both fire. Seats have no allowance, so no default rule for them.
+    sent = alerts_evaluate_account(account=pro_account)
+    assert sorted(d.threshold for d in sent) == [8_000, 10_000]
+    rules = AlertRule.objects.filter(account=pro_account, is_default=True)
+    assert sorted(rules.values_list("threshold_percent", flat=True)) == [80, 100]
+    assert len(mail.outbox) == 2
+    for message in mail.outbox:
+        assert sorted(message.to) == ["bill@acme.example", "olga@acme.example"]
+        assert "10,500" in message.body
+        html = message.alternatives[0][0]
+        assert "10,500" in html and "<table" in html
+    assert "reached 10,500 calls, 100% of the 10,000 included" in mail.outbox[1].subject + (
+        mail.outbox[0].subject
+    )
+    # Evaluating again changes nothing.
+    for _ in range(3):
+        assert alerts_evaluate_account(account=pro_account) == []
+    assert len(mail.outbox) == 2
+    assert AlertDelivery.objects.filter(account=pro_account).count() == 2
+
+
+@pytest.mark.django_db
+def test_spend_and_projected_rules(pro_account, contacts):
+    # Spend so far: base fee 9,900¢ + usage (500 × 0.2¢ = 100¢) + seats (3 × 1,000¢)
+    # = 13,000¢. A $130.00 rule fires (13,000 ≥ 13,000); a $130.01 rule does not.
+    fires = AlertRule.objects.create(
+        account=pro_account, kind="spend", amount=13_000, currency="usd"
+    )
+    quiet = AlertRule.objects.create(
+        account=pro_account, kind="spend", amount=13_001, currency="usd"
+    )
+    state = subscription_state_for_account(account=pro_account)
+    summary = period_summary(account=pro_account, state=state)
+    assert alert_check(rule=fires, summary=summary).observed == 13_000
+    assert alert_check(rule=fires, summary=summary).crossed
+    assert not alert_check(rule=quiet, summary=summary).crossed
+    # Projected usage is at least what was used: 10,500 ≥ 105% of 10,000 (10,500).
+    api_calls = next(line.meter for line in summary.lines if line.meter.event_name == "api_calls")
+    projected = AlertRule.objects.create(
+        account=pro_account, kind="projected_usage_share", meter=api_calls, threshold_percent=105
+    )
+    assert alert_check(rule=projected, summary=summary).crossed
+
+
+def _evaluate_in_thread(account, times, barrier, errors):
+    try:
+        barrier.wait(timeout=10)
+        for _ in range(times):
+            alerts_evaluate_account(account=account)
+    except Exception as exc:  # surfaced by the test
+        errors.append(exc)
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ten_evaluations_from_two_workers_at_once_send_each_email_once(pro_account, contacts):
+    barrier, errors = threading.Barrier(2), []
+    workers = [
+        threading.Thread(target=_evaluate_in_thread, args=(pro_account, 5, barrier, errors))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert errors == []
+    assert AlertDelivery.objects.filter(account=pro_account).count() == 2
+    assert len(mail.outbox) == 2
+
+
+def _race(account, check, summary, barrier, results):
+    try:
+        barrier.wait(timeout=10)
+        results.append(_deliver(account=account, check=check, summary=summary))
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_constraint_decides_a_direct_race(pro_account, contacts):
+    """Both racers skip the 'already sent' pre-check and go straight to the INSERT."""
+    state = subscription_state_for_account(account=pro_account)
+    summary = period_summary(account=pro_account, state=state)
+    rule = AlertRule.objects.create(account=pro_account, kind="spend", amount=100, currency="usd")
+    check = alert_check(rule=rule, summary=summary)
+    barrier, results = threading.Barrier(4), []
+    racers = [
+        threading.Thread(target=_race, args=(pro_account, check, summary, barrier, results))
+        for _ in range(4)
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=60)
+    assert len([r for r in results if r is not None]) == 1
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_alert_form_adds_and_removes_rules_with_inline_errors(client, pro_account):
+    client.force_login(make_user(pro_account, "ada"))
+    htmx = {"HX-Request": "true"}
+    url = reverse("dashboards:alert_add")
+    missing_meter = client.post(
+        url, {"kind": "usage_share", "threshold_percent": "90"}, headers=htmx
+    )
+    assert missing_meter.status_code == 422
+    assert 'id="id_meter-error"' in missing_meter.content.decode()
+    assert "Choose a meter." in missing_meter.content.decode()
+    bad_amount = client.post(url, {"kind": "spend", "amount": "-5"}, headers=htmx)
+    assert bad_amount.status_code == 422
+    assert "greater than or equal to 0.01" in bad_amount.content.decode()
+    assert AlertRule.objects.filter(account=pro_account).count() == 0
+
+    ok = client.post(url, {"kind": "spend", "amount": "250.50"}, headers=htmx)
+    assert ok.status_code == 200
+    rule = AlertRule.objects.get(account=pro_account, kind="spend")
+    assert (rule.amount, rule.currency) == (25_050, "usd")  # $250.50 = 25,050¢
+    assert "Spend this period reaches $250.50" in ok.content.decode()
+
+    removed = client.post(reverse("dashboards:alert_remove", args=[rule.pk]), headers=htmx)
+    assert removed.status_code == 200
+    assert not AlertRule.objects.filter(pk=rule.pk).exists()
+
+
+@pytest.mark.django_db
+def test_rules_of_another_account_cannot_be_touched(client, pro_account, other_account):
+    rule = AlertRule.objects.create(account=pro_account, kind="spend", amount=100, currency="usd")
+    client.force_login(make_user(other_account, "mallory"))
+    response = client.post(reverse("dashboards:alert_remove", args=[rule.pk]))
+    assert response.status_code == 404
+    assert AlertRule.objects.filter(pk=rule.pk).exists()
+    page = client.get(reverse("dashboards:alerts"), {"account": str(pro_account.pk)})
+    assert page.status_code == 404

@@ -1,0 +1,255 @@
+"""Threshold alerts: rules per account, evaluated against the period summary, each sent
+once per (account, rule, period) — the database constraint decides, not the caller.
+
+Rules compare, for the current period:
+- ``usage_share``: usage so far against ``threshold_percent`` of the meter's allowance;
+- ``projected_usage_share``: the projected usage at period end against the same;
+- ``spend``: the base fee plus usage charges so far against ``amount``;
+- ``projected_spend``: the base fee plus projected usage charges against ``amount``.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_CEILING, Decimal
+from functools import partial
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from billing.models import Account, Membership, Meter
+from billing.money import format_money
+from billing.subscription_state import SubscriptionState, subscription_state_for_account
+from usage.models import AlertDelivery, AlertRule
+from usage.period_summary import MeterLine, PeriodSummary, period_summary
+
+logger = logging.getLogger(__name__)
+Kind = AlertRule.Kind
+DEFAULT_SHARES = (80, 100)
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: AlertRule
+    observed: int
+    threshold: int
+    crossed: bool
+    summary: str
+
+
+def alert_rules_ensure_defaults(*, account: Account, state: SubscriptionState) -> int:
+    """80% and 100% of every allowance the plan includes; returns how many were added."""
+    added = 0
+    for item in state.metered_items:
+        if not item.included_units:
+            continue
+        for share in DEFAULT_SHARES:
+            _, created = AlertRule.objects.get_or_create(
+                account=account,
+                kind=Kind.USAGE_SHARE,
+                meter=item.meter,
+                threshold_percent=share,
+                defaults={"is_default": True},
+            )
+            added += created
+    return added
+
+
+def alert_rule_create(
+    *,
+    account: Account,
+    kind: str,
+    meter: Meter | None = None,
+    threshold_percent: int | None = None,
+    amount: int | None = None,
+    currency: str = "",
+) -> AlertRule:
+    """Validate and store a rule; errors name the field."""
+    errors: dict[str, str] = {}
+    if kind not in Kind.values:
+        errors["kind"] = "Choose what the alert watches."
+    elif kind in AlertRule.USAGE_KINDS:
+        state = subscription_state_for_account(account=account)
+        allowances = {i.meter.pk: i.included_units for i in (state.metered_items if state else ())}
+        if meter is None:
+            errors["meter"] = "Choose a meter."
+        elif not allowances.get(meter.pk):
+            errors["meter"] = f"{meter.display_name} has no included allowance on your plan."
+        if threshold_percent is None or not 1 <= threshold_percent <= 1000:
+            errors["threshold_percent"] = "Enter a share between 1% and 1000%."
+        amount, currency = None, ""
+    else:
+        if amount is None or amount <= 0:
+            errors["amount"] = "Enter an amount above zero."
+        if len(currency) != 3:
+            errors["amount"] = "The account has no billing currency yet."
+        meter, threshold_percent = None, None
+    if errors:
+        raise ValidationError(errors)
+    rule, _ = AlertRule.objects.get_or_create(
+        account=account,
+        kind=kind,
+        meter=meter,
+        threshold_percent=threshold_percent,
+        amount=amount,
+        currency=currency.lower(),
+    )
+    return rule
+
+
+def alert_rule_delete(*, account: Account, rule_id: int) -> bool:
+    deleted, _ = AlertRule.objects.filter(account=account, pk=rule_id).delete()
+    return bool(deleted)
+
+
+def _line_for(summary: PeriodSummary, meter_id: int | None) -> MeterLine | None:
+    return next((line for line in summary.lines if line.meter.pk == meter_id), None)
+
+
+def alert_check(*, rule: AlertRule, summary: PeriodSummary) -> Check | None:
+    """Whether the rule's threshold is crossed in this summary (None: not applicable)."""
+    money = summary.currency
+    if rule.kind in AlertRule.USAGE_KINDS:
+        line = _line_for(summary, rule.meter_id)
+        if line is None or not line.allowance:
+            return None
+        threshold = int(
+            (Decimal(line.allowance) * rule.threshold_percent / 100).to_integral_value(
+                rounding=ROUND_CEILING
+            )
+        )
+        projected = rule.kind == Kind.PROJECTED_USAGE_SHARE
+        observed = line.projection.projected if projected else line.usage
+        unit = line.meter.unit_label
+        text = (
+            f"{line.meter.display_name}: {'projected to reach' if projected else 'reached'} "
+            f"{observed:,} {unit}s, {rule.threshold_percent}% of the {line.allowance:,} included"
+        )
+    else:
+        if rule.currency != money:
+            return None
+        projected = rule.kind == Kind.PROJECTED_SPEND
+        usage_cost = summary.projected_usage_cost[1] if projected else summary.usage_cost_so_far
+        observed = summary.base_fee + usage_cost
+        threshold = rule.amount
+        text = (
+            f"Spend {'projected to reach' if projected else 'reached'} "
+            f"{format_money(observed, money)} this period "
+            f"(alert at {format_money(threshold, money)})"
+        )
+    return Check(
+        rule=rule,
+        observed=observed,
+        threshold=threshold,
+        crossed=observed >= threshold,
+        summary=text,
+    )
+
+
+def _recipients(account: Account) -> list[str]:
+    emails = sorted(
+        {
+            m.user.email
+            for m in account.memberships.select_related("user").filter(
+                role__in=[Membership.Role.OWNER, Membership.Role.BILLING]
+            )
+            if m.user.email
+        }
+    )
+    return emails or [account.billing_email]
+
+
+def _send(*, account: Account, check: Check, summary: PeriodSummary, recipients: list[str]):
+    context = {"account": account, "check": check, "summary": summary}
+    message = EmailMultiAlternatives(
+        subject=f"[Meterdesk] {account.name}: {check.summary}"[:200],
+        body=render_to_string("usage/email/alert.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+    )
+    message.attach_alternative(render_to_string("usage/email/alert.html", context), "text/html")
+    message.send(fail_silently=False)
+
+
+def _deliver(*, account: Account, check: Check, summary: PeriodSummary) -> AlertDelivery | None:
+    """Claim (account, rule, period) with an INSERT, send, commit. A concurrent or later
+    evaluation's INSERT conflicts and sends nothing; a failed send rolls the claim back so
+    the next evaluation tries again."""
+    recipients = _recipients(account)
+    try:
+        with transaction.atomic():
+            delivery = AlertDelivery.objects.create(
+                account=account,
+                rule=check.rule,
+                period_start=summary.period_start,
+                period_end=summary.period_end,
+                summary=check.summary[:300],
+                observed=check.observed,
+                threshold=check.threshold,
+                recipients=", ".join(recipients),
+                sent_at=timezone.now(),
+            )
+            _send(account=account, check=check, summary=summary, recipients=recipients)
+    except IntegrityError:
+        return None  # already sent for this period
+    return delivery
+
+
+def alerts_evaluate_account(*, account: Account, now: datetime | None = None) -> list:
+    """Evaluate every rule of the account for the current period; returns what was sent."""
+    state = subscription_state_for_account(account=account)
+    if state is None:
+        return []
+    alert_rules_ensure_defaults(account=account, state=state)
+    summary = period_summary(account=account, state=state, now=now)
+    if summary.closed:
+        return []
+    already = set(
+        AlertDelivery.objects.filter(
+            account=account, period_start=summary.period_start
+        ).values_list("rule_id", flat=True)
+    )
+    sent = []
+    for rule in AlertRule.objects.filter(account=account).select_related("meter"):
+        if rule.pk in already:
+            continue
+        check = alert_check(rule=rule, summary=summary)
+        if check is not None and check.crossed:
+            delivery = _deliver(account=account, check=check, summary=summary)
+            if delivery is not None:
+                sent.append(delivery)
+    return sent
+
+
+def alerts_evaluate_all(*, now: datetime | None = None) -> int:
+    """The beat task's sweep over every account with a live subscription."""
+    sent = 0
+    accounts = Account.objects.filter(djstripe_customers__isnull=False).distinct()
+    for account in accounts.iterator():
+        try:
+            sent += len(alerts_evaluate_account(account=account, now=now))
+        except Exception:  # one account's failure must not stop the sweep
+            logger.exception("alert evaluation failed for account %s", account.pk)
+    return sent
+
+
+def alerts_schedule_evaluation(*, account_ids, debounce_seconds: int = 5) -> int:
+    """After ingestion: queue one evaluation per account at most every few seconds
+    (a cache key debounces), after the ingesting transaction commits."""
+    from usage.tasks import evaluate_account_alerts
+
+    queued = 0
+    for account_id in set(account_ids):
+        if cache.add(f"alerts:scheduled:{account_id}", 1, timeout=debounce_seconds):
+            transaction.on_commit(partial(evaluate_account_alerts.delay, account_id))
+            queued += 1
+    return queued
+
+
+def alerts_sent_this_period(*, account: Account, period_start: datetime):
+    return AlertDelivery.objects.filter(account=account, period_start=period_start)
