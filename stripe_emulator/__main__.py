@@ -1,5 +1,6 @@
 """``python -m stripe_emulator --host 127.0.0.1 --port 12111 [--state FILE]
-[--fault-rate 0.2 --fault-statuses 429,500 --latency-ms 30]``"""
+[--fault-rate 0.2 --fault-statuses 429,500 --latency-ms 30]
+[--forward-webhooks https://meterdesk.example=http://127.0.0.1:8000]``"""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import sys
 
 from .app import Emulator
 from .faults import Faults
+from .forwarding import Forwarding, parse_rule
 from .server import make_server
+
+
+def _forward_rule(text: str) -> tuple[str, str]:
+    try:
+        return parse_rule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,6 +32,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fault-seed", type=int, default=None)
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every API call")
     parser.add_argument("--webhook-retry-base", type=float, default=0.2, help="seconds")
+    parser.add_argument(
+        "--forward-webhooks",
+        metavar="FROM=TO",
+        action="append",
+        default=[],
+        type=_forward_rule,
+        help="deliver events for endpoints whose URL starts with FROM to TO instead "
+        "(like stripe listen --forward-to); repeatable",
+    )
     parser.add_argument("--tick", type=float, default=1.0, help="real-time period check, seconds")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
@@ -40,6 +58,7 @@ def main(argv=None) -> int:
         faults=faults,
         webhook_retry_base=args.webhook_retry_base,
         tick_seconds=args.tick,
+        forwarding=Forwarding(args.forward_webhooks),
     )
     server = make_server(emulator, args.host, args.port, verbose=args.verbose)
     emulator.start()

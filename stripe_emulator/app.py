@@ -16,6 +16,7 @@ from . import API_VERSION, invoicing, resources  # noqa: F401  (resources regist
 from .errors import StripeError
 from .faults import Faults
 from .forms import decode_form
+from .forwarding import Forwarding
 from .idempotency import IdempotencyCache, fingerprint
 from .routing import Request, Response, match
 from .store import Store, random_token
@@ -37,11 +38,14 @@ class Emulator:
         faults: Faults | None = None,
         webhook_retry_base: float = 0.2,
         tick_seconds: float = 1.0,
+        forwarding: Forwarding | None = None,
     ):
         self.store = Store(state_file, base_url)
         self.faults = faults or Faults()
         self.idempotency = IdempotencyCache()
-        self.dispatcher = Dispatcher(self.store, retry_base=webhook_retry_base)
+        self.dispatcher = Dispatcher(
+            self.store, retry_base=webhook_retry_base, forwarding=forwarding
+        )
         self.tick_seconds = tick_seconds
         self._stop = threading.Event()
         self._deferred: list[tuple[str, str, str]] = []
@@ -78,6 +82,7 @@ class Emulator:
             self.store.reset()
             self.idempotency.clear()
             self.dispatcher.reset()
+            self.dispatcher.forwarding.reset()
             self.store.save()
 
     # -- requests ---------------------------------------------------------------------

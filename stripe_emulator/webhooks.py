@@ -10,7 +10,8 @@ emitted (so, in order per object), signed with the endpoint secret::
 A non-2xx answer or a connection error is retried with exponential backoff
 (``retry_base`` seconds doubling up to ``retry_cap``, at most ``max_attempts``
 tries); then the event is given up for that endpoint and the next one is sent. API
-requests never wait for delivery.
+requests never wait for delivery. The URL posted to is the endpoint's ``url`` after the
+forwarding rules (:mod:`stripe_emulator.forwarding`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import urllib.error
 import urllib.request
 
 from . import API_VERSION
+from .forwarding import Forwarding
 from .store import Store, random_token
 
 _current = threading.local()
@@ -51,8 +53,17 @@ def endpoint_wants(endpoint: dict, event_type: str) -> bool:
 class Dispatcher:
     """Per-endpoint FIFO delivery threads."""
 
-    def __init__(self, store: Store, *, retry_base=0.2, retry_cap=10.0, max_attempts=8):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retry_base=0.2,
+        retry_cap=10.0,
+        max_attempts=8,
+        forwarding: Forwarding | None = None,
+    ):
         self.store = store
+        self.forwarding = forwarding or Forwarding()
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.max_attempts = max_attempts
@@ -96,13 +107,15 @@ class Dispatcher:
                     endpoint = self.store.get("webhook_endpoint", endpoint_id)
                 if endpoint is None:
                     return
-                status = self._post(endpoint, body)
+                url = self.forwarding.rewrite(endpoint["url"])
+                status = self._post(url, endpoint["_secret"], body)
                 del self.deliveries[:-999]  # keep the last thousand attempts
                 self.deliveries.append(
                     {
                         "endpoint": endpoint_id,
                         "event": event_id,
                         "attempt": attempt,
+                        "url": url,
                         "status": status,
                         "at": time.time(),
                     }
@@ -120,15 +133,15 @@ class Dispatcher:
                 event["pending_webhooks"] -= 1
 
     @staticmethod
-    def _post(endpoint: dict, body: str) -> int | None:
+    def _post(url: str, secret: str, body: str) -> int | None:
         request = urllib.request.Request(
-            endpoint["url"],
+            url,
             data=body.encode(),
             method="POST",
             headers={
                 "Content-Type": "application/json; charset=utf-8",
                 "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                "Stripe-Signature": sign(endpoint["_secret"], body),
+                "Stripe-Signature": sign(secret, body),
             },
         )
         try:

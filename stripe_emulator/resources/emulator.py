@@ -1,5 +1,6 @@
-"""Control endpoints (no auth, never faulted): health, reset, faults, webhook log, and
-moving the emulator's own clock forward (for subscriptions that are not on a test clock)."""
+"""Control endpoints (no auth, never faulted): health, reset, faults, webhook log, webhook
+forwarding, and moving the emulator's own clock forward (for subscriptions that are not on
+a test clock)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,27 @@ def set_faults(req: Request):
 @route("GET", "/_emulator/webhook_deliveries", auth="none")
 def deliveries(req: Request):
     return {"object": "list", "data": list(req.app.dispatcher.deliveries)}
+
+
+@route("GET", "/_emulator/webhook_forwarding", auth="none")
+def get_forwarding(req: Request):
+    return {"object": "list", "data": req.app.dispatcher.forwarding.rules()}
+
+
+@route("POST", "/_emulator/webhook_forwarding", auth="none")
+def set_forwarding(req: Request):
+    """``{"from": "https://meterdesk.example", "to": "http://127.0.0.1:8000"}`` delivers
+    events for endpoints under ``from`` to ``to`` instead (``to`` empty or null: remove)."""
+    params = req.params
+    if not params.get("from"):
+        raise invalid("Missing required param: from.", param="from")
+    if "to" not in params:
+        raise invalid("Missing required param: to.", param="to")
+    try:
+        req.app.dispatcher.forwarding.set(params["from"], params["to"] or None)
+    except ValueError as exc:
+        raise invalid(f"Invalid forwarding rule: {exc}") from None
+    return get_forwarding(req)
 
 
 @route("POST", "/_emulator/time/advance", auth="none")

@@ -59,6 +59,7 @@ class Receiver:
                     return
                 receiver.deliveries.append(
                     {
+                        "path": self.path,
                         "body": body,
                         "signature": self.headers["Stripe-Signature"],
                         "type": json.loads(body)["type"],
@@ -71,7 +72,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.base_url}/webhook"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def wait_for(self, predicate, timeout: float = 10.0):
