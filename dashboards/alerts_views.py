@@ -11,7 +11,12 @@ from billing.money import currency_exponent, to_minor_units
 from billing.subscription_state import subscription_state_for_account
 from dashboards.access import account_for_request
 from dashboards.forms import AlertRuleForm
-from usage.alerts import alert_rule_create, alert_rule_delete, alerts_sent_this_period
+from usage.alerts import (
+    alert_rule_create,
+    alert_rule_delete,
+    alerts_schedule_evaluation,
+    alerts_sent_this_period,
+)
 from usage.models import AlertRule
 
 
@@ -75,6 +80,8 @@ def alert_add(request: HttpRequest) -> HttpResponse:
                 form.add_error(field if field in form.fields else None, messages)
         else:
             form = None
+            # A rule already crossed should not wait for the next sweep.
+            alerts_schedule_evaluation(account_ids=[account.pk], debounce_seconds=0)
     context = _context(request, account, form)
     status = 422 if form is not None else 200
     if request.htmx:

@@ -245,7 +245,9 @@ def alerts_schedule_evaluation(*, account_ids, debounce_seconds: int = 5) -> int
 
     queued = 0
     for account_id in set(account_ids):
-        if cache.add(f"alerts:scheduled:{account_id}", 1, timeout=debounce_seconds):
+        if debounce_seconds <= 0 or cache.add(
+            f"alerts:scheduled:{account_id}", 1, timeout=debounce_seconds
+        ):
             transaction.on_commit(partial(evaluate_account_alerts.delay, account_id))
             queued += 1
     return queued

@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from usage import selectors
+from usage.alerts import alerts_schedule_evaluation
 from usage.services.ingest import MAX_BATCH, usage_events_ingest
 from usage.services.keys import ingest_key_authenticate
 
@@ -61,6 +62,8 @@ def events(request: HttpRequest) -> JsonResponse:
             413, "batch_too_large", f"at most {MAX_BATCH} events per request, got {len(batch)}"
         )
     result = usage_events_ingest(events=batch)
+    if result.account_ids:
+        alerts_schedule_evaluation(account_ids=result.account_ids)
     return JsonResponse(result.as_dict(), status=202)
 
 

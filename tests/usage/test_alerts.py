@@ -162,3 +162,37 @@ def test_rules_of_another_account_cannot_be_touched(client, pro_account, other_a
     assert AlertRule.objects.filter(pk=rule.pk).exists()
     page = client.get(reverse("dashboards:alerts"), {"account": str(pro_account.pk)})
     assert page.status_code == 404
+
+
+@pytest.mark.django_db
+def test_ingestion_through_the_api_triggers_alerts(
+    client, pro_account, contacts, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    from usage.services.keys import ingest_key_create
+
+    cache.clear()
+    _, raw_key = ingest_key_create(name="backend")
+    customer = pro_account.djstripe_customers.get().id
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(
+            "/api/v1/usage/events",
+            {"event_name": "api_calls", "customer": customer, "identifier": "trigger-1"},
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {raw_key}"},
+        )
+    assert response.status_code == 202
+    assert len(callbacks) == 1  # one evaluation queued for the one account touched
+    # 10,501 calls: past 80% (8,000) and 100% (10,000) of the allowance.
+    assert sorted(d.threshold for d in AlertDelivery.objects.all()) == [8_000, 10_000]
+    assert len(mail.outbox) == 2
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        client.post(
+            "/api/v1/usage/events",
+            {"event_name": "api_calls", "customer": customer, "identifier": "trigger-2"},
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {raw_key}"},
+        )
+    assert callbacks == []  # debounced: evaluated a moment ago
+    assert len(mail.outbox) == 2

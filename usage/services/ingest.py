@@ -77,6 +77,8 @@ class IngestResult:
     # Per input index: the identifier stored for an accepted or duplicate event (the
     # client's, or the one generated for it), None for a rejected one.
     identifiers: list[str | None] = field(default_factory=list)
+    # Accounts that got new usage (not part of the API answer): alerts follow them.
+    account_ids: set[int] = field(default_factory=set)
 
     def as_dict(self) -> dict:
         return {
@@ -448,6 +450,7 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
         if first[row.identifier] is row and row.identifier in inserted:
             result.accepted += 1
             result.identifiers[row.index] = row.identifier
+            result.account_ids.add(row.account_id)
         elif stored.get(row.identifier, row.payload_hash) == row.payload_hash:
             result.duplicates += 1
             result.identifiers[row.index] = row.identifier
