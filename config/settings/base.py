@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "billing",
     "usage",
     "dashboards",
+    "revenue",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,75 @@
+"""The waterfall as CSV, and a month's journal as a text table (for the command).
+
+Amounts in the CSV are integers in the currency's minor unit (exact, easy to load in
+a spreadsheet or a ledger import); the page and the command show them formatted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from billing.money import format_money
+from revenue.selectors import RevenueReport
+from revenue.waterfall import ACCOUNTS, COLUMN_LABELS, COLUMNS, Journal, journal_for
+
+CSV_HEADER = ("currency", "month", *COLUMNS)
+
+
+def waterfall_csv(report: RevenueReport) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for currency in report.currencies:
+        for fig in report.by_currency[currency]:
+            writer.writerow([currency, fig.month, *(fig.as_row()[c] for c in COLUMNS)])
+    return out.getvalue()
+
+
+def month_journal(report: RevenueReport, *, currency: str, month: str) -> Journal:
+    return journal_for(
+        report.figures_for(currency, month), previous=report.previous(currency, month)
+    )
+
+
+def _table(rows: list[list[str]], *, right: set[int]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def render_month(report: RevenueReport, *, currency: str, month: str) -> tuple[str, Journal]:
+    """The month's journal entries, the totals per ledger account and the waterfall
+    figures, for one currency."""
+    journal = month_journal(report, currency=currency, month=month)
+    fig = report.figures_for(currency, month)
+
+    def money(amount: int) -> str:
+        return format_money(amount, currency)
+
+    out = [f"{currency.upper()} {month}", "", "Journal entries"]
+    rows = [["Entry", "Debit", "Credit", "Amount"]]
+    rows += [[e.description, e.debit, e.credit, money(e.amount)] for e in journal.entries]
+    if not journal.entries:
+        rows.append(["(no entries)", "", "", ""])
+    out += _table(rows, right={3})
+    out += ["", "Totals per account"]
+    rows = [["Account", "Debit", "Credit"]]
+    for account in ACCOUNTS:
+        debit, credit = journal.by_account()[account]
+        rows.append([account, money(debit), money(credit)])
+    rows.append(["Total", money(journal.total_debits), money(journal.total_credits)])
+    out += _table(rows, right={1, 2})
+    status = "balanced" if journal.balanced else "NOT BALANCED"
+    out.append(f"  Debits {money(journal.total_debits)} = credits "
+               f"{money(journal.total_credits)}: {status}")  # fmt: skip
+    out.extend(f"  ! {problem}" for problem in journal.problems)
+    out += ["", "Waterfall"]
+    out += _table([[COLUMN_LABELS[c], money(fig.as_row()[c])] for c in COLUMNS], right={1})
+    return "\n".join(out) + "\n", journal

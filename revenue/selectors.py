@@ -1,0 +1,309 @@
+"""Selectors: revenue lines from the dj-stripe invoice mirror, usage weights from the
+rollups, open-period accruals from the pricing engine, and the waterfall built on them.
+
+Read-only, no network. Which invoices count:
+
+- ``open``, ``paid`` and ``uncollectible`` invoices (finalized; an uncollectible
+  invoice was still billed, its loss is bad debt, not less revenue);
+- ``draft`` invoices are not billed yet and ``void`` invoices never were: both are
+  left out entirely (a voided invoice disappears from the months it was in).
+
+A line's recognized amount is its ``amount`` minus its ``discount_amounts``; discounts
+Stripe reports only on the invoice (``total_discount_amounts`` not carried by lines)
+and credit notes (``pre_payment_credit_notes_amount`` + ``post_payment_credit_notes_amount``;
+dj-stripe 2.11 mirrors no credit notes and the emulator issues none, so only their
+totals are known) are spread over the invoice's lines in proportion to their amounts.
+Taxes are a liability, not revenue: they are never part of a line's amount.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from django.utils import timezone
+from djstripe.models import Invoice, LineItem, Price
+
+from billing.models import Account, Meter, PlanPrice
+from billing.pricing import line_amount
+from billing.subscription_state import subscription_state_for_account
+from revenue.schedule import RevenueLine, service_days, spread_over_lines, utc_day
+from revenue.waterfall import Accrual, MonthFigures, waterfall
+from usage.models import UsageRollup
+from usage.period_usage import floor_hour, meter_usage_in_period
+
+FINALIZED_STATUSES = ("open", "paid", "uncollectible")
+
+
+@dataclass
+class RevenueReport:
+    by_currency: dict[str, list[MonthFigures]]
+    warnings: list[str] = field(default_factory=list)
+    account: Account | None = None
+    as_of: datetime | None = None
+
+    @property
+    def currencies(self) -> list[str]:
+        return sorted(self.by_currency)
+
+    def month(self, currency: str, month: str) -> MonthFigures | None:
+        for fig in self.by_currency.get(currency, []):
+            if fig.month == month:
+                return fig
+        return None
+
+    def previous(self, currency: str, month: str) -> MonthFigures | None:
+        rows = [f for f in self.by_currency.get(currency, []) if f.month < month]
+        return rows[-1] if rows else None
+
+    def figures_for(self, currency: str, month: str) -> MonthFigures:
+        """The month's figures; a month without activity carries the balances over."""
+        found = self.month(currency, month)
+        if found is not None:
+            return found
+        before = self.previous(currency, month)
+        return MonthFigures(
+            currency=currency,
+            month=month,
+            deferred_end=before.deferred_end if before else 0,
+            unbilled_end=before.unbilled_end if before else 0,
+        )
+
+
+def _ts(value) -> datetime:
+    return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def _billed_on(data: dict) -> date:
+    transitions = data.get("status_transitions") or {}
+    moment = transitions.get("finalized_at") or data.get("effective_at") or data.get("created")
+    return utc_day(_ts(moment))
+
+
+def _price_id(line: dict) -> str | None:
+    pricing = line.get("pricing") or {}
+    details = pricing.get("price_details") or {}
+    price = details.get("price") or line.get("price")
+    if isinstance(price, dict):
+        return price.get("id")
+    return price
+
+
+def _subscription_item_id(line: dict) -> str | None:
+    parent = line.get("parent") or {}
+    details = parent.get("subscription_item_details") or {}
+    item = details.get("subscription_item") or line.get("subscription_item")
+    return item.get("id") if isinstance(item, dict) else item
+
+
+def _invoice_lines(invoice: Invoice, warnings: list[str]) -> list[dict]:
+    """Every line of the invoice: from the invoice's own copy, or from dj-stripe's
+    ``LineItem`` mirror when Stripe paginated the lines (more than 10)."""
+    lines_obj = invoice.stripe_data.get("lines") or {}
+    lines = list(lines_obj.get("data") or [])
+    expected = lines_obj.get("total_count")
+    if lines_obj.get("has_more") or (expected is not None and expected > len(lines)):
+        mirrored = [
+            li.stripe_data for li in LineItem.objects.filter(stripe_data__invoice=invoice.id)
+        ]
+        if expected is not None and len(mirrored) >= expected:
+            return mirrored
+        warnings.append(
+            f"invoice {invoice.id}: only {len(lines)} of {expected or 'more'} lines are "
+            "mirrored; sync it again"
+        )
+    return lines
+
+
+def _discount(line: dict) -> int:
+    return sum(int(d.get("amount") or 0) for d in line.get("discount_amounts") or [])
+
+
+@dataclass(frozen=True)
+class _PriceInfo:
+    usage_type: str
+    meter: Meter | None
+
+
+def _price_infos(price_ids: set[str]) -> dict[str, _PriceInfo]:
+    mirrored = {p.id: p.stripe_data for p in Price.objects.filter(id__in=price_ids)}
+    plan_meters = {
+        pp.stripe_price_id: pp.meter
+        for pp in PlanPrice.objects.filter(stripe_price_id__in=price_ids).select_related("meter")
+    }
+    meters = {m.stripe_id: m for m in Meter.objects.exclude(stripe_id="")}
+    infos = {}
+    for price_id in price_ids:
+        recurring = (mirrored.get(price_id) or {}).get("recurring") or {}
+        meter = plan_meters.get(price_id) or meters.get(recurring.get("meter") or "")
+        usage_type = recurring.get("usage_type") or ("metered" if meter else "licensed")
+        infos[price_id] = _PriceInfo(usage_type=usage_type, meter=meter)
+    return infos
+
+
+def usage_by_day(
+    *, account_id: int, meter: Meter, start: datetime, end: datetime
+) -> dict[date, int] | None:
+    """Usage per UTC day from the hourly rollups, or None for a ``last`` meter (a level
+    such as seats, not consumption: recognized ratably)."""
+    if meter.aggregation == Meter.Aggregation.LAST:
+        return None
+    column = "event_count" if meter.aggregation == Meter.Aggregation.COUNT else "sum_value"
+    rows = UsageRollup.objects.filter(
+        account_id=account_id, meter=meter, hour__gte=floor_hour(start), hour__lt=end
+    ).values_list("hour", column)
+    days: dict[date, int] = defaultdict(int)
+    for hour, value in rows:
+        days[utc_day(hour)] += int(value or 0)
+    return dict(days)
+
+
+def revenue_lines(
+    *, account: Account | None = None, currency: str | None = None
+) -> tuple[list[RevenueLine], list[str], set[tuple[str, int]]]:
+    """Revenue lines of finalized invoices; also warnings, and the (subscription item,
+    period start) pairs already invoiced (so open-period accruals skip them)."""
+    invoices = Invoice.objects.select_related("customer").order_by("id")
+    if account is not None:
+        invoices = invoices.filter(customer__subscriber=account)
+    warnings: list[str] = []
+    raw: list[tuple[Invoice, list[dict]]] = []
+    invoiced: set[tuple[str, int]] = set()
+    for invoice in invoices:
+        data = invoice.stripe_data or {}
+        if data.get("status") not in FINALIZED_STATUSES:
+            continue
+        if currency and (data.get("currency") or "").lower() != currency:
+            continue
+        lines = _invoice_lines(invoice, warnings)
+        raw.append((invoice, lines))
+        for line in lines:
+            item = _subscription_item_id(line)
+            if item and line.get("period"):
+                invoiced.add((item, int(line["period"]["start"])))
+    infos = _price_infos({pid for _, lines in raw for line in lines if (pid := _price_id(line))})
+
+    result: list[RevenueLine] = []
+    for invoice, lines in raw:
+        result.extend(_lines_of_invoice(invoice, lines, infos))
+    return result, warnings, invoiced
+
+
+def _lines_of_invoice(invoice: Invoice, lines: list[dict], infos) -> list[RevenueLine]:
+    data = invoice.stripe_data
+    if not lines:
+        return []
+    currency = (data.get("currency") or lines[0].get("currency") or "").lower()
+    net = [int(line.get("amount") or 0) - _discount(line) for line in lines]
+    # Invoice-level discounts the lines do not carry, and credit notes: spread over lines.
+    invoice_discount = sum(
+        int(d.get("amount") or 0) for d in data.get("total_discount_amounts") or []
+    )
+    unassigned = invoice_discount - sum(_discount(line) for line in lines)
+    credited = int(data.get("pre_payment_credit_notes_amount") or 0) + int(
+        data.get("post_payment_credit_notes_amount") or 0
+    )
+    extra = [0] * len(lines)
+    for reduction in (unassigned, credited):
+        if reduction > 0 and any(n > 0 for n in net):
+            for i, share in enumerate(spread_over_lines(-reduction, net)):
+                extra[i] += share
+    billed_on = _billed_on(data)
+    account_id = invoice.customer.subscriber_id if invoice.customer_id else None
+    result = []
+    for line, line_net, more in zip(lines, net, extra, strict=True):
+        period = line.get("period") or {}
+        start = _ts(period.get("start") or data.get("period_start") or data.get("created"))
+        end = _ts(period.get("end") or start.timestamp())
+        info = infos.get(_price_id(line) or "")
+        kind = info.usage_type if info else "licensed"
+        usage = None
+        if kind == "metered" and info.meter is not None and account_id is not None:
+            usage = usage_by_day(account_id=account_id, meter=info.meter, start=start, end=end)
+        result.append(
+            RevenueLine(
+                invoice_id=invoice.id,
+                line_id=str(line.get("id") or ""),
+                currency=currency,
+                amount=line_net + more,
+                period_start=start,
+                period_end=end,
+                billed_on=billed_on,
+                account_id=account_id,
+                kind=kind,
+                gross=int(line.get("amount") or 0),
+                discount=(line_net + more) - int(line.get("amount") or 0),
+                description=str(line.get("description") or ""),
+                usage_by_day=usage,
+            )
+        )
+    return result
+
+
+def open_period_accruals(
+    *,
+    account: Account | None = None,
+    currency: str | None = None,
+    invoiced: set[tuple[str, int]] = frozenset(),
+    now: datetime | None = None,
+) -> list[Accrual]:
+    """Usage consumed so far in each account's open period (not invoiced yet), priced
+    by the pricing engine and spread over the days it was consumed."""
+    now = now or timezone.now()
+    accounts = (
+        [account]
+        if account is not None
+        else Account.objects.filter(djstripe_customers__isnull=False).distinct().order_by("pk")
+    )
+    accruals = []
+    for acct in accounts:
+        state = subscription_state_for_account(account=acct)
+        if state is None or (currency and state.currency != currency):
+            continue
+        start = state.period_start
+        consumed_to = min(now, state.period_end)
+        if consumed_to <= start:
+            continue
+        for item in state.metered_items:
+            if (item.item_id, int(start.timestamp())) in invoiced:
+                continue
+            usage = meter_usage_in_period(
+                account=acct, meter=item.meter, start=start, end=state.period_end, now=now
+            )
+            amount = line_amount(price=item.spec, quantity=usage)
+            if amount == 0:
+                continue
+            days = service_days(start, consumed_to)
+            per_day = usage_by_day(
+                account_id=acct.pk, meter=item.meter, start=start, end=consumed_to
+            )
+            weights = days
+            if per_day and sum(per_day.get(d, 0) for d, _ in days) > 0:
+                weights = [(d, per_day.get(d, 0)) for d, _ in days]
+            accruals.append(
+                Accrual(
+                    currency=item.spec.currency,
+                    amount=amount,
+                    weights=tuple(weights),
+                    account_id=acct.pk,
+                    description=f"{acct} {item.nickname}: {usage:,} so far",
+                )
+            )
+    return accruals
+
+
+def revenue_report(
+    *, account: Account | None = None, currency: str | None = None, now: datetime | None = None
+) -> RevenueReport:
+    """The waterfall for all accounts (or one), every currency (or one)."""
+    now = now or timezone.now()
+    currency = currency.lower() if currency else None
+    lines, warnings, invoiced = revenue_lines(account=account, currency=currency)
+    accruals = open_period_accruals(account=account, currency=currency, invoiced=invoiced, now=now)
+    return RevenueReport(
+        by_currency=waterfall(lines=lines, accruals=accruals),
+        warnings=warnings,
+        account=account,
+        as_of=now,
+    )
