@@ -22,43 +22,60 @@ def calendar_month(at: datetime) -> tuple[datetime, datetime]:
 
 
 def usage_period_for(*, account: Account, at: datetime) -> tuple[datetime, datetime]:
-    """The period usage at ``at`` is reported in: the account's Stripe billing period
-    holding ``at``, or the UTC calendar month when no subscription covers it."""
-    return account_billing_period(account=account, at=at) or calendar_month(at)
+    """The period usage at ``at`` is reported in; see ``PeriodResolver``."""
+    return PeriodResolver(account).period(at)
 
 
 class PeriodResolver:
-    """``usage_period_for`` for many timestamps of one account, with few queries.
+    """The period usage at a timestamp is reported (and reconciled) in, for one account.
 
-    Billing periods found are reused for every timestamp inside them. The calendar
-    fallback is only taken without asking again when no subscription could cover the
-    timestamp (the account has none, or it is before the first one began); a calendar
-    month can overlap a billing period, so it is never reused blindly.
+    The account's Stripe billing period holding the timestamp (from the dj-stripe
+    mirror, ``billing.selectors.account_billing_period``), or, where no subscription
+    covers it, the UTC calendar month cut at the edges of the subscriptions around it,
+    so that periods never overlap and each reconciles against Stripe on its own.
+
+    Billing periods found are reused for every timestamp inside them, and timestamps
+    outside every subscription need no query, so a pass over many events of one
+    account costs a few queries.
     """
 
     def __init__(self, account: Account):
         from djstripe.models import Subscription
 
+        def ts(value):
+            return datetime.fromtimestamp(int(value), UTC) if value else None
+
         self.account = account
         self.billing: list[tuple[datetime, datetime]] = []
-        starts = [
-            (s.stripe_data or {}).get("start_date") or (s.stripe_data or {}).get("created")
-            for s in Subscription.objects.filter(customer__subscriber=account).only(
-                "stripe_data"
-            )
-        ]
-        known = [int(x) for x in starts if x]
-        self.first_start = datetime.fromtimestamp(min(known), UTC) if known else None
-        self.has_subscriptions = bool(starts)
+        self.spans: list[tuple[datetime, datetime | None]] = []
+        for data in Subscription.objects.filter(customer__subscriber=account).values_list(
+            "stripe_data", flat=True
+        ):
+            data = data or {}
+            started = ts(data.get("start_date")) or ts(data.get("created"))
+            if started is not None:
+                self.spans.append((started, ts(data.get("ended_at"))))
+
+    def _covered(self, at: datetime) -> bool:
+        return any(start <= at and (end is None or at < end) for start, end in self.spans)
+
+    def _fallback(self, at: datetime) -> tuple[datetime, datetime]:
+        lo, hi = calendar_month(at)
+        for start, end in self.spans:
+            if end is not None and end <= at:
+                lo = max(lo, end)
+            if start > at:
+                hi = min(hi, start)
+        return lo, hi
 
     def period(self, at: datetime) -> tuple[datetime, datetime]:
         for period in self.billing:
             if period[0] <= at < period[1]:
                 return period
-        if not self.has_subscriptions or (self.first_start and at < self.first_start):
-            return calendar_month(at)
+        if not self._covered(at):
+            return self._fallback(at)
         period = account_billing_period(account=self.account, at=at)
-        if period is None:
+        if period is None:  # a subscription without usable periods: the plain month
             return calendar_month(at)
         self.billing.append(period)
         return period

@@ -51,6 +51,17 @@ def test_no_period_before_the_subscription_began_or_after_it_ended():
     )
 
 
+def test_fallback_months_are_cut_at_subscription_edges():
+    resolver = PeriodResolver.__new__(PeriodResolver)
+    resolver.billing = []
+    resolver.spans = [(d(2026, 3, 10), d(2026, 4, 20)), (d(2026, 6, 5), None)]
+    assert resolver._fallback(d(2026, 3, 2)) == (d(2026, 3, 1), d(2026, 3, 10))
+    assert resolver._fallback(d(2026, 4, 25)) == (d(2026, 4, 20), d(2026, 5, 1))
+    assert resolver._fallback(d(2026, 5, 15)) == (d(2026, 5, 1), d(2026, 6, 1))
+    assert resolver._fallback(d(2026, 6, 1)) == (d(2026, 6, 1), d(2026, 6, 5))
+    assert resolver._covered(d(2026, 4, 1)) and not resolver._covered(d(2026, 4, 20))
+
+
 def test_calendar_month_fallback():
     assert calendar_month(d(2026, 12, 31, 23, 59)) == (d(2026, 12, 1), d(2027, 1, 1))
     assert calendar_month(d(2026, 2, 1)) == (d(2026, 2, 1), d(2026, 3, 1))
@@ -74,8 +85,10 @@ def test_subscription_period_from_the_mirror_and_fallback_around_it(
 
     resolver = PeriodResolver(account)
     before = start - timedelta(hours=1)
-    assert resolver.period(before) == calendar_month(before)
-    # The calendar month holding `before` overlaps the billing period: not reused.
+    # Before the subscription: its calendar month, cut where the subscription begins,
+    # so that periods never overlap.
+    month_start = calendar_month(before)[0]
+    assert resolver.period(before) == (month_start, min(calendar_month(before)[1], start))
     assert resolver.period(start + timedelta(seconds=5)) == (start, end)
 
 
@@ -97,6 +110,6 @@ def test_events_either_side_of_the_subscription_start_go_to_different_periods(
     usage_reports_claim()
     got = {r.value: r.period_start for r in UsageReport.objects.all()}
     assert got == {
-        2: calendar_month(datetime.fromtimestamp(start - 60, UTC))[0],
+        2: calendar_month(datetime.fromtimestamp(start - 60, UTC))[0],  # cut at `start`
         3: datetime.fromtimestamp(start, UTC),
     }
