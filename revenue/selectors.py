@@ -8,19 +8,14 @@ Read-only, no network. Which invoices count:
 - ``draft`` invoices are not billed yet and ``void`` invoices never were: both are
   left out entirely (a voided invoice disappears from the months it was in).
 
-A line's recognized amount is its ``amount`` minus its ``discount_amounts``; discounts
-Stripe reports only on the invoice (``total_discount_amounts`` not carried by lines)
-and credit notes (``pre_payment_credit_notes_amount`` + ``post_payment_credit_notes_amount``;
-dj-stripe 2.11 mirrors no credit notes and the emulator issues none, so only their
-totals are known) are spread over the invoice's lines in proportion to their amounts.
-Taxes are a liability, not revenue: they are never part of a line's amount.
+How a line's amount is netted of discounts and credit notes: :mod:`revenue.invoices`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from django.utils import timezone
 from djstripe.models import Invoice, LineItem, Price
@@ -28,12 +23,17 @@ from djstripe.models import Invoice, LineItem, Price
 from billing.models import Account, Meter, PlanPrice
 from billing.pricing import line_amount
 from billing.subscription_state import subscription_state_for_account
-from revenue.schedule import RevenueLine, service_days, spread_over_lines, utc_day
+from revenue.invoices import (
+    FINALIZED_STATUSES,
+    billed_at,
+    invoice_revenue_lines,
+    line_price_id,
+    line_subscription_item,
+)
+from revenue.schedule import RevenueLine, service_days, utc_day
 from revenue.waterfall import Accrual, MonthFigures, waterfall
 from usage.models import UsageRollup
 from usage.period_usage import floor_hour, meter_usage_in_period
-
-FINALIZED_STATUSES = ("open", "paid", "uncollectible")
 
 
 @dataclass
@@ -71,32 +71,6 @@ class RevenueReport:
         )
 
 
-def _ts(value) -> datetime:
-    return datetime.fromtimestamp(int(value), tz=UTC)
-
-
-def _billed_on(data: dict) -> date:
-    transitions = data.get("status_transitions") or {}
-    moment = transitions.get("finalized_at") or data.get("effective_at") or data.get("created")
-    return utc_day(_ts(moment))
-
-
-def _price_id(line: dict) -> str | None:
-    pricing = line.get("pricing") or {}
-    details = pricing.get("price_details") or {}
-    price = details.get("price") or line.get("price")
-    if isinstance(price, dict):
-        return price.get("id")
-    return price
-
-
-def _subscription_item_id(line: dict) -> str | None:
-    parent = line.get("parent") or {}
-    details = parent.get("subscription_item_details") or {}
-    item = details.get("subscription_item") or line.get("subscription_item")
-    return item.get("id") if isinstance(item, dict) else item
-
-
 def _invoice_lines(invoice: Invoice, warnings: list[str]) -> list[dict]:
     """Every line of the invoice: from the invoice's own copy, or from dj-stripe's
     ``LineItem`` mirror when Stripe paginated the lines (more than 10)."""
@@ -114,10 +88,6 @@ def _invoice_lines(invoice: Invoice, warnings: list[str]) -> list[dict]:
             "mirrored; sync it again"
         )
     return lines
-
-
-def _discount(line: dict) -> int:
-    return sum(int(d.get("amount") or 0) for d in line.get("discount_amounts") or [])
 
 
 @dataclass(frozen=True)
@@ -178,67 +148,38 @@ def revenue_lines(
             continue
         lines = _invoice_lines(invoice, warnings)
         raw.append((invoice, lines))
+        finalized_at = billed_at(data)
         for line in lines:
-            item = _subscription_item_id(line)
-            if item and line.get("period"):
-                invoiced.add((item, int(line["period"]["start"])))
-    infos = _price_infos({pid for _, lines in raw for line in lines if (pid := _price_id(line))})
+            item = line_subscription_item(line)
+            period = line.get("period") or {}
+            # Only an invoice issued once the period was over bills its usage (Stripe
+            # may put a zero metered line for the new period on the first invoice).
+            if item and period and int(period["end"]) <= finalized_at:
+                invoiced.add((item, int(period["start"])))
+    infos = _price_infos(
+        {pid for _, lines in raw for line in lines if (pid := line_price_id(line))}
+    )
 
     result: list[RevenueLine] = []
     for invoice, lines in raw:
-        result.extend(_lines_of_invoice(invoice, lines, infos))
-    return result, warnings, invoiced
+        account_id = invoice.customer.subscriber_id if invoice.customer_id else None
 
+        def classify(line: dict, start: datetime, end: datetime, account_id=account_id):
+            info = infos.get(line_price_id(line) or "")
+            if info is None or info.usage_type != "metered":
+                return "licensed", None
+            if info.meter is None or account_id is None:
+                return "metered", None
+            return "metered", usage_by_day(
+                account_id=account_id, meter=info.meter, start=start, end=end
+            )
 
-def _lines_of_invoice(invoice: Invoice, lines: list[dict], infos) -> list[RevenueLine]:
-    data = invoice.stripe_data
-    if not lines:
-        return []
-    currency = (data.get("currency") or lines[0].get("currency") or "").lower()
-    net = [int(line.get("amount") or 0) - _discount(line) for line in lines]
-    # Invoice-level discounts the lines do not carry, and credit notes: spread over lines.
-    invoice_discount = sum(
-        int(d.get("amount") or 0) for d in data.get("total_discount_amounts") or []
-    )
-    unassigned = invoice_discount - sum(_discount(line) for line in lines)
-    credited = int(data.get("pre_payment_credit_notes_amount") or 0) + int(
-        data.get("post_payment_credit_notes_amount") or 0
-    )
-    extra = [0] * len(lines)
-    for reduction in (unassigned, credited):
-        if reduction > 0 and any(n > 0 for n in net):
-            for i, share in enumerate(spread_over_lines(-reduction, net)):
-                extra[i] += share
-    billed_on = _billed_on(data)
-    account_id = invoice.customer.subscriber_id if invoice.customer_id else None
-    result = []
-    for line, line_net, more in zip(lines, net, extra, strict=True):
-        period = line.get("period") or {}
-        start = _ts(period.get("start") or data.get("period_start") or data.get("created"))
-        end = _ts(period.get("end") or start.timestamp())
-        info = infos.get(_price_id(line) or "")
-        kind = info.usage_type if info else "licensed"
-        usage = None
-        if kind == "metered" and info.meter is not None and account_id is not None:
-            usage = usage_by_day(account_id=account_id, meter=info.meter, start=start, end=end)
-        result.append(
-            RevenueLine(
-                invoice_id=invoice.id,
-                line_id=str(line.get("id") or ""),
-                currency=currency,
-                amount=line_net + more,
-                period_start=start,
-                period_end=end,
-                billed_on=billed_on,
-                account_id=account_id,
-                kind=kind,
-                gross=int(line.get("amount") or 0),
-                discount=(line_net + more) - int(line.get("amount") or 0),
-                description=str(line.get("description") or ""),
-                usage_by_day=usage,
+        result.extend(
+            invoice_revenue_lines(
+                invoice.stripe_data, lines, account_id=account_id, classify=classify
             )
         )
-    return result
+    return result, warnings, invoiced
 
 
 def open_period_accruals(
