@@ -1,3 +1,6 @@
+from datetime import UTC, datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
 from django.http import HttpRequest
 
 from billing.models import Account
@@ -15,9 +18,7 @@ def account_for_request(request: HttpRequest) -> Account | None:
     return account_for_user(user=request.user)
 
 
-def _step(interval: str, count: int):
-    from dateutil.relativedelta import relativedelta
-
+def _step(interval: str, count: int) -> relativedelta:
     count = max(1, int(count or 1))
     return {
         "day": relativedelta(days=count),
@@ -27,10 +28,10 @@ def _step(interval: str, count: int):
     }.get(interval, relativedelta(months=count))
 
 
-def _period_from_anchor(anchor, step, at, *, lower, upper):
+def _period_from_anchor(
+    anchor: datetime, step: relativedelta, at: datetime, *, lower: datetime, upper: datetime
+) -> tuple[datetime, datetime] | None:
     """The period ``[anchor + k*step, anchor + (k+1)*step)`` holding ``at``, or None."""
-    from datetime import timedelta
-
     if not lower <= at < upper:
         return None
     # Periods are computed from the anchor each time (never chained), so month-end
@@ -48,7 +49,7 @@ def _period_from_anchor(anchor, step, at, *, lower, upper):
     return None
 
 
-def account_billing_period(*, account: Account, at) -> tuple | None:
+def account_billing_period(*, account: Account, at: datetime) -> tuple[datetime, datetime] | None:
     """The account's Stripe billing period ``(start, end)`` holding ``at``, or None.
 
     From the dj-stripe mirror of the account's subscriptions (newest first). In API
@@ -58,8 +59,6 @@ def account_billing_period(*, account: Account, at) -> tuple | None:
     interval, never before the subscription started nor after it ended. None when no
     subscription covered ``at``.
     """
-    from datetime import UTC, datetime
-
     from djstripe.models import Subscription
 
     def ts(value):
