@@ -55,4 +55,4 @@ emulator: $(STAMP)
 	$(BIN)/python -m stripe_emulator --host 127.0.0.1 --port 12111 --state var/emulator-state.json
 
 clean:
-	rm -rf var/celery var/meterdesk.sqlite3* var/emulator-state.json
+	rm -rf var/celery var/meterdesk.sqlite3* var/emulator-state.json var/demo-logins.txt var/demo-ingest-key.txt var/log
