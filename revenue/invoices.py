@@ -83,14 +83,16 @@ def invoice_revenue_lines(
     credited = int(data.get("pre_payment_credit_notes_amount") or 0) + int(
         data.get("post_payment_credit_notes_amount") or 0
     )
-    extra = [0] * len(lines)
+    # One reduction after the other, each over what the lines still carry, so that no
+    # line is reduced below zero when the reductions fit in the invoice.
     for reduction in (unassigned, credited):
         if reduction > 0 and any(n > 0 for n in net):
-            for i, share in enumerate(spread_over_lines(-reduction, net)):
-                extra[i] += share
+            net = [
+                n + share for n, share in zip(net, spread_over_lines(-reduction, net), strict=True)
+            ]
     finalized = billed_on(data)
     result = []
-    for line, line_net, more in zip(lines, net, extra, strict=True):
+    for line, line_net in zip(lines, net, strict=True):
         period = line.get("period") or {}
         start = ts(period.get("start") or data.get("period_start") or data.get("created"))
         end = ts(period.get("end") or int(start.timestamp()))
@@ -101,14 +103,14 @@ def invoice_revenue_lines(
                 invoice_id=str(data.get("id") or ""),
                 line_id=str(line.get("id") or ""),
                 currency=currency,
-                amount=line_net + more,
+                amount=line_net,
                 period_start=start,
                 period_end=end,
                 billed_on=finalized,
                 account_id=account_id,
                 kind=kind,
                 gross=gross,
-                discount=line_net + more - gross,
+                discount=line_net - gross,
                 description=str(line.get("description") or ""),
                 usage_by_day=usage,
             )

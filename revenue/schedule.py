@@ -153,9 +153,28 @@ def weighted_schedule(amount: int, weights: Sequence[tuple[date, int]]) -> list[
 
 def spread_over_lines(amount: int, line_amounts: Sequence[int]) -> list[int]:
     """An invoice-level discount or credit spread over the lines it reduces, in
-    proportion to their amounts (floor, remainder on the last line)."""
+    proportion to their (positive) amounts.
+
+    Lines are not days: here each line gets the difference of the floors of the
+    *cumulative* shares, so no line is reduced by more than its own amount (a plain
+    floor with the remainder on the last line could push a small last line below
+    zero), and the shares still add up to ``amount`` exactly.
+    """
     positive = [max(a, 0) for a in line_amounts]
-    return allocate(amount, positive)
+    total = sum(positive)
+    if total == 0:
+        raise ValueError("no positive line to spread over")
+    sign = -1 if amount < 0 else 1
+    magnitude = Decimal(abs(amount))
+    shares, cumulative, floor_before = [], 0, 0
+    for weight in positive:
+        cumulative += weight
+        floor_here = to_minor_units(
+            _SHARE_CONTEXT.divide(magnitude * cumulative, Decimal(total)), rounding=ROUND_FLOOR
+        )
+        shares.append(sign * (floor_here - floor_before))
+        floor_before = floor_here
+    return shares
 
 
 def month_of(day: date) -> str:
