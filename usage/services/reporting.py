@@ -187,10 +187,10 @@ def _claim_pair(
                     report=report
                 )
             if meter.aggregation == Meter.Aggregation.LAST:
-                report.value, report.timestamp = _period_last(account.pk, meter.pk, period)
-                if too_late:
-                    # The units at stake are the group's own newest value.
+                if too_late:  # what is at stake: the group's own newest value
                     report.value = max(group, key=lambda r: (r[2], r[0]))[1]
+                else:  # the period's newest so far, so the latest report always wins
+                    report.value, report.timestamp = _period_last(account.pk, meter.pk, period)
                 report.save(update_fields=["value", "timestamp"])
             result.claimed_events += len(group)
             result.reports_created += 1
