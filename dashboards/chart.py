@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from billing.subscription_state import ItemState, SubscriptionState
-from usage.projections import project_usage
-from usage.series import GRANULARITIES, bucket_series, daily_series
+from usage.period_summary import meter_projection_exact
+from usage.series import GRANULARITIES, bucket_series
 
 
 def _label(moment: datetime, granularity: str) -> str:
@@ -52,14 +52,8 @@ def chart_payload(
 
     projection = None
     if not closed:
-        projected = project_usage(
-            series=daily_series(
-                account=account, meter=meter, start=start, end=as_of, end_is_period_end=False
-            ),
-            aggregation=meter.aggregation,
-            period_start=start,
-            period_end=end,
-            now=as_of,
+        projected = meter_projection_exact(
+            account=account, meter=meter, start=start, end=end, now=as_of, closed=closed
         )
         now_value = cumulative[-1] if cumulative else 0
         pad = [None] * (len(series) - 1) if series else []

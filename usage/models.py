@@ -237,6 +237,12 @@ class AlertRule(models.Model):
                 ),
                 name="alert_rule_fields_match_kind",
             ),
+            # Default rules are created by whichever evaluation gets there first.
+            models.UniqueConstraint(
+                fields=["account", "kind", "meter", "threshold_percent"],
+                condition=models.Q(is_default=True),
+                name="alert_rule_one_default_each",
+            ),
         ]
 
     def __str__(self) -> str:

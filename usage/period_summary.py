@@ -14,7 +14,8 @@ from billing.models import Account
 from billing.pricing import line_amount
 from billing.subscription_state import ItemState, SubscriptionState
 from usage.period_usage import meter_usage_in_period
-from usage.projections import Projection, project_cost, project_usage
+from usage.projection_history import rollup_daily_totals
+from usage.projections import HISTORY_DAYS, Projection, project_cost, project_usage
 from usage.series import daily_series
 
 
@@ -77,6 +78,28 @@ class PeriodSummary:
         return tuple(self.base_fee + cost for cost in self.projected_usage_cost)
 
 
+def meter_projection_exact(
+    *, account: Account, meter, start: datetime, end: datetime, now: datetime, closed: bool
+) -> Projection:
+    """The projection to period end from this period's daily series (exact edges) and up
+    to ``HISTORY_DAYS`` of earlier daily totals (for weekday shape, and for the first day
+    of a period, when this period alone says nothing yet)."""
+    series = daily_series(
+        account=account, meter=meter, start=start, end=now, end_is_period_end=closed
+    )
+    history = rollup_daily_totals(
+        account_id=account.pk, meter=meter, start=start - timedelta(days=HISTORY_DAYS), end=start
+    )
+    return project_usage(
+        series=series,
+        aggregation=meter.aggregation,
+        period_start=start,
+        period_end=end,
+        now=now,
+        history=history,
+    )
+
+
 def _rebase(projection: Projection, usage: int, aggregation: str) -> Projection:
     if aggregation == "last":
         return replace(
@@ -116,13 +139,13 @@ def period_summary(
         usage = meter_usage_in_period(
             account=account, meter=item.meter, start=period_start, end=period_end, now=now
         )
-        series = daily_series(account=account, meter=item.meter, start=period_start, end=as_of)
-        projection = project_usage(
-            series=series,
-            aggregation=item.meter.aggregation,
-            period_start=period_start,
-            period_end=period_end,
+        projection = meter_projection_exact(
+            account=account,
+            meter=item.meter,
+            start=period_start,
+            end=period_end,
             now=as_of,
+            closed=closed,
         )
         if projection.usage_so_far != usage:
             # The series is whole hours of rollups; the exact total (edges from the

@@ -88,6 +88,7 @@ Method = Literal["linear", "weighted_weekday", "last_value", "none"]
 Z_80 = 1.2816  # two-sided 80% interval of the normal distribution
 HALF_LIFE_DAYS = 7.0
 MIN_DAYS_FOR_WEEKDAYS = 7
+MIN_ELAPSED_DAYS = 1.0  # less than this into a period, this period's rate is not used
 MIN_DAYS_FOR_TREND = 14
 TREND_MIN_T = 2.0  # a trend is used when its slope is this many standard errors from 0
 WEEKDAY_WINDOW_DAYS = 28
@@ -305,8 +306,30 @@ def project_usage(
     period_days = dict(daily_totals(series=points, start=start, end=now))
     # History days must end by period_start (a day the period starts inside is neither).
     before = day_start(start).date()
-    observations = sorted({**{d: int(v) for d, v in history if d < before}, **period_days}.items())
+    history_days = {d: int(v) for d, v in history if d < before}
+    observations = sorted({**history_days, **period_days}.items())
     remaining = _remaining_days(now, end)
+    elapsed_days = _days((now - start).total_seconds())
+    if elapsed_days < MIN_ELAPSED_DAYS and not history_days:
+        # Minutes of data say nothing about a month: a burst at the start of a period
+        # would extrapolate to absurd totals. Project nothing until a day has passed.
+        return Projection(
+            usage_so_far=usage_so_far,
+            projected=usage_so_far,
+            low=usage_so_far,
+            high=usage_so_far,
+            method="none",
+            note="Less than a day into the period and no earlier usage: too early to project.",
+        )
+    if elapsed_days < MIN_ELAPSED_DAYS:
+        # Early in the period: the run rate comes from the earlier days alone.
+        return _project_linear(
+            usage_so_far=usage_so_far,
+            elapsed_days=float(len(history_days)),
+            remaining_days=sum(fraction for _, fraction in remaining),
+            period_days=list(history_days.values()),
+            rate_total=sum(history_days.values()),
+        )
     if len(observations) < MIN_DAYS_FOR_WEEKDAYS:
         return _project_linear(
             usage_so_far=usage_so_far,
@@ -325,8 +348,10 @@ def _project_linear(
     elapsed_days: float,
     remaining_days: float,
     period_days: Sequence[int],
+    rate_total: int | None = None,
 ) -> Projection:
-    rate = usage_so_far / elapsed_days
+    """``rate_total / elapsed_days`` is the daily rate (by default: this period so far)."""
+    rate = (usage_so_far if rate_total is None else rate_total) / elapsed_days
     if len(period_days) >= 2:
         sigma = _residual_sigma([y - rate for y in period_days])
         note = f"Linear run rate over {elapsed_days:.1f} days; 80% range."

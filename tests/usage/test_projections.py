@@ -89,8 +89,25 @@ def test_linear_range_by_hand():
 
 
 def test_under_two_complete_days_gives_a_wide_range_whose_low_is_usage_so_far():
-    # 12 hours, 600 units: rate 1,200/day, projected 600 / 0.5 x 30 = 36,000.
-    # sigma falls back to the rate (1,200), so low would go negative: clamped to 600.
+    # 36 hours, 50 units an hour = 1,800 units: rate 1,800 / 1.5 = 1,200/day; 28.5 days
+    # left: projected 1,800 + 1,200 x 28.5 = 36,000. One complete day only, so sigma falls
+    # back to the rate (1,200) and the low would go below usage: clamped to 1,800.
+    hours = [(NOV_1 + timedelta(hours=h), 50) for h in range(36)]
+    p = project_usage(
+        series=hours,
+        aggregation="sum",
+        period_start=NOV_1,
+        period_end=DEC_1,
+        now=NOV_1 + timedelta(hours=36),
+    )
+    assert (p.method, p.usage_so_far, p.projected, p.low) == ("linear", 1800, 36000, 1800)
+    assert p.high > 2 * p.projected
+    assert "wide" in p.note
+
+
+def test_less_than_a_day_in_and_no_history_projects_nothing():
+    # A burst of 600 units in the first 12 hours must not become 600 / 0.5 x 30 = 36,000
+    # (or, minutes in, billions): too early to project.
     hours = [(NOV_1 + timedelta(hours=h), 50) for h in range(12)]
     p = project_usage(
         series=hours,
@@ -99,9 +116,25 @@ def test_under_two_complete_days_gives_a_wide_range_whose_low_is_usage_so_far():
         period_end=DEC_1,
         now=NOV_1 + timedelta(hours=12),
     )
-    assert (p.method, p.usage_so_far, p.projected, p.low) == ("linear", 600, 36000, 600)
-    assert p.high > 2 * p.projected
-    assert "wide" in p.note
+    assert (p.method, p.projected, p.low, p.high) == ("none", 600, 600, 600)
+    assert "too early" in p.note
+
+
+def test_less_than_a_day_in_uses_the_earlier_days_rate():
+    # 5 earlier days of 1,000 (Oct 27-31): rate 1,000/day. 12 hours in with 600 used,
+    # 29.5 days left: projected 600 + 1,000 x 29.5 = 30,100.
+    history = [(date(2026, 10, 27 + i), 1_000) for i in range(5)]
+    hours = [(NOV_1 + timedelta(hours=h), 50) for h in range(12)]
+    p = project_usage(
+        series=hours,
+        aggregation="sum",
+        period_start=NOV_1,
+        period_end=DEC_1,
+        now=NOV_1 + timedelta(hours=12),
+        history=history,
+    )
+    assert (p.method, p.usage_so_far, p.projected) == ("linear", 600, 30_100)
+    assert p.low <= p.projected <= p.high
 
 
 def test_hourly_and_daily_buckets_project_the_same():
