@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from djstripe.models import Invoice
+from djstripe.models import Invoice, Price
 
 from billing.models import Account
 
@@ -39,18 +39,34 @@ def _ts(value) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC) if value else None
 
 
-def _is_metered(line: dict) -> bool:
+def _price_id(line: dict) -> str | None:
+    """The line's price id: ``pricing.price_details.price`` in API version dahlia."""
     price = ((line.get("pricing") or {}).get("price_details") or {}).get("price")
-    price = price if isinstance(price, dict) else line.get("price")
-    recurring = (price or {}).get("recurring") if isinstance(price, dict) else None
-    if recurring:
-        return recurring.get("usage_type") == "metered"
-    return bool(line.get("metered"))
+    price = price or line.get("price")
+    return price.get("id") if isinstance(price, dict) else price
+
+
+def _metered_price_ids(price_ids: set[str]) -> set[str]:
+    return {
+        price.id
+        for price in Price.objects.filter(id__in=price_ids)
+        if ((price.stripe_data.get("recurring") or {}).get("usage_type")) == "metered"
+    }
 
 
 def invoices_for_account(*, account: Account, limit: int = 24) -> list[InvoiceRow]:
     rows = []
-    invoices = Invoice.objects.filter(customer__subscriber=account).order_by("-created")[:limit]
+    invoices = list(
+        Invoice.objects.filter(customer__subscriber=account).order_by("-created")[:limit]
+    )
+    metered = _metered_price_ids(
+        {
+            _price_id(line)
+            for invoice in invoices
+            for line in (invoice.stripe_data.get("lines") or {}).get("data", [])
+        }
+        - {None}
+    )
     for invoice in invoices:
         data = invoice.stripe_data
         raw_lines = (data.get("lines") or {}).get("data", [])
@@ -59,7 +75,7 @@ def invoices_for_account(*, account: Account, limit: int = 24) -> list[InvoiceRo
                 description=line.get("description") or "",
                 quantity=int(line.get("quantity") or 0),
                 amount=int(line.get("amount") or 0),
-                metered=_is_metered(line),
+                metered=_price_id(line) in metered,
             )
             for line in raw_lines
         )

@@ -1,0 +1,59 @@
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+
+from billing.services.accounts import account_create, account_ensure_stripe_customer
+from billing.services.stripe_sync import stripe_sync_everything
+from billing.services.subscriptions import subscription_create
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _advance(stripe_client, clock_id: str, to: datetime) -> None:
+    stripe_client.v1.test_helpers.test_clocks.advance(
+        clock_id, {"frozen_time": int(to.timestamp())}
+    )
+    for _ in range(200):
+        if stripe_client.v1.test_helpers.test_clocks.retrieve(clock_id).status == "ready":
+            return
+        time.sleep(0.05)
+    raise AssertionError("test clock did not become ready")
+
+
+def test_invoices_list_amounts_periods_status_links_and_usage_lines(
+    client, stripe_client, demo_catalog
+):
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    clock = stripe_client.v1.test_helpers.test_clocks.create(
+        {"frozen_time": int(start.timestamp())}
+    )
+    account = account_create(name="Clocked", billing_email="ap@clocked.example")
+    customer = account_ensure_stripe_customer(
+        account=account, payment_method="pm_card_visa", test_clock=clock.id
+    )
+    subscription_create(account=account, plan=demo_catalog["pro"])
+    _advance(stripe_client, clock.id, start + timedelta(days=5))
+    stripe_client.v1.billing.meter_events.create(
+        {
+            "event_name": "api_calls",
+            "identifier": "calls-sept",
+            "timestamp": int((start + timedelta(days=3)).timestamp()),
+            "payload": {"stripe_customer_id": customer.id, "value": "12345"},
+        }
+    )
+    _advance(stripe_client, clock.id, datetime(2026, 10, 1, 0, 1, tzinfo=UTC))
+    stripe_sync_everything(client=stripe_client)
+
+    client.force_login(make_user(account, "ivy"))
+    html = client.get(reverse("dashboards:invoices")).content.decode()
+    # First invoice: $99.00 base in advance. Renewal: $99.00 for October in advance plus
+    # September's calls in arrears: (12,345 - 10,000) x 0.2¢ = 469¢ -> $103.69 in all.
+    assert html.count('class="pill pill-paid"') == 2
+    assert "$99.00" in html and "$103.69" in html
+    renewal = html[html.index("$103.69") - 400 :]
+    assert "Sep 1 – Oct 1, 2026" in renewal  # the usage period, not the next one
+    assert "12,345 → $4.69" in html
+    assert "View invoice" in html
