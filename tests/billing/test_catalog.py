@@ -129,3 +129,14 @@ def test_check_subcommand_reports_errors_without_calling_stripe(tmp_path):
     bad.write_text(BASE + "unit_amount = 1.5")
     with pytest.raises(CommandError, match="never a float"):
         call_command("billing_catalog", "check", str(bad))
+
+
+def test_the_readme_catalog_example_is_a_valid_catalog():
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    catalog = parse_catalog(example)
+    pro = next(plan for plan in catalog.plans if plan.key == "pro")
+    assert [p.lookup_key for p in pro.prices] == ["pro_base", "pro_api_calls"]
+    calls = pro.prices[1].params
+    assert calls["recurring"]["usage_type"] == "metered"
+    assert calls["tiers"][1] == {"up_to": "inf", "unit_amount_decimal": "0.2"}
