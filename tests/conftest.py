@@ -6,7 +6,6 @@ The suite runs on SQLite with eager Celery by default, and on PostgreSQL + Redis
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,12 +19,6 @@ CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 
 def pytest_configure(config):
     (ROOT / "var").mkdir(exist_ok=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):

@@ -14,8 +14,8 @@ from billing.models import Account
 from billing.pricing import line_amount
 from billing.subscription_state import ItemState, SubscriptionState
 from usage.period_usage import meter_usage_in_period
-from usage.projection_history import rollup_daily_totals
-from usage.projections import HISTORY_DAYS, Projection, project_cost, project_usage
+from usage.projection_history import meter_projection
+from usage.projections import Projection, project_cost
 from usage.series import daily_series
 
 
@@ -81,22 +81,18 @@ class PeriodSummary:
 def meter_projection_exact(
     *, account: Account, meter, start: datetime, end: datetime, now: datetime, closed: bool
 ) -> Projection:
-    """The projection to period end from this period's daily series (exact edges) and up
-    to ``HISTORY_DAYS`` of earlier daily totals (for weekday shape, and for the first day
-    of a period, when this period alone says nothing yet)."""
+    """The projection to period end from this period's daily series with exact edges,
+    plus earlier daily totals (weekday shape, and the first day of a period)."""
     series = daily_series(
         account=account, meter=meter, start=start, end=now, end_is_period_end=closed
     )
-    history = rollup_daily_totals(
-        account_id=account.pk, meter=meter, start=start - timedelta(days=HISTORY_DAYS), end=start
-    )
-    return project_usage(
-        series=series,
-        aggregation=meter.aggregation,
+    return meter_projection(
+        account_id=account.pk,
+        meter=meter,
         period_start=start,
         period_end=end,
         now=now,
-        history=history,
+        series=series,
     )
 
 

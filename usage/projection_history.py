@@ -99,17 +99,20 @@ def meter_projection(
     period_end: datetime,
     now: datetime,
     history_days: int = HISTORY_DAYS,
+    series: Sequence[tuple[datetime, int]] | None = None,
 ) -> Projection:
-    """Project one meter of one account to ``period_end``: one query for the period so far,
-    one for up to ``history_days`` of earlier daily totals (sum/count meters only)."""
-    bucket: Bucket = "hour" if meter.aggregation == Meter.Aggregation.LAST else "day"
-    series = rollup_series(
-        account_id=account_id,
-        meter=meter,
-        start=period_start,
-        end=min(now, period_end),
-        bucket=bucket,
-    )
+    """Project one meter of one account to ``period_end``: one query for the period so far
+    (unless the caller has the ``series`` already, e.g. with exact period edges), one for
+    up to ``history_days`` of earlier daily totals (sum/count meters only)."""
+    if series is None:
+        bucket: Bucket = "hour" if meter.aggregation == Meter.Aggregation.LAST else "day"
+        series = rollup_series(
+            account_id=account_id,
+            meter=meter,
+            start=period_start,
+            end=min(now, period_end),
+            bucket=bucket,
+        )
     history: list[tuple[date, int]] = []
     if meter.aggregation != Meter.Aggregation.LAST:
         history = rollup_daily_totals(

@@ -242,6 +242,17 @@ def _finish(
     )
 
 
+def _unprojected(usage_so_far: int, note: str) -> Projection:
+    return Projection(
+        usage_so_far=usage_so_far,
+        projected=usage_so_far,
+        low=usage_so_far,
+        high=usage_so_far,
+        method="none",
+        note=note,
+    )
+
+
 # -- the projection -----------------------------------------------------------------------
 def project_usage(
     *,
@@ -273,14 +284,7 @@ def project_usage(
     if aggregation == "last":
         current = points[-1][1] if points else 0
         if now <= start or not points:
-            return Projection(
-                usage_so_far=current,
-                projected=current,
-                low=current,
-                high=current,
-                method="none",
-                note="No value yet this period: nothing to project from.",
-            )
+            return _unprojected(current, "No value yet this period: nothing to project from.")
         values = [v for _, v in points]
         return Projection(
             usage_so_far=current,
@@ -294,14 +298,7 @@ def project_usage(
 
     usage_so_far = sum(v for _, v in points)
     if now <= start:
-        return Projection(
-            usage_so_far=usage_so_far,
-            projected=usage_so_far,
-            low=usage_so_far,
-            high=usage_so_far,
-            method="none",
-            note="The period has not started: nothing to project from yet.",
-        )
+        return _unprojected(usage_so_far, "The period has not started: nothing to project from.")
 
     period_days = dict(daily_totals(series=points, start=start, end=now))
     # History days must end by period_start (a day the period starts inside is neither).
@@ -313,13 +310,9 @@ def project_usage(
     if elapsed_days < MIN_ELAPSED_DAYS and not history_days:
         # Minutes of data say nothing about a month: a burst at the start of a period
         # would extrapolate to absurd totals. Project nothing until a day has passed.
-        return Projection(
-            usage_so_far=usage_so_far,
-            projected=usage_so_far,
-            low=usage_so_far,
-            high=usage_so_far,
-            method="none",
-            note="Less than a day into the period and no earlier usage: too early to project.",
+        return _unprojected(
+            usage_so_far,
+            "Less than a day into the period and no earlier usage: too early to project.",
         )
     if elapsed_days < MIN_ELAPSED_DAYS:
         # Early in the period: the run rate comes from the earlier days alone.

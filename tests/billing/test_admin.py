@@ -12,7 +12,7 @@ from djstripe.models import Customer, Invoice, Price, Product, Subscription
 from billing.models import Account, Membership, Meter, PlanPrice
 from billing.services.accounts import membership_add
 from billing.services.subscriptions import subscription_create
-from tests.conftest import free_port
+from stripe_emulator.testing import free_port
 
 # The admin and dj-stripe only: these tests do not depend on the rest of the site's
 # URLs (other apps are built concurrently and may not import at any given moment).

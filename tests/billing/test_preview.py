@@ -16,7 +16,7 @@ from billing.services.subscriptions import (
     subscription_cancel_at_period_end,
     subscription_create,
 )
-from tests.conftest import free_port
+from stripe_emulator.testing import free_port
 
 # 9,900 (base) + (12,345 - 10,000) x 0.2 = 469 (api calls) + 3 x 1,000 = 3,000 (seats)
 #   = 13,369 cents = $133.69
