@@ -18,7 +18,8 @@ def account_for_request(request: HttpRequest) -> Account | None:
     return account_for_user(user=request.user)
 
 
-def _step(interval: str, count: int) -> relativedelta:
+def interval_step(interval: str, count: int) -> relativedelta:
+    """One billing interval as a relativedelta (month-end anchors clamp like Stripe's)."""
     count = max(1, int(count or 1))
     return {
         "day": relativedelta(days=count),
@@ -79,7 +80,7 @@ def account_billing_period(*, account: Account, at: datetime) -> tuple[datetime,
         price = items[0].get("price") or {}
         recurring = price.get("recurring") if isinstance(price, dict) else None
         recurring = recurring or (data.get("plan") or {}) or {}
-        step = _step(recurring.get("interval", "month"), recurring.get("interval_count", 1))
+        step = interval_step(recurring.get("interval", "month"), recurring.get("interval_count", 1))
         anchor = ts(data.get("billing_cycle_anchor")) or started
         far = datetime.max.replace(tzinfo=UTC)
         period = _period_from_anchor(anchor, step, at, lower=started, upper=ended or far)

@@ -8,11 +8,11 @@ engine ``PriceSpec``, its meter and its included allowance.
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dateutil.relativedelta import relativedelta
 from djstripe.models import Price, Subscription
 
 from billing.models import Account, Meter, Plan, PlanPrice
 from billing.pricing import PriceSpec, included_units, price_spec_from_stripe
+from billing.selectors import interval_step
 
 LIVE_STATUSES = ("active", "past_due", "trialing", "incomplete", "unpaid")
 
@@ -56,17 +56,8 @@ class SubscriptionState:
 
     def period(self, offset: int = 0) -> tuple[datetime, datetime]:
         """The current period (0) or an earlier one (-1, -2, ...), same interval."""
-        step = _interval_delta(self.interval, self.interval_count)
+        step = interval_step(self.interval, self.interval_count)
         return self.period_start + step * offset, self.period_end + step * offset
-
-
-def _interval_delta(interval: str, count: int) -> relativedelta:
-    return {
-        "day": relativedelta(days=count),
-        "week": relativedelta(weeks=count),
-        "month": relativedelta(months=count),
-        "year": relativedelta(years=count),
-    }[interval]
 
 
 def _ts(value: int) -> datetime:

@@ -5,8 +5,7 @@ from djstripe.models import Subscription
 from billing.models import Account, Plan
 from billing.services.accounts import account_ensure_stripe_customer
 from billing.stripe_api import api_key, stripe_client
-
-LIVE_STATUSES = ("active", "past_due", "trialing", "incomplete", "unpaid")
+from billing.subscription_state import LIVE_STATUSES
 
 
 class SubscriptionError(ValueError):
