@@ -1,0 +1,227 @@
+"""Projection and alert sweep: accounts evaluated per second by the beat task's sweep,
+``usage.alerts.alerts_evaluate_all`` (per account: its subscription state from the
+mirror, default rules, the period summary with usage, projections and costs, rules
+checked, emails sent once).
+
+One template account is subscribed to Pro (10,000 API calls included) through the
+emulator on a test clock, so its period started 10 days ago; ``--accounts`` clones of
+it (account, dj-stripe customer and subscription rows) are made in SQL, and each gets
+hourly API-call rollups for the period so far: 90% of them end below 80% of the
+allowance, 5% between 80% and 100% (one alert each), 5% above 100% (two alerts each).
+The sweep runs twice: the first creates the default rules and sends the alerts, the
+second is the steady state (rules exist, nothing new to send), which is the figure.
+
+    python -m benchmarks.bench_sweep --accounts 10000
+"""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import common
+from benchmarks.common import Figure, Timer, check, log
+
+TARGET_PER_SECOND = 2000
+PERIOD_DAYS_SO_FAR = 10
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--profile", action="store_true", help="cProfile the steady sweep")
+
+
+def _columns(table: str) -> list[str]:
+    rows = common.raw_sql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+        "AND column_name <> 'djstripe_id' ORDER BY ordinal_position",
+        [table],
+    )
+    return [r[0] for r in rows]
+
+
+def _clone(template, n: int, allowance: int) -> dict[str, int]:
+    """n copies of the template account with usage; returns expected alert counts."""
+    from billing.subscription_state import subscription_state_for_account
+
+    customer = common.customer_id(template)
+    state = subscription_state_for_account(account=template)
+    check(state is not None, "template account has no subscription state")
+    common.raw_sql(
+        "INSERT INTO billing_account (name, billing_email, status, created_at) "
+        "SELECT 'Sweep ' || n, 'sweep' || n || '@bench.test', 'active', now() "
+        "FROM generate_series(1, %s) n",
+        [n],
+        fetch=False,
+    )
+    cols = _columns("djstripe_customer")
+    select = [{"id": "c.id || '_' || a.id", "subscriber_id": "a.id"}.get(c, f"c.{c}") for c in cols]
+    common.raw_sql(
+        f"INSERT INTO djstripe_customer ({', '.join(cols)}) SELECT {', '.join(select)} "
+        "FROM djstripe_customer c, billing_account a WHERE c.id = %s AND a.name LIKE 'Sweep %%'",
+        [customer],
+        fetch=False,
+    )
+    cols = _columns("djstripe_subscription")
+    select = [
+        {
+            "id": "s.id || '_' || a.id",
+            "customer_id": "s.customer_id || '_' || a.id",
+            "stripe_data": "jsonb_set(s.stripe_data, '{customer}', "
+            "to_jsonb(s.customer_id || '_' || a.id))",
+        }.get(c, f"s.{c}")
+        for c in cols
+    ]
+    common.raw_sql(
+        f"INSERT INTO djstripe_subscription ({', '.join(cols)}) SELECT {', '.join(select)} "
+        "FROM djstripe_subscription s, billing_account a "
+        "WHERE s.id = %s AND a.name LIKE 'Sweep %%'",
+        [state.subscription_id],
+        fetch=False,
+    )
+    # Hourly rollups from the first whole hour of the period to the current hour; the
+    # per-hour count sets where each account ends: under 80%, 80-100%, over 100%.
+    hours = common.raw_sql(
+        "SELECT count(*) FROM generate_series(date_trunc('hour', %s::timestamptz) "
+        "+ interval '1 hour', date_trunc('hour', now()), interval '1 hour')",
+        [state.period_start],
+    )[0][0]
+    per_hour = {
+        "under": allowance * 50 // 100 // hours + 1,
+        "one": -(-allowance * 90 // 100 // hours),
+        "two": -(-allowance * 120 // 100 // hours),
+    }
+    check(
+        per_hour["under"] * hours < allowance * 0.8
+        and allowance * 0.8 <= per_hour["one"] * hours < allowance
+        and per_hour["two"] * hours >= allowance,
+        f"rollup shape: {per_hour} over {hours} hours",
+    )
+    common.raw_sql("SET TIME ZONE 'UTC'", fetch=False)
+    common.raw_sql(
+        """
+        INSERT INTO usage_usagerollup
+            (account_id, meter_id, hour, sum_value, event_count, last_value, last_timestamp,
+             last_event_id)
+        SELECT a.id, m.id, h, c, c, 1, h, 0
+        FROM billing_account a
+        CROSS JOIN (SELECT id FROM billing_meter WHERE event_name = 'api_calls') m
+        CROSS JOIN LATERAL (SELECT CASE WHEN a.id %% 20 = 0 THEN %s WHEN a.id %% 20 = 1
+                                        THEN %s ELSE %s END AS c) k
+        CROSS JOIN generate_series(date_trunc('hour', %s::timestamptz) + interval '1 hour',
+                                   date_trunc('hour', now()), interval '1 hour') h
+        WHERE a.name LIKE 'Sweep %%'
+        """,
+        [per_hour["two"], per_hour["one"], per_hour["under"], state.period_start],
+        fetch=False,
+    )
+    ids = [
+        r[0] for r in common.raw_sql("SELECT id FROM billing_account WHERE name LIKE 'Sweep %%'")
+    ]
+    return {
+        "hours": hours,
+        "one": sum(1 for i in ids if i % 20 == 1),
+        "two": sum(1 for i in ids if i % 20 == 0),
+        "rollups": hours * len(ids),
+    }
+
+
+def _sweep(profile: bool = False):
+    from usage.alerts import alerts_evaluate_all
+
+    if not profile:
+        with Timer() as t:
+            sent = alerts_evaluate_all()
+        return sent, t.seconds, None
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    with Timer() as t:
+        sent = profiler.runcall(alerts_evaluate_all)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+    return sent, t.seconds, out.getvalue()
+
+
+def run(env: common.Env, args) -> list[Figure]:
+    from django.core import mail
+    from django.db import connection
+
+    from billing.models import Account
+    from usage.models import AlertDelivery, AlertRule
+
+    template = common.make_account(
+        name="Template for the sweep",
+        plan_key="pro",
+        env=env,
+        period_started_days_ago=PERIOD_DAYS_SO_FAR,
+    )
+    allowance = 10_000
+    with Timer() as t:
+        shape = _clone(template, args.accounts, allowance)
+        common.raw_sql("VACUUM (ANALYZE)", fetch=False)
+    log(f"sweep: {args.accounts:,} accounts with {shape['rollups']:,} rollups in {t.seconds:.1f}s")
+    evaluated = Account.objects.filter(djstripe_customers__isnull=False).distinct().count()
+    mail.outbox = []
+
+    log(f"sweep: first sweep over {evaluated:,} accounts (creates default rules, sends alerts)")
+    sent_first, first_seconds, _ = _sweep()
+    rules = AlertRule.objects.filter(account__name__startswith="Sweep ").count()
+    deliveries = AlertDelivery.objects.filter(account__name__startswith="Sweep ").count()
+    expected_deliveries = shape["one"] + 2 * shape["two"]
+    check(rules == 2 * args.accounts, f"{rules} default rules, expected {2 * args.accounts}")
+    check(
+        deliveries == expected_deliveries == sent_first,
+        f"alerts: {deliveries} stored, {sent_first} sent, {expected_deliveries} expected",
+    )
+    check(len(mail.outbox) == sent_first, f"{len(mail.outbox)} emails for {sent_first} alerts")
+
+    log("sweep: steady-state sweep")
+    queries = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal queries
+        queries += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        sent_second, seconds, profile = _sweep(profile=args.profile)
+    check(sent_second == 0, f"the second sweep sent {sent_second} alerts again")
+    rate = evaluated / seconds
+    log(
+        f"sweep: {evaluated:,} accounts in {seconds:.1f}s = {rate:,.0f}/s, "
+        f"{queries / evaluated:.1f} queries each"
+    )
+    if profile:
+        print(profile, file=sys.stderr)
+    return [
+        Figure(
+            name="sweep.accounts_per_second",
+            label="Alert sweep, accounts/s (steady state)",
+            value=rate,
+            unit="/s",
+            baseline=evaluated / first_seconds,
+            baseline_label="first sweep",
+            target=f">= {TARGET_PER_SECOND:,}/s",
+            met=rate >= TARGET_PER_SECOND,
+            notes="usage.alerts.alerts_evaluate_all, in-process",
+            extra={
+                "accounts": evaluated,
+                "seconds": seconds,
+                "first_sweep_seconds": first_seconds,
+                "alerts_sent_first_sweep": sent_first,
+                "queries_per_account": queries / evaluated,
+                "rollups_per_account": shape["hours"],
+                "profile": profile,
+            },
+        )
+    ]
+
+
+def main() -> int:
+    return common.main_for(sys.modules[__name__])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
