@@ -4,23 +4,14 @@ Stripe on save, plans with their mirrored prices, and the sync from Stripe."""
 import re
 
 import pytest
-from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.urls import include, path, reverse
+from django.urls import reverse
 from djstripe.models import Customer, Invoice, Price, Product, Subscription
 
 from billing.models import Account, Membership, Meter, PlanPrice
 from billing.services.accounts import membership_add
 from billing.services.subscriptions import subscription_create
 from stripe_emulator.testing import free_port
-
-# The admin and dj-stripe only: these tests do not depend on the rest of the site's
-# URLs (other apps are built concurrently and may not import at any given moment).
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("stripe/", include("djstripe.urls", namespace="djstripe")),
-]
-pytestmark = pytest.mark.urls(__name__)
 
 
 @pytest.fixture

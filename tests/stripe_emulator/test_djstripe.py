@@ -13,9 +13,8 @@ import io
 
 import pytest
 from django.conf import settings
-from django.contrib import admin
 from django.core.management import call_command
-from django.urls import include, path, reverse
+from django.urls import reverse
 from djstripe import models as djstripe_models
 
 from billing.services.accounts import account_create
@@ -23,13 +22,7 @@ from billing.services.subscriptions import subscription_create
 from stripe_emulator.testing import control
 from tests.conftest import wait_for
 
-# The admin and dj-stripe only (like tests/billing/test_admin.py): these tests do not
-# depend on the URLs of apps that are built concurrently.
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("stripe/", include("djstripe.urls", namespace="djstripe")),
-]
-pytestmark = [pytest.mark.urls(__name__), pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 PUBLIC = "https://meterdesk.example"
 SYNCED = ("Account", "Customer", "Product", "Price", "Subscription", "Invoice")
