@@ -12,18 +12,20 @@ one UTC day at a time:
 - a line whose period is empty (``end <= start``, a one-off item) is earned on the
   day of ``start``.
 
-Rounding rule (the only one in this package): every day gets the **floor of its
-exact share** ``amount × weight_day / Σ weights`` (computed in ``Decimal`` and
-turned into minor units by :func:`billing.money.to_minor_units` with ``ROUND_FLOOR``;
-for a negative amount the magnitude is floored, so a credit is the exact mirror of
-the charge it reverses), and **the minor units left over go on the period's last
-day**. Every line's days therefore add up to the line's amount exactly, and before
-the last day the amount earned never exceeds the exact share, so what is still
-deferred is never negative.
+Rounding rule (the only one in this package): what is earned *by the end of* each day
+is the **floor of the exact cumulative share** ``amount × Σ weights so far / Σ weights``
+(computed in ``Decimal`` and turned into minor units by
+:func:`billing.money.to_minor_units` with ``ROUND_FLOOR``; for a negative amount the
+magnitude is floored, so a credit is the exact mirror of the charge it reverses); a day
+earns the difference from the day before, and the last day earns what remains. Every
+line's days therefore add up to the line's amount exactly, the amount earned to date
+never exceeds the exact share (what is still deferred is never negative), and every
+month is within one minor unit of its exact share.
 
-Worked example: 9,900 over the 31 days 15 Jan .. 14 Feb: 9,900 / 31 = 319.35...,
-so 319 a day; 30 days × 319 = 9,570 and the last day (14 Feb) gets
-9,900 − 9,570 = 330. January (17 days): 5,423; February: 13 × 319 + 330 = 4,477.
+Worked example: 9,900 over the 31 days 15 Jan .. 14 Feb. By 31 Jan (17 days):
+floor(9,900 × 17 / 31) = floor(5,429.03...) = 5,429 earned in January; February earns
+the other 9,900 − 5,429 = 4,471; the last day (14 Feb) earns
+9,900 − floor(9,900 × 30 / 31) = 9,900 − 9,580 = 320.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def service_days(start: datetime, end: datetime) -> list[tuple[date, int]]:
 
 
 def allocate(amount: int, weights: Sequence[int]) -> list[int]:
-    """Split ``amount`` (minor units) over ``weights``: floor of each exact share, the
-    remainder on the last element. The result always sums to ``amount``.
+    """Split ``amount`` (minor units) over ``weights`` by floors of the cumulative exact
+    shares; the last element takes what remains. The result always sums to ``amount``.
 
     A negative amount is split as its magnitude and negated (``allocate(-a, w) ==
     [-x for x in allocate(a, w)]``). All weights zero (or none positive) splits evenly.
@@ -114,17 +116,26 @@ def allocate(amount: int, weights: Sequence[int]) -> list[int]:
         raise ValueError("nothing to allocate over")
     if any(isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in weights):
         raise ValueError(f"weights must be non-negative integers, got {list(weights)!r}")
+    if sum(weights) == 0:
+        weights = [1] * len(weights)
+    return _cumulative_floor_shares(amount, weights)
+
+
+def _cumulative_floor_shares(amount: int, weights: Sequence[int]) -> list[int]:
+    """Shares of ``amount`` proportional to ``weights`` (non-negative, positive sum): each
+    the difference of the floors of the cumulative exact shares, so they sum exactly."""
     total = sum(weights)
-    if total == 0:
-        weights, total = [1] * len(weights), len(weights)
     sign = -1 if amount < 0 else 1
     magnitude = Decimal(abs(amount))
-    shares = [
-        to_minor_units(_SHARE_CONTEXT.divide(magnitude * w, Decimal(total)), rounding=ROUND_FLOOR)
-        for w in weights[:-1]
-    ]
-    shares.append(abs(amount) - sum(shares))
-    return [sign * share for share in shares]
+    shares, cumulative, floor_before = [], 0, 0
+    for weight in weights:
+        cumulative += weight
+        floor_here = to_minor_units(
+            _SHARE_CONTEXT.divide(magnitude * cumulative, Decimal(total)), rounding=ROUND_FLOOR
+        )
+        shares.append(sign * (floor_here - floor_before))
+        floor_before = floor_here
+    return shares
 
 
 def line_weights(line: RevenueLine) -> list[tuple[date, int]]:
@@ -155,26 +166,13 @@ def spread_over_lines(amount: int, line_amounts: Sequence[int]) -> list[int]:
     """An invoice-level discount or credit spread over the lines it reduces, in
     proportion to their (positive) amounts.
 
-    Lines are not days: here each line gets the difference of the floors of the
-    *cumulative* shares, so no line is reduced by more than its own amount (a plain
-    floor with the remainder on the last line could push a small last line below
-    zero), and the shares still add up to ``amount`` exactly.
+    The same cumulative floors as days, so no line is reduced by more than its own
+    amount and the shares add up to ``amount`` exactly.
     """
     positive = [max(a, 0) for a in line_amounts]
-    total = sum(positive)
-    if total == 0:
+    if sum(positive) == 0:
         raise ValueError("no positive line to spread over")
-    sign = -1 if amount < 0 else 1
-    magnitude = Decimal(abs(amount))
-    shares, cumulative, floor_before = [], 0, 0
-    for weight in positive:
-        cumulative += weight
-        floor_here = to_minor_units(
-            _SHARE_CONTEXT.divide(magnitude * cumulative, Decimal(total)), rounding=ROUND_FLOOR
-        )
-        shares.append(sign * (floor_here - floor_before))
-        floor_before = floor_here
-    return shares
+    return _cumulative_floor_shares(amount, positive)
 
 
 def month_of(day: date) -> str:

@@ -207,7 +207,8 @@ def test_admin_page_csv_and_command_agree_for_every_month(seeded):
     assert sum(i["total"] for i in invoices if i["status"] in ("paid", "open")) == sum(
         m["billed"] for m in usd.values()
     )
-    # 15 Jan: Pro's $99 for 15 Jan .. 15 Feb in advance. January earns 17 × 319 = 5,423.
+    # 15 Jan: Pro's $99 for 15 Jan .. 15 Feb in advance. January earns
+    # floor(9,900 × 17 / 31) = floor(5,429.03) = 5,429.
     # Starter's usage (4,000 calls × 0.1¢ = 400¢, invoiced 15 Feb) was 3,000 calls in
     # January: 300 earned in January (unbilled until February), 100 in February.
     pro, starter = seeded["pro"], seeded["starter"]
@@ -216,12 +217,13 @@ def test_admin_page_csv_and_command_agree_for_every_month(seeded):
                                      account=starter.pk, currency="usd")  # fmt: skip
     assert pro_page["usd"]["2026-01"]["billed"] == 9900
     jan_pro = pro_page["usd"]["2026-01"]
-    # Pro's January: the base fee (5,423) plus its January usage (2,000 calls over the
+    # Pro's January: the base fee (5,429) plus its January usage (2,000 calls over the
     # allowance = 400¢, all consumed 15..24 Jan, invoiced 15 Feb) and seats (3 × $10 =
-    # 3,000, a level: ratable, 17 of 31 days at floor(3,000/31) = 96 -> 1,632).
-    assert jan_pro["recognized"] == 5423 + 400 + 17 * 96
-    assert jan_pro["deferred_end"] == 9900 - 5423
-    assert jan_pro["unbilled_end"] == 400 + 17 * 96
+    # 3,000, a level: ratable, 17 of 31 days: floor(3,000 × 17 / 31) = floor(1,645.16)
+    # = 1,645).
+    assert jan_pro["recognized"] == 5429 + 400 + 1645
+    assert jan_pro["deferred_end"] == 9900 - 5429
+    assert jan_pro["unbilled_end"] == 400 + 1645
     jan_starter = starter_page["usd"]["2026-01"]
     assert (jan_starter["billed"], jan_starter["recognized"], jan_starter["unbilled_end"]) == (
         0, 300, 300,

@@ -39,30 +39,34 @@ def test_99_dollars_from_15_january_to_15_february():
     """$99.00 = 9,900 cents over 15 Jan 00:00 UTC .. 15 Feb 00:00 UTC: 31 whole days
     (15..31 Jan is 17 days, 1..14 Feb is 14 days), each weighing 86,400 seconds.
 
-    Exact daily share: 9,900 / 31 = 319.354838...; floor: 319 cents a day.
-    The first 30 days: 30 × 319 = 9,570. Last day (14 Feb): 9,900 − 9,570 = 330.
-    January:  17 × 319       = 5,423   (the exact 17/31 would be 5,429.03...)
-    February: 13 × 319 + 330 = 4,147 + 330 = 4,477   (exact 14/31: 4,470.96...)
-    Total: 5,423 + 4,477 = 9,900 exactly.
+    Earned by the end of day k: floor(9,900 × k / 31); each day the difference.
+    Day 1: floor(319.35) = 319. Day 2: floor(638.71) − 319 = 319. Day 4: floor(1,277.42)
+    − floor(958.06) = 1,277 − 958 = 319 ... (days earn 319 or 320).
+    January, by 31 Jan (k = 17): floor(9,900 × 17 / 31) = floor(5,429.03) = 5,429
+        (17/31 of $99 to the cent).
+    February: 9,900 − 5,429 = 4,471 (14/31 is 4,470.96...).
+    Last day, 14 Feb: 9,900 − floor(9,900 × 30 / 31) = 9,900 − floor(9,580.64) = 320,
+        the remaining minor unit(s) on the period's last day.
     """
     schedule = line_schedule(line(9900))
     assert len(schedule) == 31
     assert schedule[0].day == date(2026, 1, 15) and schedule[-1].day == date(2026, 2, 14)
-    assert [d.amount for d in schedule[:-1]] == [319] * 30
-    assert schedule[-1].amount == 330
-    assert schedule_by_month(schedule) == {"2026-01": 5423, "2026-02": 4477}
+    assert schedule[0].amount == 319
+    assert schedule[-1].amount == 320
+    assert {d.amount for d in schedule} == {319, 320}
+    assert schedule_by_month(schedule) == {"2026-01": 5429, "2026-02": 4471}
     assert sum(d.amount for d in schedule) == 9900
-    # 17/31 and 14/31 of the days, within the per-day floor of the exact shares.
-    assert schedule_by_month(schedule)["2026-01"] == 17 * (9900 // 31)
 
 
 def test_usage_three_quarters_in_the_first_half_one_quarter_in_the_second():
     """$100.00 of usage over 1 Apr .. 1 May (30 days): 30 units a day on days 1-15
     (450) and 10 a day on days 16-30 (150), so 450 : 150 = 3 : 1 of 600 units.
 
-    Days 1-15: 10,000 × 30 / 600 = 500 exactly, 15 × 500 = 7,500 (3/4).
-    Days 16-29: 10,000 × 10 / 600 = 166.66... -> 166, 14 × 166 = 2,324;
-    day 30 (the last) gets 10,000 − 7,500 − 2,324 = 176; second half 2,324 + 176 = 2,500 (1/4).
+    By the end of day 15: 10,000 × 450 / 600 = 7,500 exactly (3/4); days 1-15 earn 500.
+    Day 16: floor(10,000 × 460 / 600) − 7,500 = floor(7,666.67) − 7,500 = 166;
+    day 17: floor(7,833.33) − 7,666 = 167; the rest of the second half alternates so that
+    days 16-30 earn 10,000 − 7,500 = 2,500 (1/4); the last day earns
+    10,000 − floor(10,000 × 590 / 600) = 10,000 − 9,833 = 167.
     """
     start = datetime(2026, 4, 1, tzinfo=UTC)
     usage = {date(2026, 4, d): (30 if d <= 15 else 10) for d in range(1, 31)}
@@ -71,7 +75,9 @@ def test_usage_three_quarters_in_the_first_half_one_quarter_in_the_second():
     first = sum(d.amount for d in schedule if d.day.day <= 15)
     second = sum(d.amount for d in schedule if d.day.day > 15)
     assert (first, second) == (7500, 2500)
-    assert [d.amount for d in schedule[15:29]] == [166] * 14 and schedule[-1].amount == 176
+    assert [d.amount for d in schedule[:15]] == [500] * 15
+    assert schedule[15].amount == 166 and schedule[16].amount == 167
+    assert schedule[-1].amount == 167
 
 
 def test_metered_line_without_usage_detail_is_ratable():
