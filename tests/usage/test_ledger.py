@@ -106,7 +106,8 @@ def test_rollups_are_visible_as_soon_as_the_ingest_commits(customer):
 
 
 def test_last_value_is_the_newest_by_timestamp_not_by_arrival(customer):
-    now = int(time.time())
+    an_hour_ago = int(time.time()) - 3600
+    now = an_hour_ago - an_hour_ago % 3600 + 30  # both events in one clock hour
     usage_events_ingest(
         events=[
             {"event_name": "seats", "customer": customer, "value": 5, "timestamp": now - 10,
