@@ -197,3 +197,14 @@ def other_account(demo_catalog):
     account = account_create(name="Globex", billing_email="billing@globex.example")
     subscription_create(account=account, plan=demo_catalog["starter"])
     return account
+
+
+@pytest.fixture(autouse=True)
+def _celery_join_flag_reset():
+    """Celery keeps a process-global "this process is a worker" flag that makes any
+    ``result.get()`` raise. Something inside the 100k-event acceptance test sets it in
+    the test process; no test may leak it into the next."""
+    yield
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
