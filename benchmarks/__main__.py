@@ -26,11 +26,12 @@ from benchmarks import (
     common,
 )
 
-# Cheapest first; the dashboard's 10,000,000 events last, so they slow nothing else.
+# Reporting first: a pass claims every unreported event, including other benchmarks'.
+# The dashboard's 10,000,000 events last, so they slow nothing else.
 BENCHMARKS = {
+    "reporting": bench_reporting,
     "ingest": bench_ingest,
     "freshness": bench_freshness,
-    "reporting": bench_reporting,
     "sweep": bench_sweep,
     "dashboard": bench_dashboard,
 }
@@ -71,7 +72,7 @@ def parse_args(argv=None):
 def options_for(args, name: str) -> argparse.Namespace:
     prefix = name + "__"
     own = {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)}
-    return argparse.Namespace(**own, database_url=args.database_url, redis_url=args.redis_url)
+    return argparse.Namespace(**own)
 
 
 def main(argv=None) -> int:

@@ -31,7 +31,7 @@ TARGET_PER_1000 = 1.0
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--events", type=int, default=200_000, help="events ingested in all")
+    parser.add_argument("--events", type=int, default=100_000, help="events ingested in all")
     parser.add_argument("--rate", type=int, default=2_000, help="modelled events per second")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--interval", type=float, default=None, help="seconds between passes")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -229,19 +230,58 @@ def check_services(database_url: str, redis_url: str) -> list[str]:
     return problems
 
 
-def recreate_database(database_url: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
+def _bench_db_name(database_url: str) -> str:
     name = db_name(database_url)
     if "bench" not in name or name in ("test", "postgres"):
         raise SystemExit(
             f"refusing to drop and create database {name!r}: the benchmark database's "
             "name must contain 'bench'"
         )
+    return name
+
+
+def recreate_database(
+    database_url: str, *, drop_only: bool = False, template: str | None = None
+) -> None:
+    import psycopg
+
+    name = _bench_db_name(database_url)
     with psycopg.connect(_with_db(database_url, "postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            suffix = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(f'CREATE DATABASE "{name}"{suffix}')
+
+
+def schema_key() -> str:
+    """What the migrated schema depends on: every migration file and dj-stripe's version."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(version("dj-stripe").encode())
+    for path in sorted(ROOT.glob("*/migrations/*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return "meterdesk-bench schema " + digest.hexdigest()[:24]
+
+
+def schema_template(database_url: str, *, save: bool = False) -> str | None:
+    """``<name>_schema``: an empty, migrated copy of the database, reused while no
+    migration changes (migrating from scratch takes most of a minute here). Returns its
+    name when it is current; ``save=True`` snapshots the (just migrated) database."""
+    import psycopg
+
+    name = _bench_db_name(database_url)
+    template, key = f"{name}_schema", schema_key()
+    with psycopg.connect(_with_db(database_url, "postgres"), autocommit=True) as conn:
+        if save:
+            conn.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
+            conn.execute(f"COMMENT ON DATABASE \"{template}\" IS '{key}'")
+            return template
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [template],
+        ).fetchone()
+    return template if row and row[0] == key else None
 
 
 # -- the environment ---------------------------------------------------------------------
@@ -279,8 +319,13 @@ def environment(args) -> Iterator[Env]:
     if problems:
         raise ServiceUnavailable("; ".join(problems))
     tmp = Path(tempfile.mkdtemp(prefix="meterdesk-bench-"))
-    log(f"database {db_name(args.database_url)} (re)created; scratch files in {tmp}")
-    recreate_database(args.database_url)
+    template = None if getattr(args, "fresh_schema", False) else schema_template(args.database_url)
+    recreate_database(args.database_url, template=template)
+    log(
+        f"database {db_name(args.database_url)} created"
+        + (f" from {template} (migrations unchanged)" if template else "")
+        + f"; scratch files in {tmp}"
+    )
     emulator_log = tmp / "emulator.log"
     try:
         with (
@@ -305,6 +350,11 @@ def environment(args) -> Iterator[Env]:
             with Timer() as t:
                 call_command("migrate", verbosity=0, interactive=False)
             log(f"migrated in {t.seconds:.1f}s")
+            if template is None:
+                from django.db import connections
+
+                connections.close_all()
+                log(f"schema saved as {schema_template(args.database_url, save=True)}")
             from billing.catalog.spec import load_catalog
             from billing.models import Plan
             from billing.services.catalog import catalog_apply
@@ -342,6 +392,11 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"default $REDIS_URL or {DEFAULT_REDIS_URL}",
     )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database after")
+    parser.add_argument(
+        "--fresh-schema",
+        action="store_true",
+        help="migrate from scratch instead of copying the saved <name>_schema database",
+    )
 
 
 # -- accounts ------------------------------------------------------------------------------
@@ -548,5 +603,5 @@ def main_for(module, argv=None) -> int:
 
 
 def vars_of(args) -> dict:
-    skip = {"database_url", "redis_url", "keep_db", "json"}
+    skip = {"database_url", "redis_url", "keep_db", "json", "fresh_schema"}
     return {k: v for k, v in vars(args).items() if k not in skip and not callable(v)}
