@@ -62,7 +62,8 @@ def parse_args(argv=None):
                 "help": action.help,
             }
             if action.nargs == 0:
-                kwargs["action"] = "store_true"
+                store_false = isinstance(action, argparse._StoreFalseAction)
+                kwargs["action"] = "store_false" if store_false else "store_true"
             else:
                 kwargs["type"] = action.type
             parser.add_argument(option, **kwargs)

@@ -12,6 +12,7 @@ import io
 import json
 import multiprocessing
 import random
+import re
 import sys
 import time
 import uuid
@@ -37,6 +38,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--single", type=int, default=1000, help="single-event requests")
+    parser.add_argument("--profile", action="store_true", help="cProfile batches in-process")
+    parser.add_argument(
+        "--no-what-if",
+        dest="what_if",
+        action="store_false",
+        help="skip the second run without the redundant indexes",
+    )
 
 
 def _events(n: int, customers: list[str], run: str) -> list[dict]:
@@ -95,10 +103,19 @@ def _noop(_):
     return None
 
 
-def _copy_baseline(rows: list[tuple], received_at: datetime) -> float:
-    """Seconds to COPY the rows into a fresh copy of usage_usageevent (with its indexes)."""
-    from django.db import connection
+# Indexes of usage_usageevent that no query needs (see README "Performance"): Django's
+# ``varchar_pattern_ops`` twin of the unique identifier index (LIKE 'prefix%' only), and
+# the single-column foreign key indexes on account_id and meter_id, which the composite
+# (account_id, meter_id, ...) indexes already cover as their prefix (meter_id is only
+# looked up alone when a meter is deleted, which PROTECT forbids once it has events).
+REDUNDANT = (
+    r"USING btree \(identifier varchar_pattern_ops\)",
+    r"USING btree \(account_id\)$",
+    r"USING btree \(meter_id\)$",
+)
 
+
+def _copy_text(rows: list[tuple], received_at: datetime) -> bytes:
     buf = io.StringIO()
     stamp = received_at.isoformat()
     for identifier, account_id, meter_id, value, ts, payload_hash in rows:
@@ -106,53 +123,71 @@ def _copy_baseline(rows: list[tuple], received_at: datetime) -> float:
             f"{identifier}\t{account_id}\t{meter_id}\t{value}\t{ts.isoformat()}\t{stamp}\t"
             f"{payload_hash}\n"
         )
-    data = buf.getvalue().encode()
-    common.raw_sql("DROP TABLE IF EXISTS bench_copy", fetch=False)
-    common.raw_sql("CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING ALL)", fetch=False)
-    indexes = common.raw_sql("SELECT indexdef FROM pg_indexes WHERE tablename = 'bench_copy'")
-    log(f"COPY baseline table has {len(indexes)} indexes: " + "; ".join(i[0] for i in indexes))
+    return buf.getvalue().encode()
+
+
+def _copy_into(table: str, data: bytes, expected: int) -> float:
+    """Seconds to COPY the rows into ``table`` (then dropped)."""
+    from django.db import connection
+
     connection.ensure_connection()
     pg = connection.connection  # psycopg 3
     with Timer() as t:
         with (
             pg.cursor() as cursor,
             cursor.copy(
-                "COPY bench_copy (identifier, account_id, meter_id, value, timestamp, "
+                f"COPY {table} (identifier, account_id, meter_id, value, timestamp, "
                 "received_at, payload_hash) FROM STDIN"
             ) as copy,
         ):
             for start in range(0, len(data), 1 << 20):
                 copy.write(data[start : start + (1 << 20)])
         pg.commit()
-    count = common.raw_sql("SELECT count(*) FROM bench_copy")[0][0]
-    check(count == len(rows), f"COPY baseline stored {count} rows, expected {len(rows)}")
-    common.raw_sql("DROP TABLE bench_copy", fetch=False)
+    count = common.raw_sql(f"SELECT count(*) FROM {table}")[0][0]
+    check(count == expected, f"COPY into {table} stored {count} rows, expected {expected}")
+    common.raw_sql(f"DROP TABLE {table}", fetch=False)
     return t.seconds
 
 
-def run(env: common.Env, args) -> list[Figure]:
-    global _BODIES, _KEY, _PORT
-    from django.db import connections
+def _copy_baselines(rows: list[tuple]) -> dict[str, float]:
+    """rows/s of COPY into copies of usage_usageevent: with all its indexes (the
+    baseline), without the redundant ones, and with only the primary key and the unique
+    identifier index (the issue's reference setup). Each table starts empty."""
+    data = _copy_text(rows, datetime.now(UTC))
+    rates = {}
+    common.raw_sql("DROP TABLE IF EXISTS bench_copy", fetch=False)
+    common.raw_sql("CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING ALL)", fetch=False)
+    indexes = common.raw_sql(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", ["bench_copy"]
+    )
+    log(f"ingest: COPY baseline table has {len(indexes)} indexes")
+    rates["all"] = len(rows) / _copy_into("bench_copy", data, len(rows))
 
-    from billing.models import Meter
+    common.raw_sql("CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING ALL)", fetch=False)
+    dropped = 0
+    for name, definition in common.raw_sql(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'bench_copy'"
+    ):
+        if any(re.search(p, definition) for p in REDUNDANT):
+            common.raw_sql(f'DROP INDEX "{name}"', fetch=False)
+            dropped += 1
+    check(dropped == len(REDUNDANT), f"found {dropped} of the {len(REDUNDANT)} redundant indexes")
+    rates["proposed"] = len(rows) / _copy_into("bench_copy", data, len(rows))
+
+    common.raw_sql(
+        "CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING DEFAULTS INCLUDING IDENTITY "
+        "INCLUDING CONSTRAINTS)",
+        fetch=False,
+    )
+    common.raw_sql("ALTER TABLE bench_copy ADD PRIMARY KEY (id)", fetch=False)
+    common.raw_sql("CREATE UNIQUE INDEX ON bench_copy (identifier)", fetch=False)
+    rates["minimal"] = len(rows) / _copy_into("bench_copy", data, len(rows))
+    return rates
+
+
+def _rows(events: list[dict], account_of: dict, meter_of: dict) -> list[tuple]:
     from usage.services.ingest import payload_hash
 
-    check(args.events % 1000 == 0 and args.events > 0, "--events must be a multiple of 1,000")
-    run_id = f"ing{int(time.time())}"
-    log(f"ingest: {args.customers} customers, {args.events:,} events")
-    accounts = [
-        common.make_account(name=f"Ingest {i}", plan_key=None, env=env)
-        for i in range(args.customers)
-    ]
-    customers = [common.customer_id(a) for a in accounts]
-    account_of = {common.customer_id(a): a.pk for a in accounts}
-    meter_of = dict(Meter.objects.values_list("event_name", "pk"))
-    _KEY = common.ingest_key()
-
-    events = _events(args.events, customers, run_id)
-    _BODIES = [
-        json.dumps({"events": events[i : i + 1000]}).encode() for i in range(0, len(events), 1000)
-    ]
     rows = []
     for e in events:
         ts = datetime.fromtimestamp(e["timestamp"], UTC)
@@ -169,12 +204,128 @@ def run(env: common.Env, args) -> list[Figure]:
                 h,
             )
         )
+    return rows
 
-    log("ingest: COPY baseline")
-    copy_seconds = _copy_baseline(rows, datetime.now(UTC))
-    copy_rate = len(rows) / copy_seconds
-    log(f"ingest: COPY {len(rows):,} rows in {copy_seconds:.2f}s = {copy_rate:,.0f} rows/s")
-    del rows
+
+def _batches(pool, indices: list[int], clients: int, run_id: str, expected: int) -> dict:
+    """Post the batches ``indices`` of _BODIES from the pool's clients; validated."""
+    chunks = [indices[c::clients] for c in range(clients)]
+    with Timer() as t:
+        results = pool.map(_client, chunks)
+    samples = [r for chunk in results for r in chunk]
+    bad = [r for r in samples if r[1] != 202 or r[2] != 1000 or r[3] != 0]
+    check(not bad, f"{len(bad)} batches were not fully accepted, e.g. {bad[:3]}")
+    accepted = sum(r[2] for r in samples)
+    stored = common.raw_sql(
+        "SELECT count(*) FROM usage_usageevent WHERE identifier LIKE %s", [run_id + "_%"]
+    )[0][0]
+    check(accepted == stored == expected, f"accepted {accepted}, stored {stored}, sent {expected}")
+    batch_ms = [r[0] * 1000 for r in samples]
+    return {
+        "events": accepted,
+        "seconds": t.seconds,
+        "eps": accepted / t.seconds,
+        "batch_ms_p50": percentile(batch_ms, 50),
+        "batch_ms_p99": percentile(batch_ms, 99),
+    }
+
+
+def _drop_redundant_indexes() -> list[str]:
+    """Drop them from usage_usageevent (this throwaway database only); returns their
+    definitions so they can be put back."""
+    definitions = []
+    for name, definition in common.raw_sql(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'usage_usageevent'"
+    ):
+        if any(re.search(p, definition) for p in REDUNDANT):
+            common.raw_sql(f'DROP INDEX "{name}"', fetch=False)
+            definitions.append(definition)
+    check(len(definitions) == len(REDUNDANT), f"redundant indexes found: {definitions}")
+    return definitions
+
+
+def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> str:
+    """cProfile of 1,000-event batches through the whole Django stack, in this process
+    (test Client, production settings), with the share of time spent waiting on SQL."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test import Client
+
+    client = Client()
+    bodies = [
+        json.dumps({"events": _events(1000, customers, f"{run_id}p{i}")}).encode()
+        for i in range(batches)
+    ]
+    sql = {"seconds": 0.0, "queries": 0}
+
+    def timed(execute, sql_text, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql_text, params, many, context)
+        finally:
+            sql["seconds"] += time.perf_counter() - started
+            sql["queries"] += 1
+
+    profiler = cProfile.Profile()
+    with connection.execute_wrapper(timed), Timer() as t:
+        profiler.enable()
+        for body in bodies:
+            response = client.post(
+                "/api/v1/usage/events",
+                data=body,
+                content_type="application/json",
+                headers={"Authorization": f"Bearer {_KEY}"},
+            )
+            check(response.status_code == 202, f"profile batch: {response.status_code}")
+        profiler.disable()
+    out = io.StringIO()
+    out.write(
+        f"{batches} batches of 1,000 in-process: {t.seconds / batches * 1000:.1f} ms per batch "
+        f"(under cProfile), SQL {sql['seconds'] / batches * 1000:.1f} ms per batch in "
+        f"{sql['queries'] / batches:.1f} queries\n"
+    )
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(
+        r"views.py.*\(events\)|ingest.py.*\((usage_events_ingest|_validate|_insert_events|"
+        r"_upsert_rollups|_source)\)|alerts.py.*\(alerts_schedule|json/__init__.py|"
+        r"keys.py.*authenticate|http/response.py.*__init__|core/cache/backends/redis.py.*add"
+    )
+    stats.sort_stats("tottime").print_stats(12)
+    return out.getvalue()
+
+
+def run(env: common.Env, args) -> list[Figure]:
+    global _BODIES, _KEY, _PORT
+    from django.db import connections
+
+    from billing.models import Meter
+
+    check(args.events % 1000 == 0 and args.events > 0, "--events must be a multiple of 1,000")
+    run_id = f"ing{int(time.time())}"
+    log(f"ingest: {args.customers} customers, {args.events:,} events")
+    accounts = [
+        common.make_account(name=f"Ingest {i}", plan_key=None, env=env)
+        for i in range(args.customers)
+    ]
+    customers = [common.customer_id(a) for a in accounts]
+    account_of = {common.customer_id(a): a.pk for a in accounts}
+    meter_of = dict(Meter.objects.values_list("event_name", "pk"))
+    _KEY = common.ingest_key()
+
+    events = _events(args.events, customers, run_id)
+    whatif = _events(args.events, customers, run_id + "x") if args.what_if else []
+    _BODIES = [
+        json.dumps({"events": batch[i : i + 1000]}).encode()
+        for batch in (events, whatif)
+        for i in range(0, len(batch), 1000)
+    ]
+    n_main = args.events // 1000
+
+    log("ingest: COPY baselines")
+    copy = _copy_baselines(_rows(events, account_of, meter_of))
+    log("ingest: COPY rows/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in copy.items()))
 
     connections.close_all()  # nothing Django-side may cross the fork
     with common.gunicorn(env, workers=args.workers, threads=args.threads) as server:
@@ -182,79 +333,106 @@ def run(env: common.Env, args) -> list[Figure]:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(args.clients) as pool:
             pool.map(_noop, range(args.clients))  # processes up before the clock starts
-            chunks = [list(range(c, len(_BODIES), args.clients)) for c in range(args.clients)]
             log(
-                f"ingest: {len(_BODIES)} batches from {args.clients} clients to gunicorn "
+                f"ingest: {n_main} batches from {args.clients} clients to gunicorn "
                 f"{args.workers}x{args.threads} (gthread)"
             )
-            with Timer() as t:
-                results = pool.map(_client, chunks)
-        samples = [r for chunk in results for r in chunk]
-        bad = [r for r in samples if r[1] != 202 or r[2] != 1000 or r[3] != 0]
-        check(not bad, f"{len(bad)} batches were not fully accepted, e.g. {bad[:3]}")
-        accepted = sum(r[2] for r in samples)
-        eps = accepted / t.seconds
-        batch_ms = [r[0] * 1000 for r in samples]
-        log(f"ingest: {accepted:,} events in {t.seconds:.2f}s = {eps:,.0f} events/s")
+            main = _batches(pool, list(range(n_main)), args.clients, run_id, args.events)
+            log(
+                f"ingest: {main['events']:,} events in {main['seconds']:.2f}s = "
+                f"{main['eps']:,.0f} events/s"
+            )
 
-        stored = common.raw_sql(
-            "SELECT count(*) FROM usage_usageevent WHERE identifier LIKE %s", [run_id + "_%"]
-        )[0][0]
-        check(stored == args.events, f"ledger holds {stored} events, {args.events} were sent")
+            # Single-event requests, one client, one keep-alive connection, sequential.
+            import http.client
 
-        # Single-event requests, one client, one keep-alive connection, sequential.
-        import http.client
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            single = _events(args.single, customers, run_id + "s")
+            latencies = []
+            for event in single[:20]:  # warm the connection and the workers' caches
+                _post(conn, json.dumps(dict(event, identifier=event["identifier"] + "w")).encode())
+            for event in single:
+                body = json.dumps(event).encode()
+                started = time.perf_counter()
+                status, data = _post(conn, body)
+                latencies.append((time.perf_counter() - started) * 1000)
+                check(status == 202 and data["accepted"] == 1, f"single event: {status} {data}")
+            conn.close()
 
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        single = _events(args.single, customers, run_id + "s")
-        latencies = []
-        for event in single[:20]:  # warm the connection and the workers' caches
-            event_copy = dict(event, identifier=event["identifier"] + "w")
-            status, _ = _post(conn, json.dumps(event_copy).encode())
-        for event in single:
-            body = json.dumps(event).encode()
-            started = time.perf_counter()
-            status, data = _post(conn, body)
-            latencies.append((time.perf_counter() - started) * 1000)
-            check(status == 202 and data["accepted"] == 1, f"single event: {status} {data}")
-        conn.close()
+            if whatif:
+                # The same load again without the redundant indexes, then put them back.
+                definitions = _drop_redundant_indexes()
+                try:
+                    dropped = _batches(
+                        pool,
+                        list(range(n_main, len(_BODIES))),
+                        args.clients,
+                        run_id + "x",
+                        args.events,
+                    )
+                finally:
+                    for definition in definitions:
+                        common.raw_sql(definition, fetch=False)
+                    connections.close_all()
+                log(f"ingest: without the redundant indexes {dropped['eps']:,.0f} events/s")
         memory = server.peak_rss()
 
+    ids = [a.pk for a in accounts]
     stored_all = common.raw_sql(
-        "SELECT count(*) FROM usage_usageevent WHERE account_id = ANY(%s)",
-        [[a.pk for a in accounts]],
+        "SELECT count(*) FROM usage_usageevent WHERE account_id = ANY(%s)", [ids]
     )[0][0]
     rolled = common.raw_sql(
         "SELECT coalesce(sum(event_count), 0) FROM usage_usagerollup WHERE account_id = ANY(%s)",
-        [[a.pk for a in accounts]],
+        [ids],
     )[0][0]
-    expected = args.events + args.single + 20
+    expected = args.events * (2 if whatif else 1) + args.single + 20
     check(stored_all == expected, f"ledger has {stored_all} events, expected {expected}")
     check(rolled == expected, f"rollups count {rolled} events, the ledger {expected}")
 
+    profile = profile_in_process(customers, run_id) if args.profile else None
+    if profile:
+        print(profile, file=sys.stderr)
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     worker_peak = max(memory["workers"].values()) if memory["workers"] else 0
     mb = 1024 * 1024
     config = f"gunicorn {args.workers}w x {args.threads}t gthread, {args.clients} clients"
-    return [
+    figures = [
         Figure(
             name="ingest.events_per_second",
             label="Ingest, 1,000-event batches (events/s)",
-            value=eps,
+            value=main["eps"],
             unit="/s",
-            baseline=copy_rate,
+            baseline=copy["all"],
             baseline_label="COPY rows/s",
             target=f">= {TARGET_EPS:,}/s (~0.1x COPY)",
-            met=eps >= TARGET_EPS,
+            met=main["eps"] >= TARGET_EPS,
             notes=config,
-            extra={
-                "events": accepted,
-                "seconds": t.seconds,
-                "batch_ms_p50": percentile(batch_ms, 50),
-                "batch_ms_p99": percentile(batch_ms, 99),
-                "copy_seconds": copy_seconds,
-                "copy_rows_per_second": copy_rate,
-            },
+            extra={**main, "copy_rows_per_second": copy, "profile": profile},
+        ),
+    ]
+    if whatif:
+        figures.append(
+            Figure(
+                name="ingest.events_per_second_without_redundant_indexes",
+                label="  what-if: 3 redundant indexes dropped",
+                value=dropped["eps"],
+                unit="/s",
+                baseline=main["eps"],
+                baseline_label="as is",
+                notes="proposal, measured on this run's database only",
+                extra={**dropped, "dropped": REDUNDANT},
+            )
+        )
+    figures += [
+        Figure(
+            name="ingest.copy_rows_per_second_minimal_indexes",
+            label="  COPY with only pkey + identifier index",
+            value=copy["minimal"],
+            unit="/s",
+            baseline=copy["all"],
+            baseline_label="all 8 indexes",
+            notes="the issue's reference setup",
+            extra={"proposed_indexes_rows_per_second": copy["proposed"]},
         ),
         Figure(
             name="ingest.single_p50_ms",
@@ -284,6 +462,7 @@ def run(env: common.Env, args) -> list[Figure]:
             },
         ),
     ]
+    return figures
 
 
 def main() -> int:
