@@ -18,13 +18,15 @@ def meter_events_base() -> str:
 
 
 def stripe_client(*, max_network_retries: int = 2) -> stripe.StripeClient:
-    """A client for the configured account; retried POSTs reuse their idempotency key."""
+    """A client for the configured account; retried POSTs reuse their idempotency key.
+    Every call gives up after ``STRIPE_TIMEOUT_SECONDS`` (stripe-python's default is 80)."""
     stripe.api_base = api_base()
     return stripe.StripeClient(
         djstripe_settings.STRIPE_SECRET_KEY,
         stripe_version=settings.STRIPE_API_VERSION,
         base_addresses={"api": api_base(), "meter_events": meter_events_base()},
         max_network_retries=max_network_retries,
+        http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
     )
 
 

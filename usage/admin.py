@@ -115,4 +115,5 @@ class ReconciliationResultAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+
 from usage import admin_alerts  # noqa: E402, F401  (alert rules and deliveries)

@@ -3,38 +3,10 @@ from django.test import Client
 
 from billing.models import Account
 from billing.services.accounts import account_ensure_stripe_customer
-from usage.services.ingest import meter_cache_clear
 from usage.services.keys import ingest_key_create
 
 EVENTS_URL = "/api/v1/usage/events"
 SUMMARY_URL = "/api/v1/usage/summary"
-
-
-OWN_MODULES = {
-    "test_acceptance.py",
-    "test_api.py",
-    "test_ledger.py",
-    "test_limiter_and_tasks.py",
-    "test_periods.py",
-    "test_reconciliation.py",
-    "test_reporting.py",
-}
-
-
-def pytest_collection_modifyitems(items):
-    """The ingestion tests use a URLconf of their own (admin + the usage API), so they do
-    not depend on other apps' URL modules being importable."""
-    for item in items:
-        path = item.path
-        if path.parent.name == "usage" and path.name in OWN_MODULES:
-            item.add_marker(pytest.mark.urls("tests.usage.urls"))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_meter_cache():
-    meter_cache_clear()
-    yield
-    meter_cache_clear()
 
 
 @pytest.fixture

@@ -33,16 +33,17 @@ return tostring(wait)
 
 
 class LocalBucket:
-    def __init__(self, rate: float, burst: float | None = None):
+    def __init__(self, rate: float, burst: float | None = None, clock=time.monotonic):
         self.rate = float(rate)
         self.burst = float(burst if burst is not None else max(1.0, rate))
+        self.clock = clock
         self.tokens = self.burst
-        self.stamp = time.monotonic()
+        self.stamp = clock()
         self.lock = threading.Lock()
 
     def try_take(self) -> float:
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
             self.stamp = now
             if self.tokens >= 1:
