@@ -343,3 +343,9 @@ def test_subscribe_to_plan_action_subscribes_then_changes_plan(
     # Applying without choosing a plan asks again instead of failing.
     page = _text(staff_client.post(changelist, {**action, "plan": "x", "apply": "yes"}))
     assert "Choose a plan." in page
+
+
+def test_admin_index_links_the_revenue_report(staff_client):
+    html = staff_client.get("/admin/").content.decode()
+    assert 'href="/admin/revenue/"' in html
+    assert "Revenue recognition" in html
