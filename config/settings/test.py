@@ -16,7 +16,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-SILENCED_SYSTEM_CHECKS = ["djstripe.W001"]
+SILENCED_SYSTEM_CHECKS = ["djstripe.W001", "djstripe.W002"]  # the emulator is intended here
 
 # Each pytest process gets its own test database, so concurrent runs never collide.
 _test_db_suffix = os.getpid()
