@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from usage.models import IngestKey, ReconciliationResult, UsageEvent, UsageReport
 from usage.services.keys import ingest_key_create, ingest_key_revoke
 from usage.services.reporting import usage_report_retry
+from usage.too_late import too_late_amount_display
 
 
 @admin.register(IngestKey)
@@ -64,6 +65,7 @@ class UsageReportAdmin(admin.ModelAdmin):
         "value",
         "event_count",
         "status",
+        "amount_at_stake",
         "attempts",
         "last_error",
         "next_attempt_at",
@@ -83,6 +85,13 @@ class UsageReportAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="At stake")
+    def amount_at_stake(self, report):
+        """For too-late usage: what Stripe will not bill (the pricing engine's estimate)."""
+        if report.status != UsageReport.Status.TOO_LATE:
+            return ""
+        return too_late_amount_display(report=report)
 
     @admin.action(description="Retry selected failed / too-late reports")
     def retry(self, request, queryset):
