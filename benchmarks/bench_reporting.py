@@ -35,6 +35,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rate", type=int, default=2_000, help="modelled events per second")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--interval", type=float, default=None, help="seconds between passes")
+    parser.add_argument(
+        "--what-if-ticks",
+        type=int,
+        default=2,
+        help="further ticks with the proposed claim fix applied in the worker (0: none)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse_hidden())
 
 
@@ -50,6 +56,8 @@ def worker() -> int:
     import django
 
     django.setup()
+    from django.db import connection
+
     from billing.stripe_api import stripe_client
     from usage.services.limiter import report_limiter
     from usage.services.reporting import usage_reports_claim, usage_reports_send_due
@@ -64,11 +72,28 @@ def worker() -> int:
         return original(*a, **kw)
 
     service.create = counting_create
+    if "--order-by-fix" in sys.argv:
+        # What the proposed one-line fix does: the pairs query in usage_reports_claim,
+        # ``.values_list("account_id", "meter_id").distinct()``, inherits the model's
+        # ``ordering = ["-id"]``, so its SELECT DISTINCT includes id and returns one
+        # "pair" per unreported event. ``.order_by()`` before ``.distinct()`` fixes it;
+        # clearing the default ordering here has the same effect on that query (every
+        # other UsageEvent query in reporting orders explicitly).
+        from usage.models import UsageEvent
+
+        UsageEvent._meta.ordering = []
+    queries = {"n": 0}
+
+    def count(execute, sql, params, many, context):
+        queries["n"] += 1
+        return execute(sql, params, many, context)
+
+    connection.execute_wrappers.append(count)
     limiter = report_limiter()
     for line in sys.stdin:
         if line.strip() != "pass":
             break
-        before = calls["n"]
+        before, queries["n"] = calls["n"], 0
         with Timer() as claim:
             result = usage_reports_claim()
         with Timer() as send:
@@ -83,6 +108,7 @@ def worker() -> int:
                     "failed": result.failed,
                     "too_late": len(result.too_late),
                     "calls": calls["n"] - before,
+                    "queries": queries["n"],
                     "claim_seconds": claim.seconds,
                     "send_seconds": send.seconds,
                 }
@@ -107,46 +133,27 @@ def _summaries_total(client, *, meter_stripe_id: str, customer: str, start, end)
     return int(sum((Decimal(str(s.aggregated_value)) for s in page.auto_paging_iter()), Decimal(0)))
 
 
-def run(env: common.Env, args) -> list[Figure]:
-    from django.conf import settings
+def _ticks(env, customers, rng, base, ticks, per_tick, interval, *, fixed: bool = False):
+    """Per tick: ingest its events, then one pass in the worker. Returns the passes'
+    answers, the seconds spent ingesting and the worker's peak RSS."""
     from django.db import connections
 
-    from billing.models import Meter
-    from billing.stripe_api import stripe_client
-    from usage.selectors import ledger_value
     from usage.services.ingest import usage_events_ingest
-
-    interval = args.interval or settings.USAGE_REPORT_INTERVAL_SECONDS
-    per_tick = int(args.rate * interval)
-    check(per_tick > 0 and args.events % per_tick == 0, "--events must be ticks x rate x interval")
-    ticks = args.events // per_tick
-    log(
-        f"reporting: {ticks} ticks of {interval:g}s at {args.rate:,} events/s "
-        f"({per_tick:,} events per pass), {args.customers} customers x {len(METERS)} meters"
-    )
-    accounts = [
-        common.make_account(name=f"Reporting {i}", plan_key="starter", env=env)
-        for i in range(args.customers)
-    ]
-    customers = [common.customer_id(a) for a in accounts]
-    rng = random.Random(11)
-    base = datetime.now(UTC) - timedelta(seconds=ticks * interval + 120)
 
     connections.close_all()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.bench_reporting", "--worker"],
+        [sys.executable, "-m", "benchmarks.bench_reporting", "--worker"]
+        + (["--order-by-fix"] if fixed else []),
         cwd=common.ROOT,
         env=os.environ.copy(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    # Whatever other benchmarks of the run left unreported is claimed by the first pass.
-    pending = common.raw_sql("SELECT count(*) FROM usage_usageevent WHERE report_id IS NULL")[0][0]
     passes = []
     ingest_seconds = 0.0
     try:
-        for tick in range(ticks):
+        for tick in ticks:
             start = base + timedelta(seconds=tick * interval)
             events = [
                 {
@@ -175,9 +182,10 @@ def run(env: common.Env, args) -> list[Figure]:
             )
             passes.append(answer)
             log(
-                f"reporting: tick {tick + 1}/{ticks}: claimed {answer['claimed']:,} into "
-                f"{answer['reports']} reports, {answer['calls']} calls, "
-                f"claim {answer['claim_seconds']:.2f}s + send {answer['send_seconds']:.2f}s"
+                f"reporting: tick {tick + 1}{' (fixed)' if fixed else ''}: claimed "
+                f"{answer['claimed']:,} into {answer['reports']} reports, {answer['calls']} "
+                f"calls, {answer['queries']:,} queries, claim {answer['claim_seconds']:.2f}s "
+                f"+ send {answer['send_seconds']:.2f}s"
             )
         peak = common.proc_status(proc.pid)["VmHWM"]
         proc.stdin.write("quit\n")
@@ -187,7 +195,37 @@ def run(env: common.Env, args) -> list[Figure]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return passes, ingest_seconds, peak
 
+
+def run(env: common.Env, args) -> list[Figure]:
+    from django.conf import settings
+
+    from billing.models import Meter
+    from billing.stripe_api import stripe_client
+    from usage.selectors import ledger_value
+
+    interval = args.interval or settings.USAGE_REPORT_INTERVAL_SECONDS
+    per_tick = int(args.rate * interval)
+    check(per_tick > 0 and args.events % per_tick == 0, "--events must be ticks x rate x interval")
+    ticks = args.events // per_tick
+    log(
+        f"reporting: {ticks} ticks of {interval:g}s at {args.rate:,} events/s "
+        f"({per_tick:,} events per pass), {args.customers} customers x {len(METERS)} meters"
+    )
+    accounts = [
+        common.make_account(name=f"Reporting {i}", plan_key="starter", env=env)
+        for i in range(args.customers)
+    ]
+    customers = [common.customer_id(a) for a in accounts]
+    rng = random.Random(11)
+    base = datetime.now(UTC) - timedelta(seconds=(ticks + args.what_if_ticks) * interval + 120)
+
+    # Whatever other benchmarks of the run left unreported is claimed by the first pass.
+    pending = common.raw_sql("SELECT count(*) FROM usage_usageevent WHERE report_id IS NULL")[0][0]
+    passes, ingest_seconds, peak = _ticks(
+        env, customers, rng, base, range(ticks), per_tick, interval
+    )
     claimed = sum(p["claimed"] for p in passes)
     calls = sum(p["calls"] for p in passes)
     emulator_calls = sum(p["emulator_calls"] for p in passes)
@@ -216,12 +254,23 @@ def run(env: common.Env, args) -> list[Figure]:
             )
             check(ours == theirs, f"{customer} {meter.event_name}: ledger {ours}, Stripe {theirs}")
 
+    fixed = []
+    if args.what_if_ticks:
+        more = range(ticks, ticks + args.what_if_ticks)
+        fixed, _, _ = _ticks(env, customers, rng, base, more, per_tick, interval, fixed=True)
+        fixed_claimed = sum(p["claimed"] for p in fixed)
+        check(fixed_claimed == per_tick * len(more), f"fixed passes claimed {fixed_claimed}")
+        check(
+            all(p["calls"] == p["emulator_calls"] == p["sent"] for p in fixed),
+            f"fixed passes: {fixed}",
+        )
+
     pass_seconds = sum(p["claim_seconds"] + p["send_seconds"] for p in passes)
     per_1000 = calls / claimed * 1000
     pairs = args.customers * len(METERS)
     predicted = 1000 * pairs / per_tick
     extrapolated = "" if args.events >= 1_000_000 else f"extrapolated from {args.events:,} events"
-    return [
+    figures = [
         Figure(
             name="reporting.calls_per_million_events",
             label="Stripe calls per 1,000,000 events",
@@ -251,7 +300,10 @@ def run(env: common.Env, args) -> list[Figure]:
             label="Reporting pass throughput (events/s)",
             value=claimed / pass_seconds,
             unit="/s",
-            notes=f"limiter {settings.USAGE_REPORT_MAX_CALLS_PER_SECOND:g} calls/s (Redis)",
+            notes=(
+                f"limiter {settings.USAGE_REPORT_MAX_CALLS_PER_SECOND:g} calls/s (Redis); "
+                f"{sum(p['queries'] for p in passes) / len(passes):,.0f} queries per pass"
+            ),
             extra={
                 "pass_seconds_total": pass_seconds,
                 "claim_seconds_total": sum(p["claim_seconds"] for p in passes),
@@ -260,13 +312,33 @@ def run(env: common.Env, args) -> list[Figure]:
                 "passes": passes,
             },
         ),
+    ]
+    if fixed:
+        fixed_seconds = sum(p["claim_seconds"] + p["send_seconds"] for p in fixed)
+        figures.append(
+            Figure(
+                name="reporting.events_per_second_with_claim_fix",
+                label="  what-if: .order_by() in the claim",
+                value=sum(p["claimed"] for p in fixed) / fixed_seconds,
+                unit="/s",
+                baseline=claimed / pass_seconds,
+                baseline_label="as is",
+                notes=(
+                    f"{len(fixed)} more ticks; "
+                    f"{sum(p['queries'] for p in fixed) / len(fixed):,.0f} queries per pass"
+                ),
+                extra={"passes": fixed},
+            )
+        )
+    figures.append(
         Figure(
             name="reporting.worker_peak_rss_mb",
             label="Reporting worker peak RSS",
             value=peak / (1024 * 1024),
             unit="MB",
-        ),
-    ]
+        )
+    )
+    return figures
 
 
 def main() -> int:
