@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import Account, Membership, Meter
@@ -165,7 +166,13 @@ def _recipients(account: Account) -> list[str]:
 
 
 def _send(*, account: Account, check: Check, summary: PeriodSummary, recipients: list[str]):
-    context = {"account": account, "check": check, "summary": summary}
+    context = {
+        "account": account,
+        "check": check,
+        "summary": summary,
+        "dashboard_url": f"{settings.SITE_URL}{reverse('dashboards:home')}",
+        "alerts_url": f"{settings.SITE_URL}{reverse('dashboards:alerts')}",
+    }
     message = EmailMultiAlternatives(
         subject=f"[Meterdesk] {account.name}: {check.summary}"[:200],
         body=render_to_string("usage/email/alert.txt", context),

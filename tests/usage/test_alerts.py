@@ -38,6 +38,8 @@ def test_default_rules_fire_once_each_to_owner_and_billing(pro_account, contacts
         assert "10,500" in message.body
         html = message.alternatives[0][0]
         assert "10,500" in html and "<table" in html
+        assert "http://127.0.0.1:8000/dashboard/alerts/" in message.body
+        assert 'href="http://127.0.0.1:8000/dashboard/"' in html
     assert "reached 10,500 calls, 100% of the 10,000 included" in mail.outbox[1].subject + (
         mail.outbox[0].subject
     )
