@@ -28,7 +28,9 @@ PERIOD_DAYS_SO_FAR = 10
 
 def add_arguments(parser) -> None:
     parser.add_argument("--accounts", type=int, default=10_000)
-    parser.add_argument("--profile", action="store_true", help="cProfile the steady sweep")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile 300 accounts (always when missed)"
+    )
 
 
 def _columns(table: str) -> list[str]:
@@ -140,23 +142,55 @@ def _clone(template, n: int, allowance: int) -> dict[str, int]:
     }
 
 
-def _sweep(profile: bool = False):
-    from usage.alerts import alerts_evaluate_all
-
-    if not profile:
-        with Timer() as t:
-            sent = alerts_evaluate_all()
-        return sent, t.seconds, None
+def profile_accounts(n: int = 300) -> str:
+    """cProfile of ``alerts_evaluate_account`` over n of the cloned accounts, with the
+    SQL statements that took the most time (by their first 80 characters)."""
     import cProfile
     import io
     import pstats
+    import time
+
+    from django.db import connection
+
+    from billing.models import Account
+    from usage.alerts import alerts_evaluate_account
+
+    accounts = list(Account.objects.filter(name__startswith="Sweep ").order_by("pk")[:n])
+    sql: dict[str, list] = {}
+
+    def timed(execute, text, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(text, params, many, context)
+        finally:
+            entry = sql.setdefault(" ".join(text.split())[:80], [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
 
     profiler = cProfile.Profile()
-    with Timer() as t:
-        sent = profiler.runcall(alerts_evaluate_all)
+    with connection.execute_wrapper(timed), Timer() as t:
+        profiler.enable()
+        for account in accounts:
+            alerts_evaluate_account(account=account)
+        profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
-    return sent, t.seconds, out.getvalue()
+    total_sql = sum(s for _, s in sql.values())
+    out.write(
+        f"{len(accounts)} accounts: {t.seconds / len(accounts) * 1000:.2f} ms each under "
+        f"cProfile, of which SQL round trips {total_sql / len(accounts) * 1000:.2f} ms in "
+        f"{sum(c for c, _ in sql.values()) / len(accounts):.1f} queries\n"
+    )
+    for text, (count, seconds) in sorted(sql.items(), key=lambda kv: -kv[1][1])[:10]:
+        out.write(
+            f"  {seconds / len(accounts) * 1000:6.2f} ms {count / len(accounts):4.1f}x {text}\n"
+        )
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(
+        r"(usage|billing|dashboards)/|django/db/models/sql/compiler.py.*as_sql|"
+        r"django/db/models/query.py.*_fetch_all",
+        30,
+    )
+    return out.getvalue()
 
 
 def run(env: common.Env, args) -> list[Figure]:
@@ -188,8 +222,11 @@ def run(env: common.Env, args) -> list[Figure]:
         return execute(sql, params, many, context)
 
     log(f"sweep: sweeping {evaluated:,} accounts")
-    with connection.execute_wrapper(count):
-        sent, seconds, profile = _sweep(profile=args.profile)
+    from usage.alerts import alerts_evaluate_all
+
+    with connection.execute_wrapper(count), Timer() as t:
+        sent = alerts_evaluate_all()
+    seconds = t.seconds
     rules = AlertRule.objects.filter(account__name__startswith="Sweep ").count()
     deliveries = AlertDelivery.objects.filter(account__name__startswith="Sweep ").count()
     expected = shape["one"] + 2 * shape["two"]
@@ -204,7 +241,10 @@ def run(env: common.Env, args) -> list[Figure]:
         f"sweep: {evaluated:,} accounts in {seconds:.1f}s = {rate:,.0f}/s, "
         f"{queries / evaluated:.1f} queries each"
     )
-    if profile:
+    profile = None
+    if args.profile or rate < TARGET_PER_SECOND:
+        log("sweep: target missed: profiling 300 accounts' evaluation")
+        profile = profile_accounts()
         print(profile, file=sys.stderr)
     return [
         Figure(
