@@ -34,6 +34,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## The benchmarks on PostgreSQL + Redis (DATABASE_URL, default
+## postgres://postgres@127.0.0.1:5432/meterdesk_bench, created and dropped; REDIS_URL,
+## default redis://127.0.0.1:6379/2): one table, benchmarks/results/latest.json. About
+## 10 minutes on 2 cores. BENCH_ARGS="--only ingest,sweep --sweep-accounts 2000" etc.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 

@@ -379,12 +379,20 @@ def environment(args) -> Iterator[Env]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_database_url(url: str) -> str:
+    """The server and credentials of ``url``, with a database of our own: a name without
+    'bench' in it (the test database, an app database) becomes ``meterdesk_bench``."""
+    if "bench" in db_name(url):
+        return url
+    return _with_db(url, db_name(DEFAULT_DATABASE_URL))
+
+
 def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="created and dropped by the run; its name must contain 'bench' "
-        f"(default $DATABASE_URL or {DEFAULT_DATABASE_URL})",
+        default=bench_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+        help="created and dropped by the run; a name without 'bench' in it is replaced by "
+        f"meterdesk_bench (default $DATABASE_URL's server, or {DEFAULT_DATABASE_URL})",
     )
     parser.add_argument(
         "--redis-url",

@@ -77,3 +77,9 @@ def test_missing_services_are_reported_and_exit_nonzero(capsys):
 def test_refuses_a_database_that_is_not_a_benchmark_one():
     with pytest.raises(SystemExit):
         common.recreate_database("postgres://postgres@127.0.0.1:1/test")
+
+
+def test_the_database_of_database_url_is_never_used_unless_it_is_a_benchmark_one():
+    url = "postgres://u:p@db.example:5433/test"
+    assert common.bench_database_url(url) == "postgres://u:p@db.example:5433/meterdesk_bench"
+    assert common.bench_database_url("postgres://h/x_bench") == "postgres://h/x_bench"
