@@ -32,7 +32,8 @@ class InvoiceRow:
 
     @property
     def usage_lines(self) -> tuple[InvoiceLine, ...]:
-        return tuple(line for line in self.lines if line.metered)
+        """Metered lines with something on them (a first invoice lists them at zero)."""
+        return tuple(line for line in self.lines if line.metered and (line.quantity or line.amount))
 
 
 def _ts(value) -> datetime | None:
