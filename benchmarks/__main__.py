@@ -35,6 +35,8 @@ BENCHMARKS = {
     "sweep": bench_sweep,
     "dashboard": bench_dashboard,
 }
+# The table and the JSON list figures in the order.
+DISPLAY_ORDER = ["ingest", "freshness", "dashboard", "reporting", "sweep"]
 
 
 def parse_args(argv=None):
@@ -105,6 +107,7 @@ def main(argv=None) -> int:
                 sizes[name]["seconds"] = round(t.seconds, 1)
             sizes["loadavg_before"] = load_before
             sizes["loadavg_after"] = common.loadavg()
+            figures.sort(key=lambda f: DISPLAY_ORDER.index(f.name.split(".")[0]))
             print(common.table(figures))
             common.write_results(
                 figures,

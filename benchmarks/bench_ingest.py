@@ -32,7 +32,7 @@ _PORT = 0
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--events", type=int, default=200_000, help="events in 1,000 batches")
+    parser.add_argument("--events", type=int, default=300_000, help="events in 1,000 batches")
     parser.add_argument("--clients", type=int, default=4, help="concurrent client processes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
