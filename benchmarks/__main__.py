@@ -86,6 +86,7 @@ def main(argv=None) -> int:
         print(f"unknown benchmarks: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     started = time.time()
+    commit = common.git_commit()  # the code measured, not whatever HEAD is at the end
     figures: list[common.Figure] = []
     failures: list[str] = []
     sizes = {}
@@ -115,6 +116,7 @@ def main(argv=None) -> int:
                 path=common.Path(args.output),
                 started=started,
                 failures=failures,
+                commit=commit,
             )
             print(f"\nwritten: {args.output} ({time.time() - started:.0f}s in all)")
     except common.ServiceUnavailable as exc:

@@ -559,7 +559,13 @@ def raw_sql(sql: str, params=None, *, fetch: bool = True):
 
 # -- running ---------------------------------------------------------------------------
 def write_results(
-    figures: list[Figure], *, sizes: dict, path: Path, started: float, failures=()
+    figures: list[Figure],
+    *,
+    sizes: dict,
+    path: Path,
+    started: float,
+    failures=(),
+    commit: str | None = None,
 ) -> None:
     from django.db import connection
 
@@ -569,7 +575,7 @@ def write_results(
         for name in ("shared_buffers", "work_mem", "max_wal_size", "synchronous_commit")
     }
     data = {
-        "commit": git_commit(),
+        "commit": commit or git_commit(),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_seconds": round(time.time() - started, 1),
         "machine": machine(),
