@@ -376,6 +376,12 @@ def environment(args) -> Iterator[Env]:
             connections.close_all()
         if not getattr(args, "keep_db", False):
             recreate_database(args.database_url, drop_only=True)
+        with contextlib.suppress(Exception):
+            import redis
+
+            client = redis.Redis.from_url(args.redis_url)
+            for key in client.scan_iter(match="*meterdesk-benchmarks*"):
+                client.delete(key)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

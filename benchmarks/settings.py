@@ -15,3 +15,8 @@ STORAGES = {
     **STORAGES,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Tasks the web processes queue during a run (alert evaluations after ingestion) go to a
+# queue of the benchmarks' own, deleted at the end of the run, so that no worker on the
+# same Redis picks up work for a database that no longer exists.
+CELERY_TASK_DEFAULT_QUEUE = "meterdesk-benchmarks"
