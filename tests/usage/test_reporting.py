@@ -449,3 +449,26 @@ def test_after_max_attempts_the_report_is_failed_for_staff(customer, monkeypatch
         usage_report_pass(now=now + timedelta(minutes=10 * i))
     report = UsageReport.objects.get()
     assert (report.status, report.attempts) == ("failed", 3)
+
+
+@pytest.mark.django_db
+def test_a_claim_pass_costs_queries_per_pair_not_per_event(
+    customer, subscribe, django_assert_max_num_queries
+):
+    """2,000 events of one (customer, meter) pair are claimed with a handful of queries:
+    the pairs query must not return one row per event (a default ordering in DISTINCT)."""
+    from usage.services.ingest import usage_events_ingest
+    from usage.services.reporting import usage_reports_claim
+
+    subscribe(customer)
+    for batch in range(2):
+        usage_events_ingest(
+            events=[
+                {"event_name": "api_calls", "customer": customer,
+                 "identifier": f"q-{batch}-{i}"}
+                for i in range(1000)
+            ]
+        )  # fmt: skip
+    with django_assert_max_num_queries(25):
+        result = usage_reports_claim()
+    assert (result.claimed_events, result.reports_created) == (2000, 1)

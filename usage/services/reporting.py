@@ -209,8 +209,11 @@ def usage_reports_claim(*, now: datetime | None = None, result: PassResult | Non
     """Turn every unreported event into (part of) a report; see the module docstring."""
     now = now or timezone.now()
     result = result or PassResult()
+    # .order_by() clears the model's default ordering: with it, DISTINCT would include
+    # the id and return one "pair" per event (and the pass would make queries per event).
     pairs = list(
         UsageEvent.objects.filter(report__isnull=True)
+        .order_by()
         .values_list("account_id", "meter_id")
         .distinct()
     )
