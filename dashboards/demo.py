@@ -237,7 +237,7 @@ def demo_seed(
             moment = week_end - timedelta(seconds=1)
             _advance(client, clock.id, moment, log)
             _ingest(events, moment)
-            usage_report_pass(now=moment)
+            usage_report_pass(now=moment, flush=True)
             if boundary is not None and boundary <= now:
                 if spec.fail_last_renewal and boundary == max(e for e in period_ends if e <= now):
                     client.v1.customers.update(

@@ -195,5 +195,9 @@ USAGE_REPORT_MAX_ATTEMPTS = env.int("USAGE_REPORT_MAX_ATTEMPTS", default=50)
 USAGE_REPORT_CLAIM_LIMIT = env.int("USAGE_REPORT_CLAIM_LIMIT", default=50000)
 # Seconds between reporting passes run by Celery beat.
 USAGE_REPORT_INTERVAL_SECONDS = env.float("USAGE_REPORT_INTERVAL_SECONDS", default=10.0)
+# Batching: a (customer, meter) is reported once it has this many unreported events, or
+# its oldest has waited this long; fewer, larger meter events at steady load.
+USAGE_REPORT_BATCH_MIN_EVENTS = env.int("USAGE_REPORT_BATCH_MIN_EVENTS", default=1000)
+USAGE_REPORT_BATCH_MAX_WAIT_SECONDS = env.int("USAGE_REPORT_BATCH_MAX_WAIT_SECONDS", default=300)
 # Reconciliation looks at periods that ended up to this many days ago.
 USAGE_RECONCILE_LOOKBACK_DAYS = env.int("USAGE_RECONCILE_LOOKBACK_DAYS", default=40)

@@ -12,6 +12,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tasks queued by code under test run in-process. Tests that need a real worker start
 # one (tests/conftest.py) and publish with send_task, which always goes to the broker.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+# Tests report every event on the next pass; the batching policy has its own test.
+USAGE_REPORT_BATCH_MIN_EVENTS = env.int("USAGE_REPORT_BATCH_MIN_EVENTS", default=1)
+USAGE_REPORT_BATCH_MAX_WAIT_SECONDS = env.int("USAGE_REPORT_BATCH_MAX_WAIT_SECONDS", default=0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -472,3 +472,35 @@ def test_a_claim_pass_costs_queries_per_pair_not_per_event(
     with django_assert_max_num_queries(25):
         result = usage_reports_claim()
     assert (result.claimed_events, result.reports_created) == (2000, 1)
+
+
+@pytest.mark.django_db
+def test_batching_reports_a_pair_at_enough_events_or_after_the_wait(
+    customer, subscribe, settings, stripe_client
+):
+    """At steady load every pass would otherwise make one Stripe call per pair."""
+    from usage.services.ingest import usage_events_ingest
+    from usage.services.reporting import usage_report_pass
+
+    settings.USAGE_REPORT_BATCH_MIN_EVENTS = 100
+    settings.USAGE_REPORT_BATCH_MAX_WAIT_SECONDS = 300
+    subscribe(customer)
+    start = datetime.now(UTC).replace(microsecond=0)
+
+    def send(n: int, prefix: str, at: datetime):
+        events = [{"event_name": "api_calls", "customer": customer,
+                   "identifier": f"{prefix}-{i}"} for i in range(n)]  # fmt: skip
+        assert usage_events_ingest(events=events, now=at).accepted == n
+
+    send(60, "a", start)
+    assert usage_report_pass(now=start + timedelta(seconds=10)).reports_created == 0
+    send(40, "b", start + timedelta(seconds=20))  # 100 waiting: enough for a report
+    first = usage_report_pass(now=start + timedelta(seconds=30))
+    assert (first.claimed_events, first.reports_created) == (100, 1)
+    send(5, "c", start + timedelta(seconds=40))
+    assert usage_report_pass(now=start + timedelta(seconds=339)).reports_created == 0
+    # The oldest of the 5 has waited 300 s: reported however few they are.
+    late = usage_report_pass(now=start + timedelta(seconds=340))
+    assert (late.claimed_events, late.reports_created) == (5, 1)
+    # Two Stripe calls for 105 events; Stripe counts them all.
+    assert UsageReport.objects.filter(status="sent").count() == 2

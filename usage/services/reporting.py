@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
 from billing.models import Account, Meter
@@ -205,18 +205,35 @@ def _claim_pair(
                 )
 
 
-def usage_reports_claim(*, now: datetime | None = None, result: PassResult | None = None):
-    """Turn every unreported event into (part of) a report; see the module docstring."""
-    now = now or timezone.now()
-    result = result or PassResult()
-    # .order_by() clears the model's default ordering: with it, DISTINCT would include
+def _due_pairs(*, now: datetime, flush: bool) -> list[tuple[int, int]]:
+    """(account, meter) pairs with unreported events that are due: at least
+    ``USAGE_REPORT_BATCH_MIN_EVENTS`` of them, or the oldest received at least
+    ``USAGE_REPORT_BATCH_MAX_WAIT_SECONDS`` ago (``flush``: every pair). Batching keeps
+    Stripe calls per event low at steady load; live numbers come from the ledger."""
+    # .order_by() clears the model's default ordering: with it, GROUP BY would include
     # the id and return one "pair" per event (and the pass would make queries per event).
-    pairs = list(
+    rows = (
         UsageEvent.objects.filter(report__isnull=True)
         .order_by()
         .values_list("account_id", "meter_id")
-        .distinct()
+        .annotate(n=Count("id"), oldest=Min("received_at"))
     )
+    min_events = settings.USAGE_REPORT_BATCH_MIN_EVENTS
+    waited_since = now - timedelta(seconds=settings.USAGE_REPORT_BATCH_MAX_WAIT_SECONDS)
+    return [
+        (account_id, meter_id)
+        for account_id, meter_id, n, oldest in rows
+        if flush or n >= min_events or oldest <= waited_since
+    ]
+
+
+def usage_reports_claim(
+    *, now: datetime | None = None, result: PassResult | None = None, flush: bool = False
+):
+    """Turn the due pairs' unreported events into (part of) reports (module docstring)."""
+    now = now or timezone.now()
+    result = result or PassResult()
+    pairs = _due_pairs(now=now, flush=flush)
     random.shuffle(pairs)  # several workers spread over different pairs
     accounts = Account.objects.in_bulk({a for a, _ in pairs})
     meters = Meter.objects.in_bulk({m for _, m in pairs})
@@ -400,9 +417,12 @@ def usage_reports_send_due(
     return result
 
 
-def usage_report_pass(*, now: datetime | None = None, client=None, limiter=None) -> PassResult:
-    """One reporting pass: claim unreported events into reports, then send what is due."""
-    result = usage_reports_claim(now=now)
+def usage_report_pass(
+    *, now: datetime | None = None, client=None, limiter=None, flush: bool = False
+) -> PassResult:
+    """One reporting pass: claim due events into reports, then send what is due.
+    ``flush`` claims every unreported event, batched or not."""
+    result = usage_reports_claim(now=now, flush=flush)
     return usage_reports_send_due(now=now, client=client, limiter=limiter, result=result)
 
 

@@ -7,8 +7,15 @@ from usage.services.reporting import usage_report_pass
 class Command(BaseCommand):
     help = "Run one pass of usage reporting to Stripe, now, and print what it did."
 
-    def handle(self, *args, **options):
-        result = usage_report_pass()
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--flush",
+            action="store_true",
+            help="claim every unreported event now, ignoring the batching thresholds",
+        )
+
+    def handle(self, *args, flush: bool = False, **options):
+        result = usage_report_pass(flush=flush)
         self.stdout.write(result.summary())
         for report in UsageReport.objects.filter(pk__in=result.too_late).select_related("meter"):
             self.stdout.write(
