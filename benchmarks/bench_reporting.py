@@ -1,15 +1,23 @@
 """Reporting efficiency: Stripe API calls per 1,000,000 events ingested at a steady rate,
 and the reporting pass's throughput against the emulator.
 
-Steady load is modelled in ticks of one beat interval (``USAGE_REPORT_INTERVAL_SECONDS``,
-10 s): each tick ingests ``rate x interval`` events (through the ingest service, spread
-over ``--customers`` customers x 3 meters, timestamps inside that tick's 10 s in the
-recent past), then one reporting pass runs (``usage_report_pass``, what the Celery beat
-task runs) in a separate worker process with the production limiter (Redis, 100 calls/s
-by default). Calls are counted twice: by a counting wrapper around the Stripe client in
-the worker, and in the emulator's request log; both must agree. ``--events`` below
-1,000,000 is extrapolated linearly (the calls per pass do not depend on the number of
-ticks), and the table says so.
+Steady load is modelled on a simulated clock in ticks of one beat interval
+(``USAGE_REPORT_INTERVAL_SECONDS``, 10 s): each tick ingests ``rate x interval`` events
+through the ingest service (spread over ``--customers`` customers x 3 meters, timestamps
+inside that tick, received at the tick's end), then one reporting pass runs "at" the
+tick's end (``usage_reports_claim`` + ``usage_reports_send_due``, what the beat task's
+``usage_report_pass`` runs) in a separate worker process with the production limiter
+(Redis). The simulated clock lets the batching rules (a pair reports at
+``USAGE_REPORT_BATCH_MIN_EVENTS`` unreported events or after
+``USAGE_REPORT_BATCH_MAX_WAIT_SECONDS``) play out over minutes of load in seconds; all
+times stay in the recent past, so Stripe's windows hold. After the ticks, one ``flush``
+pass drains what is left (not counted as steady state), and Stripe's event summaries
+must then equal the ledger for every customer and meter.
+
+Calls are counted twice, by a counting wrapper around the Stripe client in the worker
+and in the emulator's request log; both must agree. Calls per 1,000,000 events is the
+steady state's calls per event claimed, scaled (``--events`` below 1,000,000 is
+extrapolated, and the table says so).
 
     python -m benchmarks.bench_reporting --events 1000000 --rate 2000 --customers 50
 """
@@ -31,16 +39,10 @@ TARGET_PER_1000 = 1.0
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--events", type=int, default=100_000, help="events ingested in all")
+    parser.add_argument("--events", type=int, default=400_000, help="events ingested in all")
     parser.add_argument("--rate", type=int, default=2_000, help="modelled events per second")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--interval", type=float, default=None, help="seconds between passes")
-    parser.add_argument(
-        "--what-if-ticks",
-        type=int,
-        default=2,
-        help="further ticks with the proposed claim fix applied in the worker (0: none)",
-    )
     parser.add_argument("--worker", action="store_true", help=argparse_hidden())
 
 
@@ -52,7 +54,8 @@ def argparse_hidden():
 
 # -- the worker process ------------------------------------------------------------------
 def worker() -> int:
-    """Reads ``pass`` lines on stdin, runs one reporting pass each, answers JSON lines."""
+    """Reads ``pass <ISO time> <flush 0|1>`` lines on stdin, runs one reporting pass
+    each at that time, and answers a JSON line."""
     import django
 
     django.setup()
@@ -72,16 +75,6 @@ def worker() -> int:
         return original(*a, **kw)
 
     service.create = counting_create
-    if "--order-by-fix" in sys.argv:
-        # What the proposed one-line fix does: the pairs query in usage_reports_claim,
-        # ``.values_list("account_id", "meter_id").distinct()``, inherits the model's
-        # ``ordering = ["-id"]``, so its SELECT DISTINCT includes id and returns one
-        # "pair" per unreported event. ``.order_by()`` before ``.distinct()`` fixes it;
-        # clearing the default ordering here has the same effect on that query (every
-        # other UsageEvent query in reporting orders explicitly).
-        from usage.models import UsageEvent
-
-        UsageEvent._meta.ordering = []
     queries = {"n": 0}
 
     def count(execute, sql, params, many, context):
@@ -91,13 +84,15 @@ def worker() -> int:
     connection.execute_wrappers.append(count)
     limiter = report_limiter()
     for line in sys.stdin:
-        if line.strip() != "pass":
+        words = line.split()
+        if not words or words[0] != "pass":
             break
+        now, flush = datetime.fromisoformat(words[1]), words[2] == "1"
         before, queries["n"] = calls["n"], 0
         with Timer() as claim:
-            result = usage_reports_claim()
+            result = usage_reports_claim(now=now, flush=flush)
         with Timer() as send:
-            result = usage_reports_send_due(client=client, limiter=limiter, result=result)
+            result = usage_reports_send_due(now=now, client=client, limiter=limiter, result=result)
         print(
             json.dumps(
                 {
@@ -111,6 +106,7 @@ def worker() -> int:
                     "queries": queries["n"],
                     "claim_seconds": claim.seconds,
                     "send_seconds": send.seconds,
+                    "flush": flush,
                 }
             ),
             flush=True,
@@ -133,17 +129,17 @@ def _summaries_total(client, *, meter_stripe_id: str, customer: str, start, end)
     return int(sum((Decimal(str(s.aggregated_value)) for s in page.auto_paging_iter()), Decimal(0)))
 
 
-def _ticks(env, customers, rng, base, ticks, per_tick, interval, *, fixed: bool = False):
-    """Per tick: ingest its events, then one pass in the worker. Returns the passes'
-    answers, the seconds spent ingesting and the worker's peak RSS."""
+def _run_ticks(env, *, customers, rng, base, ticks: int, per_tick: int, interval: float):
+    """Per tick: ingest its events, then one pass at the tick's end; then one flush pass.
+    Returns the passes' answers (the last is the flush), the seconds spent ingesting and
+    the worker's peak RSS."""
     from django.db import connections
 
     from usage.services.ingest import usage_events_ingest
 
     connections.close_all()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.bench_reporting", "--worker"]
-        + (["--order-by-fix"] if fixed else []),
+        [sys.executable, "-m", "benchmarks.bench_reporting", "--worker"],
         cwd=common.ROOT,
         env=os.environ.copy(),
         stdin=subprocess.PIPE,
@@ -152,9 +148,22 @@ def _ticks(env, customers, rng, base, ticks, per_tick, interval, *, fixed: bool 
     )
     passes = []
     ingest_seconds = 0.0
+
+    def one_pass(now: datetime, flush: bool) -> dict:
+        connections.close_all()
+        calls_before = env.emulator_requests("POST", "/v1/billing/meter_events")
+        proc.stdin.write(f"pass {now.isoformat()} {int(flush)}\n")
+        proc.stdin.flush()
+        answer = json.loads(proc.stdout.readline())
+        answer["emulator_calls"] = (
+            env.emulator_requests("POST", "/v1/billing/meter_events") - calls_before
+        )
+        return answer
+
     try:
-        for tick in ticks:
+        for tick in range(ticks):
             start = base + timedelta(seconds=tick * interval)
+            end = start + timedelta(seconds=interval)
             events = [
                 {
                     "event_name": METERS[i % len(METERS)],
@@ -169,24 +178,24 @@ def _ticks(env, customers, rng, base, ticks, per_tick, interval, *, fixed: bool 
             ]
             with Timer() as t:
                 for first in range(0, per_tick, 1000):
-                    result = usage_events_ingest(events=events[first : first + 1000])
-                    check(result.accepted == len(events[first : first + 1000]), "ingest failed")
+                    batch = events[first : first + 1000]
+                    result = usage_events_ingest(events=batch, now=end)
+                    check(
+                        result.accepted == len(batch), f"ingest: {result.as_dict()['rejected'][:2]}"
+                    )
             ingest_seconds += t.seconds
-            connections.close_all()
-            calls_before = env.emulator_requests("POST", "/v1/billing/meter_events")
-            proc.stdin.write("pass\n")
-            proc.stdin.flush()
-            answer = json.loads(proc.stdout.readline())
-            answer["emulator_calls"] = (
-                env.emulator_requests("POST", "/v1/billing/meter_events") - calls_before
-            )
+            answer = one_pass(end, flush=False)
             passes.append(answer)
-            log(
-                f"reporting: tick {tick + 1}{' (fixed)' if fixed else ''}: claimed "
-                f"{answer['claimed']:,} into {answer['reports']} reports, {answer['calls']} "
-                f"calls, {answer['queries']:,} queries, claim {answer['claim_seconds']:.2f}s "
-                f"+ send {answer['send_seconds']:.2f}s"
-            )
+            if answer["claimed"] or tick == ticks - 1 or tick % 10 == 0:
+                log(
+                    f"reporting: tick {tick + 1}/{ticks}: claimed {answer['claimed']:,} into "
+                    f"{answer['reports']} reports, {answer['calls']} calls, "
+                    f"{answer['queries']:,} queries, {answer['claim_seconds']:.2f}s + "
+                    f"{answer['send_seconds']:.2f}s"
+                )
+        drain = one_pass(base + timedelta(seconds=ticks * interval + 1), flush=True)
+        log(f"reporting: flush pass: claimed {drain['claimed']:,}, {drain['calls']} calls")
+        passes.append(drain)
         peak = common.proc_status(proc.pid)["VmHWM"]
         proc.stdin.write("quit\n")
         proc.stdin.flush()
@@ -209,9 +218,13 @@ def run(env: common.Env, args) -> list[Figure]:
     per_tick = int(args.rate * interval)
     check(per_tick > 0 and args.events % per_tick == 0, "--events must be ticks x rate x interval")
     ticks = args.events // per_tick
+    min_events = getattr(settings, "USAGE_REPORT_BATCH_MIN_EVENTS", 0)
+    max_wait = getattr(settings, "USAGE_REPORT_BATCH_MAX_WAIT_SECONDS", 0)
+    pairs = args.customers * len(METERS)
     log(
         f"reporting: {ticks} ticks of {interval:g}s at {args.rate:,} events/s "
-        f"({per_tick:,} events per pass), {args.customers} customers x {len(METERS)} meters"
+        f"({per_tick:,} events per pass), {args.customers} customers x {len(METERS)} meters; "
+        f"batching: {min_events:,} events or {max_wait}s"
     )
     accounts = [
         common.make_account(name=f"Reporting {i}", plan_key="starter", env=env)
@@ -219,23 +232,31 @@ def run(env: common.Env, args) -> list[Figure]:
     ]
     customers = [common.customer_id(a) for a in accounts]
     rng = random.Random(11)
-    base = datetime.now(UTC) - timedelta(seconds=(ticks + args.what_if_ticks) * interval + 120)
-
-    # Whatever other benchmarks of the run left unreported is claimed by the first pass.
+    # The simulated clock ends a minute before the real one.
+    base = (datetime.now(UTC) - timedelta(seconds=ticks * interval + 60)).replace(microsecond=0)
     pending = common.raw_sql("SELECT count(*) FROM usage_usageevent WHERE report_id IS NULL")[0][0]
-    passes, ingest_seconds, peak = _ticks(
-        env, customers, rng, base, range(ticks), per_tick, interval
+    passes, ingest_seconds, peak = _run_ticks(
+        env,
+        customers=customers,
+        rng=rng,
+        base=base,
+        ticks=ticks,
+        per_tick=per_tick,
+        interval=interval,
     )
-    claimed = sum(p["claimed"] for p in passes)
-    calls = sum(p["calls"] for p in passes)
-    emulator_calls = sum(p["emulator_calls"] for p in passes)
+
+    steady, drain = passes[:-1], passes[-1]
+    claimed_all = sum(p["claimed"] for p in passes)
+    calls_all = sum(p["calls"] for p in passes)
     check(
-        claimed == args.events + pending,
-        f"passes claimed {claimed} events; {args.events} ingested, {pending} were pending",
+        claimed_all == args.events + pending,
+        f"passes claimed {claimed_all} events; {args.events} ingested, {pending} were pending",
     )
-    check(calls == emulator_calls, f"client counted {calls} calls, the emulator {emulator_calls}")
+    check(
+        calls_all == sum(p["emulator_calls"] for p in passes) == sum(p["sent"] for p in passes),
+        f"calls: worker {calls_all}, emulator {sum(p['emulator_calls'] for p in passes)}",
+    )
     check(all(p["failed"] == 0 and p["retried"] == 0 for p in passes), f"failures: {passes}")
-    check(calls == sum(p["sent"] for p in passes), "calls != reports sent")
     unreported = common.raw_sql(
         "SELECT count(*) FROM usage_usageevent WHERE report_id IS NULL AND account_id = ANY(%s)",
         [[a.pk for a in accounts]],
@@ -243,8 +264,7 @@ def run(env: common.Env, args) -> list[Figure]:
     check(unreported == 0, f"{unreported} events were left unreported")
     # What Stripe (the emulator) aggregated equals the ledger, per customer and meter.
     client = stripe_client()
-    lo = base - timedelta(hours=1)
-    lo = lo.replace(minute=0, second=0, microsecond=0)
+    lo = (base - timedelta(hours=1)).replace(minute=0, second=0)
     hi = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     for account, customer in zip(accounts, customers, strict=True):
         for meter in Meter.objects.filter(event_name__in=METERS):
@@ -254,22 +274,13 @@ def run(env: common.Env, args) -> list[Figure]:
             )
             check(ours == theirs, f"{customer} {meter.event_name}: ledger {ours}, Stripe {theirs}")
 
-    fixed = []
-    if args.what_if_ticks:
-        more = range(ticks, ticks + args.what_if_ticks)
-        fixed, _, _ = _ticks(env, customers, rng, base, more, per_tick, interval, fixed=True)
-        fixed_claimed = sum(p["claimed"] for p in fixed)
-        check(fixed_claimed == per_tick * len(more), f"fixed passes claimed {fixed_claimed}")
-        check(
-            all(p["calls"] == p["emulator_calls"] == p["sent"] for p in fixed),
-            f"fixed passes: {fixed}",
-        )
-
-    pass_seconds = sum(p["claim_seconds"] + p["send_seconds"] for p in passes)
+    claimed = sum(p["claimed"] for p in steady)
+    calls = sum(p["calls"] for p in steady)
+    check(claimed > 0 and calls > 0, f"no steady-state reports in {ticks} ticks: add ticks")
     per_1000 = calls / claimed * 1000
-    pairs = args.customers * len(METERS)
-    predicted = 1000 * pairs / per_tick
-    extrapolated = "" if args.events >= 1_000_000 else f"extrapolated from {args.events:,} events"
+    working = [p for p in steady if p["claimed"]]
+    pass_seconds = sum(p["claim_seconds"] + p["send_seconds"] for p in working)
+    extrapolated = args.events < 1_000_000
     figures = [
         Figure(
             name="reporting.calls_per_million_events",
@@ -279,65 +290,56 @@ def run(env: common.Env, args) -> list[Figure]:
             target=f"<= {TARGET_PER_1000 * 1000:,.0f} (1 per 1,000)",
             met=per_1000 <= TARGET_PER_1000,
             notes=(
-                f"{args.rate:,} events/s over {pairs} customer-meter pairs, one pass per "
-                f"{interval:g}s; {extrapolated}".rstrip("; ")
+                f"{args.rate:,} events/s over {pairs} customer-meter pairs, a pass per "
+                f"{interval:g}s, batches of {min_events:,} or {max_wait}s"
+                + (f"; extrapolated from {claimed:,} events" if extrapolated else "")
             ),
             extra={
-                "events": claimed,
-                "calls": calls,
-                "calls_at_emulator": emulator_calls,
-                "passes": len(passes),
+                "events_ingested": args.events,
+                "events_claimed_steady": claimed,
+                "calls_steady": calls,
+                "reports_steady": sum(p["reports"] for p in steady),
+                "calls_flush": drain["calls"],
+                "events_flush": drain["claimed"],
+                "ticks": ticks,
                 "pairs": pairs,
                 "rate": args.rate,
                 "interval_seconds": interval,
-                "calls_per_1000_events": per_1000,
-                "predicted_calls_per_1000_events": predicted,
-                "extrapolated": bool(extrapolated),
+                "batch_min_events": min_events,
+                "batch_max_wait_seconds": max_wait,
+                "events_per_call": claimed / calls,
+                "extrapolated": extrapolated,
             },
         ),
         Figure(
             name="reporting.events_per_second",
             label="Reporting pass throughput (events/s)",
-            value=claimed / pass_seconds,
+            value=claimed / pass_seconds if pass_seconds else 0.0,
             unit="/s",
             notes=(
-                f"limiter {settings.USAGE_REPORT_MAX_CALLS_PER_SECOND:g} calls/s (Redis); "
-                f"{sum(p['queries'] for p in passes) / len(passes):,.0f} queries per pass"
+                f"passes that reported: {len(working)} of {len(steady)}, "
+                f"{sum(p['queries'] for p in working) / max(1, len(working)):,.0f} queries each; "
+                f"limiter {settings.USAGE_REPORT_MAX_CALLS_PER_SECOND:g} calls/s (Redis)"
             ),
             extra={
                 "pass_seconds_total": pass_seconds,
-                "claim_seconds_total": sum(p["claim_seconds"] for p in passes),
-                "send_seconds_total": sum(p["send_seconds"] for p in passes),
+                "claim_seconds_total": sum(p["claim_seconds"] for p in working),
+                "send_seconds_total": sum(p["send_seconds"] for p in working),
+                "idle_pass_seconds_max": max(
+                    (p["claim_seconds"] + p["send_seconds"] for p in steady if not p["claimed"]),
+                    default=0.0,
+                ),
                 "ingest_seconds_total": ingest_seconds,
                 "passes": passes,
             },
         ),
-    ]
-    if fixed:
-        fixed_seconds = sum(p["claim_seconds"] + p["send_seconds"] for p in fixed)
-        figures.append(
-            Figure(
-                name="reporting.events_per_second_with_claim_fix",
-                label="  what-if: .order_by() in the claim",
-                value=sum(p["claimed"] for p in fixed) / fixed_seconds,
-                unit="/s",
-                baseline=claimed / pass_seconds,
-                baseline_label="as is",
-                notes=(
-                    f"{len(fixed)} more ticks; "
-                    f"{sum(p['queries'] for p in fixed) / len(fixed):,.0f} queries per pass"
-                ),
-                extra={"passes": fixed},
-            )
-        )
-    figures.append(
         Figure(
             name="reporting.worker_peak_rss_mb",
             label="Reporting worker peak RSS",
             value=peak / (1024 * 1024),
             unit="MB",
-        )
-    )
+        ),
+    ]
     return figures
 
 
