@@ -27,6 +27,7 @@ from billing.models import Account, Membership, Meter
 from billing.money import format_money
 from billing.subscription_state import SubscriptionState, subscription_state_for_account
 from usage.models import AlertDelivery, AlertRule
+from usage.period_summaries import period_summaries_for_accounts
 from usage.period_summary import MeterLine, PeriodSummary, period_summary
 
 logger = logging.getLogger(__name__)
@@ -233,15 +234,85 @@ def alerts_evaluate_account(*, account: Account, now: datetime | None = None) ->
     return sent
 
 
-def alerts_evaluate_all(*, now: datetime | None = None) -> int:
-    """The beat task's sweep over every account with a live subscription."""
+def _default_rules(account_id: int, state: SubscriptionState) -> list[AlertRule]:
+    return [
+        AlertRule(
+            account_id=account_id,
+            kind=Kind.USAGE_SHARE,
+            meter=item.meter,
+            threshold_percent=share,
+            is_default=True,
+        )
+        for item in state.metered_items
+        if item.included_units
+        for share in DEFAULT_SHARES
+    ]
+
+
+def _rules_by_account(summaries: dict[int, PeriodSummary]) -> dict[int, list[AlertRule]]:
+    """The chunk's rules, after adding missing default rules in one statement."""
+
+    def load():
+        rules: dict[int, list[AlertRule]] = {}
+        for rule in AlertRule.objects.filter(account_id__in=list(summaries)):
+            rules.setdefault(rule.account_id, []).append(rule)
+        return rules
+
+    rules = load()
+    have = {
+        (r.account_id, r.meter_id, r.threshold_percent)
+        for account_rules in rules.values()
+        for r in account_rules
+        if r.is_default
+    }
+    missing = [
+        rule
+        for account_id, summary in summaries.items()
+        for rule in _default_rules(account_id, summary.state)
+        if (account_id, rule.meter_id, rule.threshold_percent) not in have
+    ]
+    if missing:
+        AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
+        rules = load()
+    return rules
+
+
+def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -> int:
+    """The beat task's sweep over every account with a live subscription.
+
+    Set-based: each chunk of accounts costs a constant number of queries (summaries in
+    bulk, rules, this period's deliveries); only a crossed rule takes the per-account
+    path that claims the delivery row and sends the email."""
+    now = now or timezone.now()
+    account_ids = list(
+        Account.objects.filter(djstripe_customers__isnull=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
     sent = 0
-    accounts = Account.objects.filter(djstripe_customers__isnull=False).distinct()
-    for account in accounts.iterator():
-        try:
-            sent += len(alerts_evaluate_account(account=account, now=now))
-        except Exception:  # one account's failure must not stop the sweep
-            logger.exception("alert evaluation failed for account %s", account.pk)
+    for offset in range(0, len(account_ids), chunk_size):
+        accounts = Account.objects.in_bulk(account_ids[offset : offset + chunk_size])
+        summaries = period_summaries_for_accounts(accounts=list(accounts.values()), now=now)
+        rules = _rules_by_account(summaries)
+        delivered = set(
+            AlertDelivery.objects.filter(account_id__in=list(summaries)).values_list(
+                "account_id", "rule_id", "period_start"
+            )
+        )
+        for account_id, summary in summaries.items():
+            try:
+                for rule in rules.get(account_id, ()):
+                    if (account_id, rule.pk, summary.period_start) in delivered:
+                        continue
+                    check = alert_check(rule=rule, summary=summary)
+                    if check is not None and check.crossed:
+                        sent += (
+                            _deliver(account=accounts[account_id], check=check, summary=summary)
+                            is not None
+                        )
+            except Exception:  # one account's failure must not stop the sweep
+                logger.exception("alert evaluation failed for account %s", account_id)
     return sent
 
 

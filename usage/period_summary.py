@@ -115,6 +115,30 @@ def _rebase(projection: Projection, usage: int, aggregation: str) -> Projection:
     )
 
 
+def meter_line(*, item, usage: int, projection: Projection) -> MeterLine:
+    """A summary line: usage (exact) priced by the engine, with its projection."""
+    if projection.usage_so_far != usage:
+        # The projection's series is whole hours of rollups; the exact total (edges from
+        # the ledger) wins, and the projection moves with it.
+        projection = _rebase(projection, usage, item.meter.aggregation)
+    return MeterLine(
+        item=item,
+        usage=usage,
+        allowance=item.included_units,
+        share_used=_share(usage, item.included_units),
+        cost_so_far=line_amount(price=item.spec, quantity=usage),
+        projection=projection,
+        projected_cost=project_cost(price_spec=item.spec, projection=projection),
+    )
+
+
+def base_fee_of(state: SubscriptionState) -> int:
+    """The licensed items' fee for one period, in minor units."""
+    return sum(
+        line_amount(price=item.spec, quantity=item.quantity) for item in state.licensed_items
+    )
+
+
 def _share(usage: int, allowance: int) -> Decimal | None:
     if not allowance:
         return None
@@ -143,24 +167,8 @@ def period_summary(
             now=as_of,
             closed=closed,
         )
-        if projection.usage_so_far != usage:
-            # The series is whole hours of rollups; the exact total (edges from the
-            # ledger) wins, and the projection moves with it.
-            projection = _rebase(projection, usage, item.meter.aggregation)
-        lines.append(
-            MeterLine(
-                item=item,
-                usage=usage,
-                allowance=item.included_units,
-                share_used=_share(usage, item.included_units),
-                cost_so_far=line_amount(price=item.spec, quantity=usage),
-                projection=projection,
-                projected_cost=project_cost(price_spec=item.spec, projection=projection),
-            )
-        )
-    base_fee = sum(
-        line_amount(price=item.spec, quantity=item.quantity) for item in state.licensed_items
-    )
+        lines.append(meter_line(item=item, usage=usage, projection=projection))
+    base_fee = base_fee_of(state)
     return PeriodSummary(
         account=account,
         state=state,
