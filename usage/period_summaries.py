@@ -11,7 +11,7 @@ per-account conditions are OR-ed).
 
 from collections import defaultdict
 from datetime import date, datetime, timedelta
-from functools import reduce
+from functools import partial, reduce
 from operator import or_
 
 from django.db.models import Count, Max, Q, Sum
@@ -180,7 +180,8 @@ def period_summaries_for_accounts(
             else:
                 series, history = _series(totals.get(key, {}), start, now)
                 usage = sum(v for _, v in series)
-            projection = project_usage(
+            projector = partial(
+                project_usage,
                 series=series if usage or meter.aggregation != "last" else [],
                 aggregation=meter.aggregation,
                 period_start=start,
@@ -188,7 +189,7 @@ def period_summaries_for_accounts(
                 now=now,
                 history=history,
             )
-            lines.append(meter_line(item=item, usage=usage, projection=projection))
+            lines.append(meter_line(item=item, usage=usage, projector=projector))
         summaries[account_id] = PeriodSummary(
             account=account,
             state=state,

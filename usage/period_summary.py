@@ -4,9 +4,11 @@ cost; the base fee and the estimated invoice. From rollups and the dj-stripe mir
 priced by the pricing engine; no network calls. The dashboard shows it and the alert
 evaluation checks rules against it."""
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property, partial
 
 from django.utils import timezone
 
@@ -21,13 +23,29 @@ from usage.series import daily_series
 
 @dataclass(frozen=True)
 class MeterLine:
+    """One metered price's numbers. The projection is computed when first read (the
+    dashboard always reads it; an alert sweep only for projected rules)."""
+
     item: ItemState
     usage: int
     allowance: int
     share_used: Decimal | None  # percent of the allowance, one decimal
     cost_so_far: int
-    projection: Projection
-    projected_cost: tuple[int, int, int]  # low, expected, high (minor units)
+    projector: Callable[[], Projection] = field(repr=False, compare=False)
+
+    @cached_property
+    def projection(self) -> Projection:
+        projection = self.projector()
+        if projection.usage_so_far != self.usage:
+            # The projection's series is whole hours of rollups; the exact total (edges
+            # from the ledger) wins, and the projection moves with it.
+            projection = _rebase(projection, self.usage, self.item.meter.aggregation)
+        return projection
+
+    @cached_property
+    def projected_cost(self) -> tuple[int, int, int]:
+        """Low, expected, high, in minor units."""
+        return project_cost(price_spec=self.item.spec, projection=self.projection)
 
     @property
     def meter(self):
@@ -115,20 +133,15 @@ def _rebase(projection: Projection, usage: int, aggregation: str) -> Projection:
     )
 
 
-def meter_line(*, item, usage: int, projection: Projection) -> MeterLine:
-    """A summary line: usage (exact) priced by the engine, with its projection."""
-    if projection.usage_so_far != usage:
-        # The projection's series is whole hours of rollups; the exact total (edges from
-        # the ledger) wins, and the projection moves with it.
-        projection = _rebase(projection, usage, item.meter.aggregation)
+def meter_line(*, item, usage: int, projector: Callable[[], Projection]) -> MeterLine:
+    """A summary line: usage (exact) priced by the engine; the projection on demand."""
     return MeterLine(
         item=item,
         usage=usage,
         allowance=item.included_units,
         share_used=_share(usage, item.included_units),
         cost_so_far=line_amount(price=item.spec, quantity=usage),
-        projection=projection,
-        projected_cost=project_cost(price_spec=item.spec, projection=projection),
+        projector=projector,
     )
 
 
@@ -159,7 +172,8 @@ def period_summary(
         usage = meter_usage_in_period(
             account=account, meter=item.meter, start=period_start, end=period_end, now=now
         )
-        projection = meter_projection_exact(
+        projector = partial(
+            meter_projection_exact,
             account=account,
             meter=item.meter,
             start=period_start,
@@ -167,7 +181,7 @@ def period_summary(
             now=as_of,
             closed=closed,
         )
-        lines.append(meter_line(item=item, usage=usage, projection=projection))
+        lines.append(meter_line(item=item, usage=usage, projector=projector))
     base_fee = base_fee_of(state)
     return PeriodSummary(
         account=account,

@@ -86,3 +86,18 @@ def _queries(accounts) -> int:
 def test_a_chunk_costs_the_same_queries_for_two_accounts_or_six(demo_catalog):
     accounts = [_account_with_history(f"Q{i}", demo_catalog["pro"], daily=3) for i in range(6)]
     assert _queries(accounts[:2]) == _queries(accounts)
+
+
+def test_projections_are_computed_only_when_read(pro_account):
+    """A usage-share rule needs no projection: building the summary must not query for
+    one; reading it does, once."""
+    state = subscription_state_for_account(account=pro_account)
+    summary = period_summary(account=pro_account, state=state)
+    calls = next(line for line in summary.lines if line.meter.event_name == "api_calls")
+    with CaptureQueriesContext(connection) as first:
+        projection = calls.projection
+    with CaptureQueriesContext(connection) as again:
+        assert calls.projection is projection
+    assert len(first.captured_queries) > 0
+    assert len(again.captured_queries) == 0
+    assert projection.projected >= calls.usage == 10_500
