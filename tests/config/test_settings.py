@@ -87,3 +87,22 @@ def test_production_passes_deploy_checks_with_its_variables():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.slow
+def test_production_collectstatic_resolves_every_reference(tmp_path):
+    """ManifestStaticFilesStorage rewrites every url() and sourceMappingURL: a vendored
+    file naming a missing one would make production unable to render any page."""
+    result = _production(
+        {
+            "SECRET_KEY": "x" * 30 + "-y7*Hq!93kLzP0wQeR2tU5vB8nM1",
+            "ALLOWED_HOSTS": "example.com",
+            "STATIC_ROOT": str(tmp_path / "static"),
+        },
+        "collectstatic",
+        "--no-input",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = (tmp_path / "static" / "staticfiles.json").read_text()
+    assert "vendor/chart-4.6.1.umd.min.js" in manifest
+    assert "vendor/htmx-2.0.11.min.js" in manifest
