@@ -1,11 +1,8 @@
-"""Production settings for the benchmarks, with one difference: static files are served
-by name (``StaticFilesStorage``) instead of through the hashed manifest.
-
-``config.settings.production`` uses ``ManifestStaticFilesStorage``, whose
-``collectstatic`` post-processing fails on the vendored Chart.js (it references a
-``.map`` file that is not vendored), so pages cannot render without a manifest. The
-benchmarks measure the application, not static file hashing; everything else is
-production's, read from the environment as in production.
+"""Production settings for the benchmarks, with one difference: static files are named
+directly (``StaticFilesStorage``) instead of through the hashed manifest, so a run needs
+no ``collectstatic`` step (production's ``ManifestStaticFilesStorage`` needs one; a test
+runs it). The benchmarks measure the application, not static file hashing; everything
+else is production's, read from the environment as in production.
 """
 
 from config.settings.production import *  # noqa: F403
