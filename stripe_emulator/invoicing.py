@@ -368,18 +368,7 @@ def close_period(app: Emulator, sub: dict) -> dict | None:
     if sub["cancel_at_period_end"] or (sub.get("cancel_at") and sub["cancel_at"] <= end):
         invoice = None
         if metered and customer:
-            invoice = new_invoice(
-                app,
-                customer,
-                metered,
-                now=end,
-                currency=sub["currency"],
-                sub=sub,
-                billing_reason="subscription_cycle",
-                period=(start, end),
-            )
-            sub["latest_invoice"] = invoice["id"]
-            finalize_and_pay(app, invoice, end)
+            invoice = _cycle_invoice(app, customer, sub, metered, start, end)
         end_subscription(app, sub, end)
         return invoice
     sub["_cycles"] += 1
@@ -396,6 +385,11 @@ def close_period(app: Emulator, sub: dict) -> dict | None:
     )
     if customer is None:
         return None
+    return _cycle_invoice(app, customer, sub, lines, start, end)
+
+
+def _cycle_invoice(app: Emulator, customer: dict, sub: dict, lines, start: int, end: int):
+    """The invoice that closes a period: created, linked, finalized and charged."""
     invoice = new_invoice(
         app,
         customer,
