@@ -296,9 +296,10 @@ def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -
         summaries = period_summaries_for_accounts(accounts=list(accounts.values()), now=now)
         rules = _rules_by_account(summaries)
         delivered = set(
-            AlertDelivery.objects.filter(account_id__in=list(summaries)).values_list(
-                "account_id", "rule_id", "period_start"
-            )
+            AlertDelivery.objects.filter(
+                account_id__in=list(summaries),
+                period_start__in={summary.period_start for summary in summaries.values()},
+            ).values_list("account_id", "rule_id", "period_start")
         )
         for account_id, summary in summaries.items():
             try:
