@@ -198,3 +198,18 @@ def test_ingestion_through_the_api_triggers_alerts(
         )
     assert callbacks == []  # debounced: evaluated a moment ago
     assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db
+def test_the_sweep_sends_each_crossed_rule_once_across_accounts(
+    pro_account, other_account, contacts
+):
+    from usage.alerts import alerts_evaluate_all
+
+    # Pro: 10,500 of 10,000 included calls crosses the default 80% and 100% rules.
+    # Starter has no allowance, so no default rules and nothing to send.
+    assert alerts_evaluate_all(chunk_size=1) == 2
+    assert AlertRule.objects.filter(account=other_account).count() == 0
+    assert sorted(d.threshold for d in AlertDelivery.objects.all()) == [8_000, 10_000]
+    assert alerts_evaluate_all() == 0
+    assert len(mail.outbox) == 2
