@@ -42,7 +42,7 @@ def chart_payload(
         running = value if is_last else running + value
         cumulative.append(running)
 
-    _, step = GRANULARITIES[granularity]
+    step = GRANULARITIES[granularity]
     future = []
     cursor = series[-1][0] + step if series else start
     while cursor < end:

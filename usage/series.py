@@ -2,14 +2,11 @@
 
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Sum
-from django.db.models.functions import TruncDay, TruncHour
-
 from billing.models import Account, Meter
-from usage.models import UsageRollup
 from usage.period_usage import ceil_hour, floor_hour, ledger_total
+from usage.projection_history import rollup_series
 
-GRANULARITIES = {"day": (TruncDay, timedelta(days=1)), "hour": (TruncHour, timedelta(hours=1))}
+GRANULARITIES = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
 
 
 def bucket_series(
@@ -26,31 +23,12 @@ def bucket_series(
     Sum meters sum values, count meters count events, last meters show the last value
     seen in the bucket (carried forward through empty buckets).
     """
-    trunc, step = GRANULARITIES[granularity]
-    rows = (
-        UsageRollup.objects.filter(
-            account=account, meter=meter, hour__gte=floor_hour(start), hour__lt=end
+    step = GRANULARITIES[granularity]
+    by_bucket = dict(
+        rollup_series(
+            account_id=account.pk, meter=meter, start=floor_hour(start), end=end, bucket=granularity
         )
-        .annotate(bucket=trunc("hour"))
-        .values("bucket")
-        .annotate(s=Sum("sum_value"), n=Sum("event_count"), t=Max("last_timestamp"))
-        .order_by("bucket")
     )
-    by_bucket = {}
-    for row in rows:
-        if meter.aggregation == Meter.Aggregation.COUNT:
-            by_bucket[row["bucket"]] = int(row["n"] or 0)
-        elif meter.aggregation == Meter.Aggregation.SUM:
-            by_bucket[row["bucket"]] = int(row["s"] or 0)
-        else:
-            by_bucket[row["bucket"]] = row["t"]
-    if meter.aggregation == Meter.Aggregation.LAST and by_bucket:
-        latest = dict(
-            UsageRollup.objects.filter(
-                account=account, meter=meter, last_timestamp__in=list(by_bucket.values())
-            ).values_list("last_timestamp", "last_value")
-        )
-        by_bucket = {bucket: int(latest.get(ts, 0)) for bucket, ts in by_bucket.items()}
     if meter.aggregation != Meter.Aggregation.LAST:
         # Billing periods start and end mid-hour: take the ledger's events outside
         # [start, end) back out of the edge buckets so the chart adds up exactly.
