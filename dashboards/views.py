@@ -7,8 +7,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
 from billing.access import account_may_use_product
-from billing.models import Membership
-from billing.services.portal import PORTAL_ROLES
+from billing.selectors import user_manages_billing
 from billing.subscription_state import subscription_state_for_account
 from dashboards.access import account_for_request, period_offset
 from dashboards.chart import chart_payload
@@ -17,15 +16,6 @@ from usage.alerts import alerts_sent_this_period
 from usage.period_summary import period_summary
 from usage.period_usage import latest_event_at
 from usage.series import daily_series
-
-
-def _can_manage_billing(request: HttpRequest, account) -> bool:
-    role = (
-        Membership.objects.filter(account=account, user=request.user)
-        .values_list("role", flat=True)
-        .first()
-    )
-    return role in PORTAL_ROLES
 
 
 @require_GET
@@ -42,7 +32,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "offset": offset,
         "periods": [(o, state.period(o)) for o in range(0, -4, -1)] if state else [],
         "may_use": account_may_use_product(account),
-        "can_manage_billing": account is not None and _can_manage_billing(request, account),
+        "can_manage_billing": account is not None
+        and user_manages_billing(account=account, user=request.user),
         "last_event_at": latest_event_at(account=account) if account else None,
         "sent_alerts": (
             alerts_sent_this_period(account=account, period_start=summary.period_start)

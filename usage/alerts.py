@@ -23,8 +23,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import Account, Membership, Meter
+from billing.models import Account, Meter
 from billing.money import format_money
+from billing.selectors import BILLING_ROLES
 from billing.subscription_state import SubscriptionState, subscription_state_for_account
 from usage.models import AlertDelivery, AlertRule
 from usage.period_summaries import period_summaries_for_accounts
@@ -158,7 +159,7 @@ def _recipients(account: Account) -> list[str]:
         {
             m.user.email
             for m in account.memberships.select_related("user").filter(
-                role__in=[Membership.Role.OWNER, Membership.Role.BILLING]
+                role__in=BILLING_ROLES
             )
             if m.user.email
         }

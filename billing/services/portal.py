@@ -1,8 +1,7 @@
-from billing.models import Account, Membership
+from billing.models import Account
+from billing.selectors import user_manages_billing
 from billing.services.accounts import account_ensure_stripe_customer
 from billing.stripe_api import stripe_client
-
-PORTAL_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.BILLING})
 
 
 class PortalNotAllowed(PermissionError):
@@ -11,8 +10,7 @@ class PortalNotAllowed(PermissionError):
 
 def portal_session_create(*, account: Account, user, return_url: str) -> str:
     """A Stripe Customer Portal session for the user's own account; returns its URL."""
-    membership = account.memberships.filter(user=user).first()
-    if membership is None or membership.role not in PORTAL_ROLES:
+    if not user_manages_billing(account=account, user=user):
         raise PortalNotAllowed("only the account's owner and billing members manage billing")
     customer = account_ensure_stripe_customer(account=account)
     session = stripe_client().v1.billing_portal.sessions.create(
