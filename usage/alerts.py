@@ -9,6 +9,8 @@ Rules compare, for the current period:
 """
 
 import logging
+import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
@@ -158,9 +160,7 @@ def _recipients(account: Account) -> list[str]:
     emails = sorted(
         {
             m.user.email
-            for m in account.memberships.select_related("user").filter(
-                role__in=BILLING_ROLES
-            )
+            for m in account.memberships.select_related("user").filter(role__in=BILLING_ROLES)
             if m.user.email
         }
     )
@@ -318,18 +318,28 @@ def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -
     return sent
 
 
+# account id -> when this process last asked the shared cache to schedule it.
+_recently_scheduled: dict[int, float] = {}
+
+
 def alerts_schedule_evaluation(*, account_ids, debounce_seconds: int = 5) -> int:
-    """After ingestion: queue one evaluation per account at most every few seconds
-    (a cache key debounces), after the ingesting transaction commits."""
+    """After ingestion: queue one evaluation per account at most every few seconds, after
+    the ingesting transaction commits. A cache key debounces across processes; a memo
+    in this process spares the cache a round trip per batch for an account it asked
+    about within the window."""
     from usage.tasks import evaluate_account_alerts
 
+    now = time.monotonic()
     queued = 0
     for account_id in set(account_ids):
-        if debounce_seconds <= 0 or cache.add(
-            f"alerts:scheduled:{account_id}", 1, timeout=debounce_seconds
-        ):
-            transaction.on_commit(partial(evaluate_account_alerts.delay, account_id))
-            queued += 1
+        if debounce_seconds > 0:
+            if now - _recently_scheduled.get(account_id, -math.inf) < debounce_seconds:
+                continue
+            _recently_scheduled[account_id] = now
+            if not cache.add(f"alerts:scheduled:{account_id}", 1, timeout=debounce_seconds):
+                continue
+        transaction.on_commit(partial(evaluate_account_alerts.delay, account_id))
+        queued += 1
     return queued
 
 
