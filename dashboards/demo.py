@@ -9,7 +9,6 @@ period end is crossed with the clock so Stripe (the emulator) invoices it.
 
 import math
 import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from billing.services.accounts import (
 from billing.services.catalog import catalog_apply
 from billing.services.stripe_sync import stripe_sync_everything
 from billing.services.subscriptions import subscription_create
+from billing.services.test_clocks import test_clock_advance
 from billing.services.webhook_endpoints import webhook_endpoint_register
 from billing.stripe_api import stripe_client
 from usage.alerts import alert_rule_create, alerts_evaluate_all
@@ -139,15 +139,6 @@ def day_events(
         }
 
 
-def _advance(client, clock_id: str, to: datetime, log) -> None:
-    client.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": int(to.timestamp())})
-    for _ in range(600):
-        if client.v1.test_helpers.test_clocks.retrieve(clock_id).status == "ready":
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"test clock {clock_id} did not become ready")
-
-
 def _ingest(events: list[dict], now: datetime) -> int:
     accepted = 0
     for start in range(0, len(events), 1000):
@@ -235,7 +226,7 @@ def demo_seed(
                 day_index += 1
             day = week_end
             moment = week_end - timedelta(seconds=1)
-            _advance(client, clock.id, moment, log)
+            test_clock_advance(client=client, clock_id=clock.id, to=moment)
             _ingest(events, moment)
             usage_report_pass(now=moment, flush=True)
             if boundary is not None and boundary <= now:
@@ -248,8 +239,10 @@ def demo_seed(
                             }
                         },
                     )
-                _advance(client, clock.id, boundary + timedelta(minutes=1), log)
-        _advance(client, clock.id, now, log)
+                test_clock_advance(
+                    client=client, clock_id=clock.id, to=boundary + timedelta(minutes=1)
+                )
+        test_clock_advance(client=client, clock_id=clock.id, to=now)
         logins.append((spec.name, plans[spec.plan].name, spec.slug, password))
     log("Mirroring Stripe into dj-stripe...")
     stripe_sync_everything(client=client)

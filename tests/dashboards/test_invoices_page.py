@@ -1,4 +1,3 @@
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,20 +6,10 @@ from django.urls import reverse
 from billing.services.accounts import account_create, account_ensure_stripe_customer
 from billing.services.stripe_sync import stripe_sync_everything
 from billing.services.subscriptions import subscription_create
+from billing.services.test_clocks import test_clock_advance
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-def _advance(stripe_client, clock_id: str, to: datetime) -> None:
-    stripe_client.v1.test_helpers.test_clocks.advance(
-        clock_id, {"frozen_time": int(to.timestamp())}
-    )
-    for _ in range(200):
-        if stripe_client.v1.test_helpers.test_clocks.retrieve(clock_id).status == "ready":
-            return
-        time.sleep(0.05)
-    raise AssertionError("test clock did not become ready")
 
 
 def test_invoices_list_amounts_periods_status_links_and_usage_lines(
@@ -35,7 +24,7 @@ def test_invoices_list_amounts_periods_status_links_and_usage_lines(
         account=account, payment_method="pm_card_visa", test_clock=clock.id
     )
     subscription_create(account=account, plan=demo_catalog["pro"])
-    _advance(stripe_client, clock.id, start + timedelta(days=5))
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=start + timedelta(days=5))
     stripe_client.v1.billing.meter_events.create(
         {
             "event_name": "api_calls",
@@ -44,7 +33,9 @@ def test_invoices_list_amounts_periods_status_links_and_usage_lines(
             "payload": {"stripe_customer_id": customer.id, "value": "12345"},
         }
     )
-    _advance(stripe_client, clock.id, datetime(2026, 10, 1, 0, 1, tzinfo=UTC))
+    test_clock_advance(
+        client=stripe_client, clock_id=clock.id, to=datetime(2026, 10, 1, 0, 1, tzinfo=UTC)
+    )
     stripe_sync_everything(client=stripe_client)
 
     client.force_login(make_user(account, "ivy"))

@@ -28,9 +28,9 @@ from billing.models import Account
 from billing.money import currency_exponent
 from billing.services.stripe_sync import stripe_sync_everything
 from billing.services.subscriptions import subscription_create
+from billing.services.test_clocks import test_clock_advance
 from revenue.selectors import revenue_report
 from revenue.waterfall import COLUMN_LABELS, COLUMNS
-from tests.stripe_emulator.helpers import wait_ready
 from usage.services.ingest import usage_events_ingest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -39,11 +39,6 @@ JAN_15 = datetime(2026, 1, 15, tzinfo=UTC)
 DAY = timedelta(days=1)
 PAGE = "/admin/revenue/"
 CSV = "/admin/revenue/waterfall.csv"
-
-
-def _advance(client, clock_id: str, to: datetime) -> None:
-    client.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": int(to.timestamp())})
-    wait_ready(client, clock_id)
 
 
 def _use(client, *, account, customer, meter, per_day: dict[datetime, int], now, seq):
@@ -90,7 +85,7 @@ def seeded(stripe_client, demo_catalog):
 
     # First period (15 Jan .. 15 Feb): usage 3/4 in January, 1/4 in February for Starter.
     feb_10 = JAN_15 + 26 * DAY
-    _advance(stripe_client, clock.id, feb_10)
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=feb_10)
     jan = {JAN_15 + i * DAY: 300 for i in range(10)}  # 15..24 Jan: 3,000 calls
     feb = {datetime(2026, 2, 1, tzinfo=UTC) + i * DAY: 100 for i in range(5)}  # 500 calls
     feb |= {datetime(2026, 2, 6, tzinfo=UTC) + i * DAY: 125 for i in range(4)}  # 500 calls
@@ -105,9 +100,11 @@ def seeded(stripe_client, demo_catalog):
          now=feb_10, seq=1)  # fmt: skip
     # The period closes on 15 Feb: renewal invoices (usage in arrears, fees in advance).
     mar_2 = datetime(2026, 3, 2, tzinfo=UTC)
-    _advance(stripe_client, clock.id, datetime(2026, 2, 16, tzinfo=UTC))
+    test_clock_advance(
+        client=stripe_client, clock_id=clock.id, to=datetime(2026, 2, 16, tzinfo=UTC)
+    )
     # Open period (15 Feb .. 15 Mar): usage so far is accrued, not billed.
-    _advance(stripe_client, clock.id, mar_2)
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=mar_2)
     _use(stripe_client, account=accounts["starter"], customer=cus["starter"], meter="api_calls",
          per_day={datetime(2026, 2, 20, tzinfo=UTC): 600,
                   datetime(2026, 3, 1, tzinfo=UTC): 200}, now=mar_2, seq=2)  # fmt: skip
