@@ -53,7 +53,13 @@ def chart_payload(
     projection = None
     if not closed:
         projected = meter_projection_exact(
-            account=account, meter=meter, start=start, end=end, now=as_of, closed=closed
+            account=account,
+            meter=meter,
+            start=start,
+            end=end,
+            now=as_of,
+            closed=closed,
+            daily=series if granularity == "day" else None,  # the same series: reuse it
         )
         now_value = cumulative[-1] if cumulative else 0
         pad = [None] * (len(series) - 1) if series else []

@@ -97,11 +97,19 @@ class PeriodSummary:
 
 
 def meter_projection_exact(
-    *, account: Account, meter, start: datetime, end: datetime, now: datetime, closed: bool
+    *,
+    account: Account,
+    meter,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    closed: bool,
+    daily: list[tuple[datetime, int]] | None = None,
 ) -> Projection:
-    """The projection to period end from this period's daily series with exact edges,
-    plus earlier daily totals (weekday shape, and the first day of a period)."""
-    series = daily_series(
+    """The projection to period end from this period's daily series with exact edges
+    (``daily``, when the caller has it already), plus earlier daily totals (weekday
+    shape, and the first day of a period)."""
+    series = daily or daily_series(
         account=account, meter=meter, start=start, end=now, end_is_period_end=closed
     )
     return meter_projection(

@@ -43,6 +43,19 @@ def test_chart_json_reads_the_period(client, pro_account):
     projection = data["projection"]
     assert projection["low"] <= projection["expected"] <= projection["high"]
     assert projection["low"] >= 10_500  # usage never goes down
+    # The chart reuses its daily series for the projection: the same as the summary's.
+    from billing.subscription_state import subscription_state_for_account
+    from usage.period_summary import period_summary
+
+    state = subscription_state_for_account(account=pro_account)
+    line = next(
+        line
+        for line in period_summary(account=pro_account, state=state).lines
+        if line.meter.event_name == "api_calls"
+    )
+    assert (projection["expected"], projection["low"], projection["high"]) == (
+        line.projection.projected, line.projection.low, line.projection.high,
+    )  # fmt: skip
     hourly = client.get(reverse("dashboards:chart", args=["api_calls"]), {"granularity": "hour"})
     assert sum(hourly.json()["usage"]) == 10_500
     bad = client.get(reverse("dashboards:chart", args=["api_calls"]), {"granularity": "week"})
