@@ -212,7 +212,7 @@ def run(env: common.Env, args) -> list[Figure]:
 
     from billing.models import Meter
     from billing.stripe_api import stripe_client
-    from usage.selectors import ledger_value
+    from usage.selectors.ledger import ledger_value
 
     interval = args.interval or settings.USAGE_REPORT_INTERVAL_SECONDS
     per_tick = int(args.rate * interval)

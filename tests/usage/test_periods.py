@@ -8,7 +8,7 @@ from dateutil.relativedelta import relativedelta
 from billing.models import Account
 from billing.selectors import _period_from_anchor, account_billing_period
 from usage.models import UsageReport
-from usage.selectors import PeriodResolver, calendar_month
+from usage.selectors.periods import PeriodResolver, calendar_month
 from usage.services.ingest import usage_events_ingest
 from usage.services.reporting import usage_reports_claim
 

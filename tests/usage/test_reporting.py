@@ -11,7 +11,7 @@ from django.utils import timezone
 from stripe_emulator.testing import control
 from tests.usage.conftest import stripe_total
 from usage.models import UsageEvent, UsageReport
-from usage.selectors import calendar_month
+from usage.selectors.periods import calendar_month
 from usage.services import reporting
 from usage.services.ingest import usage_events_ingest
 from usage.services.reporting import report_identifier, usage_report_pass

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing.models import Meter
 from usage.models import ReconciliationResult, UsageEvent, UsageReport
-from usage.selectors import ledger_value, too_late_value
+from usage.selectors.ledger import ledger_value, too_late_value
 
 Status = ReconciliationResult.Status
 

@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from billing.models import Account, Meter
 from usage.models import UsageEvent, UsageReport
-from usage.selectors import PeriodResolver, account_stripe_customer_id
+from usage.selectors.periods import PeriodResolver, account_stripe_customer_id
 
 log = logging.getLogger(__name__)
 Status = UsageReport.Status

@@ -1,0 +1,1 @@
+"""Reads of the usage ledger: periods, ledger totals, rollups, the summary API."""
