@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from djstripe.models import Customer
 
+from billing.mirror.customers import account_ids_for_customer_ids
 from billing.models import Meter
 
 MAX_BATCH = 1000
@@ -394,15 +394,7 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
             )
 
     meters = _active_meters() if valid else {}
-    customers = (
-        dict(
-            Customer.objects.filter(
-                id__in={v.customer for v in valid}, subscriber__isnull=False
-            ).values_list("id", "subscriber_id")
-        )
-        if valid
-        else {}
-    )
+    customers = account_ids_for_customer_ids(customer_ids={v.customer for v in valid})
     resolved: list[_Valid] = []
     for row in valid:
         meter = meters.get(row.event_name)
