@@ -23,11 +23,12 @@ demo: $(STAMP)
 
 ## The whole test suite. Uses PostgreSQL / Redis when DATABASE_URL / REDIS_URL are set.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ds=config.settings.test $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.settings.test
 
 format: $(STAMP)

@@ -6,7 +6,14 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import env
 
 DEBUG = False
-STRIPE_API_HOST = env("STRIPE_API_HOST", default="http://127.0.0.1:12111")
+# Tests talk only to the emulator the suite starts itself: a developer's exported
+# STRIPE_API_HOST / STRIPE_*_KEY must never reach them (it could be real Stripe). The
+# suite passes its emulator's address to the worker processes it starts under a name of
+# its own.
+STRIPE_API_HOST = env("MD_TEST_STRIPE_API_HOST", default="http://127.0.0.1:12111")
+STRIPE_LIVE_MODE = False
+STRIPE_TEST_SECRET_KEY = "sk_test_MeterdeskLocalEmulatorKey000000"
+STRIPE_LIVE_SECRET_KEY = ""
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tasks queued by code under test run in-process. Tests that need a real worker start

@@ -58,6 +58,7 @@ def _production(extra: dict[str, str], *args: str) -> subprocess.CompletedProces
         k: v
         for k, v in os.environ.items()
         if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+        and not k.startswith("STRIPE_")  # a developer's Stripe settings are not the test's
     }
     env.update(extra)
     return subprocess.run(
@@ -106,3 +107,42 @@ def test_production_collectstatic_resolves_every_reference(tmp_path):
     manifest = (tmp_path / "static" / "staticfiles.json").read_text()
     assert "vendor/chart-4.6.1.umd.min.js" in manifest
     assert "vendor/htmx-2.0.11.min.js" in manifest
+
+
+def test_the_suite_runs_on_the_test_settings_whatever_the_shell_exports():
+    """``make test`` pins ``--ds=config.settings.test``: a developer who exported
+    ``DJANGO_SETTINGS_MODULE=config.settings.local`` for ``manage.py`` still gets the
+    test settings (local ones broke 6 billing tests)."""
+    assert settings.SETTINGS_MODULE == "config.settings.test"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pytest --ds=config.settings.test" in makefile
+
+
+def test_no_test_reads_the_developers_stripe_api_host():
+    """An exported STRIPE_API_HOST (perhaps real Stripe) or key never reaches the tests."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "STRIPE_API_HOST": "https://api.stripe.com",
+        "STRIPE_TEST_SECRET_KEY": "sk_test_" + "a-developers-real-key-0000000000",
+        "STRIPE_LIVE_MODE": "true",
+    }
+    env.pop("MD_TEST_STRIPE_API_HOST", None)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s;"
+            "print(s.STRIPE_API_HOST, s.STRIPE_TEST_SECRET_KEY, s.STRIPE_LIVE_MODE)",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == [
+        "http://127.0.0.1:12111",
+        "sk_test_MeterdeskLocalEmulatorKey000000",
+        "False",
+    ]

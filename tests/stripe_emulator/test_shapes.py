@@ -1,5 +1,6 @@
 """Acceptance 1: every object type the emulator serves has every top-level key of the same
-type in Stripe's fixtures (shared/stripe/fixtures3.json), with a compatible JSON type."""
+type in Stripe's fixtures (``fixtures/fixtures3.json``, vendored with its MIT license from
+Stripe's public OpenAPI repository), with a compatible JSON type."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from stripe_emulator.testing import reset
 from .conftest import make_client
 from .helpers import T0, advance, clock_customer, meter, product
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "stripe" / "fixtures3.json"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fixtures3.json"
 SERVED = [
     "account",
     "billing.meter",

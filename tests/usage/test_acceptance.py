@@ -60,7 +60,7 @@ def processes(postgres_and_redis, stripe_emulator, tmp_path):
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "DATABASE_URL": db_url,
-        "STRIPE_API_HOST": stripe_emulator,
+        "MD_TEST_STRIPE_API_HOST": stripe_emulator,
         "USAGE_REPORT_INTERVAL_SECONDS": "1",
         "USAGE_REPORT_LEASE_SECONDS": "3",
         "USAGE_REPORT_RETRY_BASE_SECONDS": "0.05",
