@@ -319,7 +319,7 @@ def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> 
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(
         r"views.py.*\(events\)|ingest.py.*\((usage_events_ingest|_validate|_insert_events|"
-        r"_upsert_rollups|_source)\)|alerts.py.*\(alerts_schedule|json/__init__.py|"
+        r"_upsert_rollups|_source)\)|alert_scheduling.py.*\(alerts_schedule|json/__init__.py|"
         r"keys.py.*authenticate|http/response.py.*__init__|core/cache/backends/redis.py.*add"
     )
     stats.sort_stats("tottime").print_stats(12)

@@ -1,5 +1,5 @@
 """Projection and alert sweep: accounts evaluated per second by the beat task's sweep,
-``usage.alerts.alerts_evaluate_all`` (per account: its subscription state from the
+``usage.services.alerts.alerts_evaluate_all`` (per account: its subscription state from the
 mirror, default rules, the period summary with usage, projections and costs, rules
 checked, emails sent once).
 
@@ -154,7 +154,7 @@ def profile_sweep() -> tuple[str, int]:
     from django.db import connection
 
     from billing.models import Account
-    from usage.alerts import alerts_evaluate_all
+    from usage.services.alerts import alerts_evaluate_all
 
     accounts = Account.objects.filter(djstripe_customers__isnull=False).distinct().count()
     sql: dict[str, list] = {}
@@ -215,7 +215,7 @@ def run(env: common.Env, args) -> list[Figure]:
         return execute(sql, params, many, context)
 
     log(f"sweep: sweeping {evaluated:,} accounts")
-    from usage.alerts import alerts_evaluate_all
+    from usage.services.alerts import alerts_evaluate_all
 
     with connection.execute_wrapper(count), Timer() as t:
         sent = alerts_evaluate_all()
@@ -248,7 +248,7 @@ def run(env: common.Env, args) -> list[Figure]:
             unit="/s",
             target=f">= {TARGET_PER_SECOND:,}/s",
             met=rate >= TARGET_PER_SECOND,
-            notes="usage.alerts.alerts_evaluate_all, in-process",
+            notes="usage.services.alerts.alerts_evaluate_all, in-process",
             extra={
                 "accounts": evaluated,
                 "seconds": seconds,

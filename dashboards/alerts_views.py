@@ -11,13 +11,10 @@ from billing.money import currency_exponent, to_minor_units
 from billing.subscription_state import subscription_state_for_account
 from dashboards.access import account_for_request
 from dashboards.forms import AlertRuleForm
-from usage.alerts import (
-    alert_rule_create,
-    alert_rule_delete,
-    alerts_schedule_evaluation,
-    alerts_sent_this_period,
-)
 from usage.models import AlertRule
+from usage.selectors.alerts import alerts_sent_this_period
+from usage.services.alert_scheduling import alerts_schedule_evaluation
+from usage.services.alerts import alert_rule_create, alert_rule_delete
 
 
 def _context(request, account, form=None):

@@ -33,7 +33,7 @@ from billing.services.subscriptions import subscription_create
 from billing.services.test_clocks import test_clock_advance
 from billing.services.webhook_endpoints import webhook_endpoint_register
 from billing.stripe_api import stripe_client
-from usage.alerts import alert_rule_create, alerts_evaluate_all
+from usage.services.alerts import alert_rule_create, alerts_evaluate_all
 from usage.services.ingest import usage_events_ingest
 from usage.services.keys import ingest_key_create
 from usage.services.reporting import usage_report_pass

@@ -167,14 +167,14 @@ def demo_catalog(stripe_emulator, db):
 def _fresh_meter_cache():
     """The ingest path caches meters and remembers alert scheduling per process; every
     test starts and ends clean."""
-    from usage import alerts
+    from usage.services import alert_scheduling
     from usage.services.ingest import meter_cache_clear
 
     meter_cache_clear()
-    alerts._recently_scheduled.clear()
+    alert_scheduling._recently_scheduled.clear()
     yield
     meter_cache_clear()
-    alerts._recently_scheduled.clear()
+    alert_scheduling._recently_scheduled.clear()
 
 
 @pytest.fixture

@@ -260,8 +260,9 @@ class AlertRule(models.Model):
 
 
 class AlertDelivery(models.Model):
-    """An alert email that went out. The unique constraint is what makes it go out once
-    per (account, rule, period), however many evaluations or workers run."""
+    """An alert claimed for (account, rule, period); the unique constraint is what makes
+    it go out once, however many evaluations or workers run. ``sent_at`` is set when the
+    e-mail went out; until then the next evaluation retries it."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts_sent")
     rule = models.ForeignKey(
@@ -273,7 +274,12 @@ class AlertDelivery(models.Model):
     observed = models.BigIntegerField(help_text="Units, or minor units for spend rules")
     threshold = models.BigIntegerField(help_text="Units, or minor units for spend rules")
     recipients = models.TextField()
-    sent_at = models.DateTimeField()
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty until the e-mail went out"
+    )
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is sending the e-mail until then"
+    )
 
     class Meta:
         ordering = ["-sent_at"]

@@ -19,7 +19,7 @@ def reconcile_usage() -> int:
 @shared_task(name="usage.tasks.evaluate_alerts")
 def evaluate_alerts() -> int:
     """The periodic sweep over every account's alert rules."""
-    from usage.alerts import alerts_evaluate_all
+    from usage.services.alerts import alerts_evaluate_all
 
     return alerts_evaluate_all()
 
@@ -28,7 +28,7 @@ def evaluate_alerts() -> int:
 def evaluate_account_alerts(account_id: int) -> int:
     """Queued after ingestion (debounced per account) so alerts follow usage closely."""
     from billing.models import Account
-    from usage.alerts import alerts_evaluate_account
+    from usage.services.alerts import alerts_evaluate_account
 
     account = Account.objects.filter(pk=account_id).first()
     return len(alerts_evaluate_account(account=account)) if account else 0

@@ -8,8 +8,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from usage.alerts import alerts_schedule_evaluation
 from usage.selectors import summary_api as selectors
+from usage.services.alert_scheduling import alerts_schedule_evaluation
 from usage.services.ingest import MAX_BATCH, usage_events_ingest
 from usage.services.keys import ingest_key_authenticate
 

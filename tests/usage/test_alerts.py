@@ -4,15 +4,16 @@ import threading
 
 import pytest
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 
 from billing.models import Membership
 from billing.subscription_state import subscription_state_for_account
 from tests.factories import make_user
-from usage.alerts import _deliver, alert_check, alerts_evaluate_account
 from usage.models import AlertDelivery, AlertRule
 from usage.period_summary import period_summary
+from usage.selectors.alerts import alert_check
+from usage.services.alerts import alert_deliver, alerts_evaluate_account, alerts_evaluate_all
 
 
 @pytest.fixture
@@ -25,10 +26,14 @@ def contacts(pro_account):
 
 
 @pytest.mark.django_db
-def test_default_rules_fire_once_each_to_owner_and_billing(pro_account, contacts):
+def test_default_rules_fire_once_each_to_owner_and_billing(
+    pro_account, contacts, django_capture_on_commit_callbacks
+):
     # Pro includes 10,000 API calls; 10,500 were used: the default 80% (8,000) and 100%
     # (10,000) rules both fire. Seats have no allowance, so no default rule for them.
-    sent = alerts_evaluate_account(account=pro_account)
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = alerts_evaluate_account(account=pro_account)
+        assert mail.outbox == []  # nothing goes out before the delivery rows commit
     assert sorted(d.threshold for d in sent) == [8_000, 10_000]
     rules = AlertRule.objects.filter(account=pro_account, is_default=True)
     assert sorted(rules.values_list("threshold_percent", flat=True)) == [80, 100]
@@ -43,9 +48,12 @@ def test_default_rules_fire_once_each_to_owner_and_billing(pro_account, contacts
     assert "reached 10,500 calls, 100% of the 10,000 included" in mail.outbox[1].subject + (
         mail.outbox[0].subject
     )
+    assert all(d.sent_at is not None for d in AlertDelivery.objects.all())
     # Evaluating again changes nothing.
     for _ in range(3):
-        assert alerts_evaluate_account(account=pro_account) == []
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            assert alerts_evaluate_account(account=pro_account) == []
+        assert callbacks == []
     assert len(mail.outbox) == 2
     assert AlertDelivery.objects.filter(account=pro_account).count() == 2
 
@@ -103,7 +111,7 @@ def test_ten_evaluations_from_two_workers_at_once_send_each_email_once(pro_accou
 def _race(account, check, summary, barrier, results):
     try:
         barrier.wait(timeout=10)
-        results.append(_deliver(account=account, check=check, summary=summary))
+        results.append(alert_deliver(account=account, check=check, summary=summary))
     finally:
         connection.close()
 
@@ -185,7 +193,11 @@ def test_ingestion_through_the_api_triggers_alerts(
             headers={"Authorization": f"Bearer {raw_key}"},
         )
     assert response.status_code == 202
-    assert len(callbacks) == 1  # one evaluation queued for the one account touched
+    from usage.tasks import evaluate_account_alerts
+
+    queued = [c for c in callbacks if c.func == evaluate_account_alerts.delay]
+    assert len(queued) == 1  # one evaluation queued for the one account touched
+    assert len(callbacks) == 3  # and, run eagerly, its two e-mails after their claims commit
     # 10,501 calls: past 80% (8,000) and 100% (10,000) of the allowance.
     assert sorted(d.threshold for d in AlertDelivery.objects.all()) == [8_000, 10_000]
     assert len(mail.outbox) == 2
@@ -203,14 +215,99 @@ def test_ingestion_through_the_api_triggers_alerts(
 
 @pytest.mark.django_db
 def test_the_sweep_sends_each_crossed_rule_once_across_accounts(
-    pro_account, other_account, contacts
+    pro_account, other_account, contacts, django_capture_on_commit_callbacks
 ):
-    from usage.alerts import alerts_evaluate_all
-
     # Pro: 10,500 of 10,000 included calls crosses the default 80% and 100% rules.
     # Starter has no allowance, so no default rules and nothing to send.
-    assert alerts_evaluate_all(chunk_size=1) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alerts_evaluate_all(chunk_size=1) == 2
     assert AlertRule.objects.filter(account=other_account).count() == 0
     assert sorted(d.threshold for d in AlertDelivery.objects.all()) == [8_000, 10_000]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alerts_evaluate_all() == 0
+    assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_email_when_the_surrounding_transaction_rolls_back(pro_account, contacts):
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        claimed = alerts_evaluate_account(account=pro_account)
+        assert len(claimed) == 2  # 80% and 100% of the allowance, claimed inside
+        raise Abort
+    assert mail.outbox == []
+    assert AlertDelivery.objects.count() == 0
+    # Nothing was lost: the next evaluation claims and sends both.
+    assert len(alerts_evaluate_account(account=pro_account)) == 2
+    assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_send_stays_pending_and_the_next_evaluation_sends_it_once(
+    pro_account, contacts, monkeypatch
+):
+    from django.core.mail import EmailMultiAlternatives
+
+    real_send = EmailMultiAlternatives.send
+
+    def smtp_down(self, fail_silently=False):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", smtp_down)
+    alerts_evaluate_account(account=pro_account)  # autocommit: sends right after each claim
+    assert mail.outbox == []
+    pending = AlertDelivery.objects.filter(account=pro_account)
+    assert sorted(pending.values_list("threshold", "sent_at", "lease_until")) == [
+        (8_000, None, None),
+        (10_000, None, None),
+    ]
+    assert list(alerts_sent_this_period_for(pro_account)) == []  # not shown as sent
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", real_send)
+    retried = alerts_evaluate_account(account=pro_account)
+    assert sorted(d.threshold for d in retried) == [8_000, 10_000]
+    assert len(mail.outbox) == 2
+    assert AlertDelivery.objects.filter(sent_at__isnull=True).count() == 0
+    assert len(alerts_sent_this_period_for(pro_account)) == 2
+    # Sent now: a third evaluation and the sweep send nothing more.
+    assert alerts_evaluate_account(account=pro_account) == []
     assert alerts_evaluate_all() == 0
     assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pending_delivery_another_worker_is_sending_is_not_sent_twice(pro_account, contacts):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from usage.services.alerts import alert_delivery_send
+
+    state = subscription_state_for_account(account=pro_account)
+    summary = period_summary(account=pro_account, state=state)
+    rule = AlertRule.objects.create(account=pro_account, kind="spend", amount=100, currency="usd")
+    check = alert_check(rule=rule, summary=summary)
+    with transaction.atomic():  # claim only: the send waits for the commit
+        delivery = alert_deliver(account=pro_account, check=check, summary=summary)
+        # Another worker took the send lease in between.
+        AlertDelivery.objects.filter(pk=delivery.pk).update(
+            lease_until=timezone.now() + timedelta(minutes=5)
+        )
+    assert mail.outbox == []
+    assert alert_delivery_send(delivery=delivery, check=check, summary=summary) is False
+    # Once its lease lapsed (the worker died), the delivery is sent, once.
+    AlertDelivery.objects.filter(pk=delivery.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert alert_delivery_send(delivery=delivery, check=check, summary=summary) is True
+    assert alert_delivery_send(delivery=delivery, check=check, summary=summary) is False
+    assert len(mail.outbox) == 1
+
+
+def alerts_sent_this_period_for(account):
+    from usage.selectors.alerts import alerts_sent_this_period
+
+    summary = period_summary(account=account, state=subscription_state_for_account(account=account))
+    return alerts_sent_this_period(account=account, period_start=summary.period_start)

@@ -1,0 +1,102 @@
+"""Alert reads: whether a rule is crossed in a period summary, who receives alerts, and
+what was delivered this period. Nothing here writes."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_CEILING, Decimal
+
+from django.db.models import QuerySet
+
+from billing.models import Account
+from billing.money import format_money
+from billing.selectors import BILLING_ROLES
+from usage.models import AlertDelivery, AlertRule
+from usage.period_summary import MeterLine, PeriodSummary
+
+Kind = AlertRule.Kind
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: AlertRule
+    observed: int
+    threshold: int
+    crossed: bool
+    summary: str
+
+
+def _line_for(summary: PeriodSummary, meter_id: int | None) -> MeterLine | None:
+    return next((line for line in summary.lines if line.meter.pk == meter_id), None)
+
+
+def alert_check(*, rule: AlertRule, summary: PeriodSummary) -> Check | None:
+    """Whether the rule's threshold is crossed in this summary (None: not applicable)."""
+    money = summary.currency
+    if rule.kind in AlertRule.USAGE_KINDS:
+        line = _line_for(summary, rule.meter_id)
+        if line is None or not line.allowance:
+            return None
+        threshold = int(
+            (Decimal(line.allowance) * rule.threshold_percent / 100).to_integral_value(
+                rounding=ROUND_CEILING
+            )
+        )
+        projected = rule.kind == Kind.PROJECTED_USAGE_SHARE
+        observed = line.projection.projected if projected else line.usage
+        unit = line.meter.unit_label
+        text = (
+            f"{line.meter.display_name}: {'projected to reach' if projected else 'reached'} "
+            f"{observed:,} {unit}s, {rule.threshold_percent}% of the {line.allowance:,} included"
+        )
+    else:
+        if rule.currency != money:
+            return None
+        projected = rule.kind == Kind.PROJECTED_SPEND
+        usage_cost = summary.projected_usage_cost[1] if projected else summary.usage_cost_so_far
+        observed = summary.base_fee + usage_cost
+        threshold = rule.amount
+        text = (
+            f"Spend {'projected to reach' if projected else 'reached'} "
+            f"{format_money(observed, money)} this period "
+            f"(alert at {format_money(threshold, money)})"
+        )
+    return Check(
+        rule=rule,
+        observed=observed,
+        threshold=threshold,
+        crossed=observed >= threshold,
+        summary=text,
+    )
+
+
+def alert_recipients(*, account: Account) -> list[str]:
+    """The account's owners and billing contacts, else its billing e-mail."""
+    emails = sorted(
+        {
+            m.user.email
+            for m in account.memberships.select_related("user").filter(role__in=BILLING_ROLES)
+            if m.user.email
+        }
+    )
+    return emails or [account.billing_email]
+
+
+def alert_deliveries_for_periods(
+    *, account_ids: Iterable[int], period_starts: Iterable[datetime]
+) -> dict[tuple[int, int | None, datetime], AlertDelivery]:
+    """Deliveries claimed for these accounts and periods, sent or still pending, keyed by
+    (account id, rule id, period start)."""
+    return {
+        (d.account_id, d.rule_id, d.period_start): d
+        for d in AlertDelivery.objects.filter(
+            account_id__in=list(account_ids), period_start__in=set(period_starts)
+        )
+    }
+
+
+def alerts_sent_this_period(*, account: Account, period_start: datetime) -> QuerySet:
+    """The alerts whose e-mail went out this period (a pending retry is not listed)."""
+    return AlertDelivery.objects.filter(
+        account=account, period_start=period_start, sent_at__isnull=False
+    )

@@ -1,0 +1,307 @@
+"""Threshold alerts: rules per account, evaluated against the period summary, each sent
+once per (account, rule, period) — the database constraint decides, not the caller.
+
+Rules compare, for the current period:
+- ``usage_share``: usage so far against ``threshold_percent`` of the meter's allowance;
+- ``projected_usage_share``: the projected usage at period end against the same;
+- ``spend``: the base fee plus usage charges so far against ``amount``;
+- ``projected_spend``: the base fee plus projected usage charges against ``amount``.
+
+Delivery: an evaluation claims (account, rule, period) by inserting the delivery row; the
+e-mail goes out only after that row commits (``transaction.on_commit``), so a rolled-back
+transaction sends nothing. The row records ``sent_at`` once the e-mail went out; a failed
+send leaves it pending and the next evaluation that still finds the rule crossed retries
+it. ``lease_until`` keeps two workers from sending the same pending delivery at once.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models import Account, Meter
+from billing.mirror.subscriptions import SubscriptionState, subscription_state_for_account
+from usage.alert_email import alert_email_send
+from usage.models import AlertDelivery, AlertRule
+from usage.period_summaries import period_summaries_for_accounts
+from usage.period_summary import PeriodSummary, period_summary
+from usage.selectors.alerts import (
+    Check,
+    alert_check,
+    alert_deliveries_for_periods,
+    alert_recipients,
+)
+
+logger = logging.getLogger(__name__)
+Kind = AlertRule.Kind
+DEFAULT_SHARES = (80, 100)
+# Longer than any SMTP send; a worker that dies mid-send frees the delivery after this.
+SEND_LEASE = timedelta(minutes=10)
+
+
+# Rules ---------------------------------------------------------------------------------
+
+
+def alert_rules_ensure_defaults(*, account: Account, state: SubscriptionState) -> int:
+    """80% and 100% of every allowance the plan includes; returns how many were added."""
+    added = 0
+    for item in state.metered_items:
+        if not item.included_units:
+            continue
+        for share in DEFAULT_SHARES:
+            _, created = AlertRule.objects.get_or_create(
+                account=account,
+                kind=Kind.USAGE_SHARE,
+                meter=item.meter,
+                threshold_percent=share,
+                defaults={"is_default": True},
+            )
+            added += created
+    return added
+
+
+def alert_rule_create(
+    *,
+    account: Account,
+    kind: str,
+    meter: Meter | None = None,
+    threshold_percent: int | None = None,
+    amount: int | None = None,
+    currency: str = "",
+) -> AlertRule:
+    """Validate and store a rule; errors name the field."""
+    errors: dict[str, str] = {}
+    if kind not in Kind.values:
+        errors["kind"] = "Choose what the alert watches."
+    elif kind in AlertRule.USAGE_KINDS:
+        state = subscription_state_for_account(account=account)
+        allowances = {i.meter.pk: i.included_units for i in (state.metered_items if state else ())}
+        if meter is None:
+            errors["meter"] = "Choose a meter."
+        elif not allowances.get(meter.pk):
+            errors["meter"] = f"{meter.display_name} has no included allowance on your plan."
+        if threshold_percent is None or not 1 <= threshold_percent <= 1000:
+            errors["threshold_percent"] = "Enter a share between 1% and 1000%."
+        amount, currency = None, ""
+    else:
+        if amount is None or amount <= 0:
+            errors["amount"] = "Enter an amount above zero."
+        if len(currency) != 3:
+            errors["amount"] = "The account has no billing currency yet."
+        meter, threshold_percent = None, None
+    if errors:
+        raise ValidationError(errors)
+    rule, _ = AlertRule.objects.get_or_create(
+        account=account,
+        kind=kind,
+        meter=meter,
+        threshold_percent=threshold_percent,
+        amount=amount,
+        currency=currency.lower(),
+    )
+    return rule
+
+
+def alert_rule_delete(*, account: Account, rule_id: int) -> bool:
+    deleted, _ = AlertRule.objects.filter(account=account, pk=rule_id).delete()
+    return bool(deleted)
+
+
+def _default_rules(account_id: int, state: SubscriptionState) -> list[AlertRule]:
+    return [
+        AlertRule(
+            account_id=account_id,
+            kind=Kind.USAGE_SHARE,
+            meter=item.meter,
+            threshold_percent=share,
+            is_default=True,
+        )
+        for item in state.metered_items
+        if item.included_units
+        for share in DEFAULT_SHARES
+    ]
+
+
+def _rules_by_account(summaries: dict[int, PeriodSummary]) -> dict[int, list[AlertRule]]:
+    """The chunk's rules, after adding missing default rules in one statement."""
+
+    def load():
+        rules: dict[int, list[AlertRule]] = {}
+        for rule in AlertRule.objects.filter(account_id__in=list(summaries)):
+            rules.setdefault(rule.account_id, []).append(rule)
+        return rules
+
+    rules = load()
+    have = {
+        (r.account_id, r.meter_id, r.threshold_percent)
+        for account_rules in rules.values()
+        for r in account_rules
+        if r.is_default
+    }
+    missing = [
+        rule
+        for account_id, summary in summaries.items()
+        for rule in _default_rules(account_id, summary.state)
+        if (account_id, rule.meter_id, rule.threshold_percent) not in have
+    ]
+    if missing:
+        AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
+        rules = load()
+    return rules
+
+
+# Delivery ------------------------------------------------------------------------------
+
+
+def alert_delivery_send(*, delivery: AlertDelivery, check: Check, summary: PeriodSummary) -> bool:
+    """Send a claimed delivery's e-mail and record ``sent_at``. Meant to run after the
+    claim committed. Returns whether it sent; a failed send is logged and leaves the
+    delivery pending for the next evaluation."""
+    now = timezone.now()
+    leased = (
+        AlertDelivery.objects.filter(pk=delivery.pk, sent_at__isnull=True)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + SEND_LEASE)
+    )
+    if not leased:
+        return False  # sent already, or another worker is sending it right now
+    try:
+        alert_email_send(
+            account=delivery.account,
+            check=check,
+            summary=summary,
+            recipients=delivery.recipients.split(", "),
+        )
+    except Exception:
+        logger.exception("alert e-mail failed for delivery %s; retried later", delivery.pk)
+        AlertDelivery.objects.filter(pk=delivery.pk).update(lease_until=None)
+        return False
+    delivery.sent_at, delivery.lease_until = timezone.now(), None
+    delivery.summary, delivery.observed = check.summary[:300], check.observed
+    AlertDelivery.objects.filter(pk=delivery.pk).update(
+        sent_at=delivery.sent_at,
+        lease_until=None,
+        summary=delivery.summary,
+        observed=delivery.observed,
+    )
+    return True
+
+
+def _send_after_commit(*, delivery: AlertDelivery, check: Check, summary: PeriodSummary):
+    transaction.on_commit(
+        partial(alert_delivery_send, delivery=delivery, check=check, summary=summary)
+    )
+
+
+def alert_deliver(
+    *, account: Account, check: Check, summary: PeriodSummary
+) -> AlertDelivery | None:
+    """Claim (account, rule, period) with an INSERT and send once it commits. A concurrent
+    or later evaluation's INSERT conflicts and sends nothing (None)."""
+    try:
+        with transaction.atomic():
+            delivery = AlertDelivery.objects.create(
+                account=account,
+                rule=check.rule,
+                period_start=summary.period_start,
+                period_end=summary.period_end,
+                summary=check.summary[:300],
+                observed=check.observed,
+                threshold=check.threshold,
+                recipients=", ".join(alert_recipients(account=account)),
+            )
+    except IntegrityError:
+        return None  # claimed already for this period
+    _send_after_commit(delivery=delivery, check=check, summary=summary)
+    return delivery
+
+
+# Evaluation ----------------------------------------------------------------------------
+
+
+def _evaluate(
+    *,
+    account: Account,
+    rules: Iterable[AlertRule],
+    summary: PeriodSummary,
+    deliveries: dict[tuple[int, int | None, datetime], AlertDelivery],
+) -> list[AlertDelivery]:
+    """Claim each newly crossed rule and retry each pending delivery still crossed."""
+    claimed = []
+    for rule in rules:
+        delivery = deliveries.get((account.pk, rule.pk, summary.period_start))
+        if delivery is not None and delivery.sent_at is not None:
+            continue
+        check = alert_check(rule=rule, summary=summary)
+        if check is None or not check.crossed:
+            continue
+        if delivery is None:
+            delivery = alert_deliver(account=account, check=check, summary=summary)
+        else:
+            delivery.account = account
+            _send_after_commit(delivery=delivery, check=check, summary=summary)
+        if delivery is not None:
+            claimed.append(delivery)
+    return claimed
+
+
+def alerts_evaluate_account(*, account: Account, now: datetime | None = None) -> list:
+    """Evaluate every rule of the account for the current period; returns the deliveries
+    claimed or retried (their e-mails go out when the transaction commits)."""
+    state = subscription_state_for_account(account=account)
+    if state is None:
+        return []
+    alert_rules_ensure_defaults(account=account, state=state)
+    summary = period_summary(account=account, state=state, now=now)
+    if summary.closed:
+        return []
+    return _evaluate(
+        account=account,
+        rules=AlertRule.objects.filter(account=account).select_related("meter"),
+        summary=summary,
+        deliveries=alert_deliveries_for_periods(
+            account_ids=[account.pk], period_starts=[summary.period_start]
+        ),
+    )
+
+
+def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -> int:
+    """The beat task's sweep over every account with a live subscription.
+
+    Set-based: each chunk of accounts costs a constant number of queries (summaries in
+    bulk, rules, this period's deliveries); only a crossed rule takes the per-account
+    path that claims the delivery row and sends the email."""
+    now = now or timezone.now()
+    account_ids = list(
+        Account.objects.filter(djstripe_customers__isnull=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    sent = 0
+    for offset in range(0, len(account_ids), chunk_size):
+        accounts = Account.objects.in_bulk(account_ids[offset : offset + chunk_size])
+        summaries = period_summaries_for_accounts(accounts=list(accounts.values()), now=now)
+        rules = _rules_by_account(summaries)
+        deliveries = alert_deliveries_for_periods(
+            account_ids=summaries,
+            period_starts=(summary.period_start for summary in summaries.values()),
+        )
+        for account_id, summary in summaries.items():
+            try:
+                sent += len(
+                    _evaluate(
+                        account=accounts[account_id],
+                        rules=rules.get(account_id, ()),
+                        summary=summary,
+                        deliveries=deliveries,
+                    )
+                )
+            except Exception:  # one account's failure must not stop the sweep
+                logger.exception("alert evaluation failed for account %s", account_id)
+    return sent
