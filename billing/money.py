@@ -8,7 +8,8 @@ for usd, yen for jpy). Prices may carry sub-minor-unit precision
 
 Rules: never ``float``, never ``int(x * 100)``, never ``/ 100``. Converting minor
 units to major units for display uses ``Decimal.scaleb`` with the currency's
-exponent.
+exponent; an amount a person typed in major units becomes minor units through
+:func:`major_to_minor`.
 """
 
 from decimal import (
@@ -107,6 +108,23 @@ def to_minor_units(amount: Decimal, *, rounding: str = ROUND_HALF_UP) -> int:
     if not amount.is_finite():
         raise ValueError(f"cannot convert a non-finite amount to minor units: {amount}")
     return int(amount.quantize(Decimal(1), rounding=rounding, context=_QUANTIZE_CONTEXT))
+
+
+def major_to_minor(amount: Decimal, currency: str, *, rounding: str = ROUND_HALF_UP) -> int:
+    """An amount in ``currency``'s major unit (what a person types: 250.50 dollars) as a
+    whole number of minor units: shifted by the currency's exponent, then rounded by
+    :func:`to_minor_units` (half up unless ``rounding`` says otherwise).
+
+    ``major_to_minor(Decimal("250.50"), "usd") == 25050``,
+    ``major_to_minor(Decimal("1234.5"), "jpy") == 1235`` (no minor unit: 1,234.5 yen
+    rounds half up), ``major_to_minor(Decimal("1.2345"), "kwd") == 1235`` (1,234.5 fils).
+    """
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
+        raise TypeError(f"major_to_minor() needs a Decimal (or int), not {type(amount).__name__}")
+    return to_minor_units(
+        Decimal(amount).scaleb(currency_exponent(currency), context=_QUANTIZE_CONTEXT),
+        rounding=rounding,
+    )
 
 
 def format_money(minor: int, currency: str) -> str:

@@ -7,7 +7,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.models import Meter
-from billing.money import currency_exponent, to_minor_units
 from billing.subscription_state import subscription_state_for_account
 from dashboards.access import account_for_request
 from dashboards.forms import AlertRuleForm
@@ -57,20 +56,14 @@ def alert_add(request: HttpRequest) -> HttpResponse:
     form = AlertRuleForm(request.POST, meters=context["meters"], currency=context["currency"])
     if form.is_valid():
         data = form.cleaned_data
-        amount = data.get("amount")
-        currency = context["currency"]
         try:
             alert_rule_create(
                 account=account,
                 kind=data["kind"],
                 meter=Meter.objects.filter(pk=data.get("meter") or None).first(),
                 threshold_percent=data.get("threshold_percent"),
-                amount=(
-                    to_minor_units(amount.scaleb(currency_exponent(currency)))
-                    if amount is not None
-                    else None
-                ),
-                currency=currency,
+                amount=data.get("amount"),
+                currency=context["currency"],
             )
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django import forms
 
+from billing.money import major_to_minor
 from usage.models import AlertRule
 
 
@@ -23,6 +24,12 @@ class AlertRuleForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["meter"].choices = [("", "—")] + [(m.pk, m.display_name) for m in meters]
         self.fields["amount"].label = f"Amount ({currency.upper()})"
+        self.currency = currency
+
+    def clean_amount(self) -> int | None:
+        """The amount typed in major units, as minor units (half up)."""
+        amount = self.cleaned_data.get("amount")
+        return None if amount is None else major_to_minor(amount, self.currency)
 
     def clean(self):
         data = super().clean()

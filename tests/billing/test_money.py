@@ -12,6 +12,7 @@ from billing.money import (
     ZERO_DECIMAL_CURRENCIES,
     currency_exponent,
     format_money,
+    major_to_minor,
     to_minor_units,
 )
 
@@ -114,3 +115,42 @@ def test_format_money(minor: int, currency: str, expected: str) -> None:
 def test_format_money_needs_integer_minor_units(bad: object) -> None:
     with pytest.raises(TypeError):
         format_money(bad, "usd")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        # $250.50 = 250.50 × 10² = 25,050 cents
+        ("250.50", "usd", 25050),
+        # $0.005 = 0.5 cents: half up to 1 cent; $0.0049 = 0.49 cents: down to 0
+        ("0.005", "usd", 1),
+        ("0.0049", "usd", 0),
+        # half up means away from zero: -$1.005 = -100.5 cents -> -101
+        ("-1.005", "usd", -101),
+        # yen have no minor unit: ¥1,234 = 1,234; ¥1,234.5 half up -> 1,235
+        ("1234", "jpy", 1234),
+        ("1234.5", "jpy", 1235),
+        ("1234.49", "JPY", 1234),
+        # dinar: three decimals, 1.235 KWD = 1,235 fils; 1.2345 KWD = 1,234.5 fils -> 1,235
+        ("1.235", "kwd", 1235),
+        ("1.2345", "kwd", 1235),
+        # an int is whole major units: 7 USD = 700 cents
+        (7, "usd", 700),
+    ],
+)
+def test_major_to_minor(amount, currency: str, expected: int) -> None:
+    value = Decimal(amount) if isinstance(amount, str) else amount
+    assert major_to_minor(value, currency) == expected
+
+
+def test_major_to_minor_rounding_is_explicit() -> None:
+    # 1.2345 KWD = 1,234.5 fils: half up 1,235, half even 1,234, down 1,234
+    assert major_to_minor(Decimal("1.2345"), "kwd") == 1235
+    assert major_to_minor(Decimal("1.2345"), "kwd", rounding=ROUND_HALF_EVEN) == 1234
+    assert major_to_minor(Decimal("1.2349"), "kwd", rounding=ROUND_DOWN) == 1234
+
+
+@pytest.mark.parametrize("bad", [2.5, "2.50", True])
+def test_major_to_minor_refuses_inexact_input(bad: object) -> None:
+    with pytest.raises(TypeError):
+        major_to_minor(bad, "usd")  # type: ignore[arg-type]
