@@ -118,7 +118,7 @@ def run(env: common.Env, args) -> list[Figure]:
         )
         accounts[label] = (account, n, common.login_cookie(account, f"dash-{label}"))
 
-    from billing.subscription_state import subscription_state_for_account
+    from billing.mirror.subscriptions import subscription_state_for_account
 
     timings = {}
     for label, (account, n, _) in accounts.items():

@@ -44,7 +44,7 @@ def _columns(table: str) -> list[str]:
 
 def _clone(template, n: int, allowance: int) -> dict[str, int]:
     """n copies of the template account with usage; returns expected alert counts."""
-    from billing.subscription_state import subscription_state_for_account
+    from billing.mirror.subscriptions import subscription_state_for_account
 
     customer = common.customer_id(template)
     state = subscription_state_for_account(account=template)

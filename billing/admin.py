@@ -21,20 +21,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from billing.mirror.prices import mirrored_price_spec
+from billing.mirror.subscriptions import live_subscription_for_account
 from billing.models import Account, Membership, Meter, Plan, PlanPrice
 from billing.money import currency_exponent, format_money
 from billing.pricing import PriceSpec
-from billing.selectors_preview import (
-    mirrored_price_spec,
-    subscription_current_period,
-    subscription_plan,
-)
 from billing.services.meters import MeterConflict, meter_push_to_stripe
 from billing.services.preview import describe_stripe_error, invoice_preview
 from billing.services.stripe_sync import stripe_sync_everything
 from billing.services.subscriptions import (
     SubscriptionError,
-    account_current_subscription,
     subscription_change_plan,
     subscription_create,
 )
@@ -127,27 +123,24 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="Current plan")
     def current_plan(self, obj: Account) -> str:
-        subscription = account_current_subscription(account=obj)
+        subscription = live_subscription_for_account(account=obj)
         if subscription is None:
             return EMPTY
-        plan = subscription_plan(subscription=subscription)
+        plan = subscription.plan
         return plan.name if plan else f"(not in the catalog: {subscription.id})"
 
     @admin.display(description="Subscription")
     def subscription_display(self, obj: Account) -> str:
-        subscription = account_current_subscription(account=obj)
+        subscription = live_subscription_for_account(account=obj)
         if subscription is None:
             return EMPTY
-        url = reverse("admin:djstripe_subscription_change", args=[subscription.pk])
-        status = (subscription.stripe_data or {}).get("status", "")
-        return format_html('<a href="{}">{}</a> ({})', url, subscription.id, status)
+        url = reverse("admin:djstripe_subscription_change", args=[subscription.mirror_pk])
+        return format_html('<a href="{}">{}</a> ({})', url, subscription.id, subscription.status)
 
     @admin.display(description="Current period")
     def current_period(self, obj: Account) -> str:
-        subscription = account_current_subscription(account=obj)
-        if subscription is None:
-            return EMPTY
-        period = subscription_current_period(subscription.stripe_data or {})
+        subscription = live_subscription_for_account(account=obj)
+        period = subscription.current_period if subscription else None
         if period is None:
             return EMPTY
         start, end = period
@@ -190,12 +183,12 @@ class AccountAdmin(admin.ModelAdmin):
         return None
 
     def _subscribe(self, request, *, account: Account, plan: Plan) -> None:
-        current = account_current_subscription(account=account)
+        current = live_subscription_for_account(account=account)
         try:
             if current is None:
                 subscription = subscription_create(account=account, plan=plan)
                 verb = "subscribed to"
-            elif subscription_plan(subscription=current) == plan:
+            elif current.plan == plan:
                 messages.info(request, f"{account} is already on {plan}.")
                 return
             else:

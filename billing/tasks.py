@@ -3,20 +3,14 @@ from celery import shared_task
 
 @shared_task(name="billing.tasks.apply_stripe_event_to_account")
 def apply_stripe_event_to_account(event_id: str) -> bool:
-    from djstripe.models import Event
+    from billing.mirror.events import event_account
+    from billing.services.accounts import account_apply_stripe_event
 
-    from billing.services.accounts import account_apply_stripe_event, account_for_stripe_customer
-
-    event = Event.objects.get(id=event_id)
-    obj = event.stripe_data["data"]["object"]
-    customer_id = obj.get("customer") if obj.get("object") != "customer" else obj.get("id")
-    if isinstance(customer_id, dict):
-        customer_id = customer_id.get("id")
-    account = account_for_stripe_customer(customer_id=customer_id) if customer_id else None
-    if account is None:
+    found = event_account(event_id=event_id)
+    if found is None:
         return False
     return account_apply_stripe_event(
-        account=account, event_type=event.type, event_created=event.created
+        account=found.account, event_type=found.type, event_created=found.created
     )
 
 

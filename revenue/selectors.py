@@ -22,7 +22,7 @@ from djstripe.models import Invoice, LineItem, Price
 
 from billing.models import Account, Meter, PlanPrice
 from billing.pricing import line_amount
-from billing.subscription_state import subscription_state_for_account
+from billing.mirror.subscriptions import subscription_state_for_account
 from revenue.invoices import (
     FINALIZED_STATUSES,
     billed_at,

@@ -19,7 +19,7 @@ from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from billing.models import Account, Meter
-from billing.subscription_state import SubscriptionState, subscription_states_for_accounts
+from billing.mirror.subscriptions import SubscriptionState, subscription_states_for_accounts
 from usage.models import UsageEvent, UsageRollup
 from usage.period_summary import PeriodSummary, base_fee_of, meter_line
 from usage.period_usage import ceil_hour, floor_hour, meter_usage_in_period

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from billing.models import Account
 from billing.pricing import line_amount
-from billing.subscription_state import ItemState, SubscriptionState
+from billing.mirror.subscriptions import ItemState, SubscriptionState
 from usage.period_usage import meter_usage_in_period
 from usage.projection_history import meter_projection
 from usage.projections import Projection, project_cost

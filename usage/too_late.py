@@ -4,7 +4,7 @@ from django.db.models import Sum
 
 from billing.money import format_money
 from billing.pricing import line_amount
-from billing.subscription_state import subscription_state_for_account
+from billing.mirror.subscriptions import subscription_state_for_account
 from usage.models import UsageReport
 
 

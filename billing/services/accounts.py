@@ -65,10 +65,6 @@ EVENT_STATUS = {
 }
 
 
-def account_for_stripe_customer(*, customer_id: str) -> Account | None:
-    return Account.objects.filter(djstripe_customers__id=customer_id).first()
-
-
 @transaction.atomic
 def account_apply_stripe_event(
     *, account: Account, event_type: str, event_created: datetime

@@ -16,24 +16,26 @@ period. Stripe being unreachable or refusing never raises: the preview carries
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import stripe
 
+from billing.mirror.customers import live_customer_id_for_account
+from billing.mirror.prices import mirrored_price_spec
+from billing.mirror.shapes import (
+    item_price_id,
+    line_price_id,
+    subscription_current_period,
+    subscription_items,
+    timestamp,
+)
+from billing.mirror.subscriptions import live_subscription_for_account
 from billing.models import Account, Meter
 from billing.money import format_money
 from billing.pricing import estimate_current_period, lines_total, price_spec_from_stripe
 from billing.pricing.types import LineItem, PriceSpec
-from billing.selectors_preview import (
-    account_stripe_customer,
-    item_price_id,
-    mirrored_price_spec,
-    subscription_current_period,
-    subscription_item_rows,
-)
-from billing.services.subscriptions import account_current_subscription
 from billing.stripe_api import stripe_client
 
 USAGE_GIVEN = "given"
@@ -132,31 +134,12 @@ def describe_stripe_error(exc: stripe.StripeError) -> str:
     return f"Stripe refused the request{status}: {message}"
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    return datetime.fromtimestamp(int(value), UTC)
-
-
 def _whole_number(value: Any, *, what: str) -> int:
     """A usage value Stripe returns as a JSON number (possibly ``12345.0``)."""
     number = Decimal(str(value))
     if number != number.to_integral_value():
         raise ValueError(f"{what} is not a whole number: {value!r}")
     return int(number)
-
-
-def _line_price_id(line: Mapping[str, Any]) -> str:
-    """The price of an invoice line: dahlia's ``pricing.price_details``, else ``price``."""
-    pricing = line.get("pricing") or {}
-    details = pricing.get("price_details") or {}
-    if details.get("price"):
-        price = details["price"]
-        return price if isinstance(price, str) else str(price.get("id") or "")
-    price = line.get("price")
-    if isinstance(price, Mapping):
-        return str(price.get("id") or "")
-    return str(price or "")
 
 
 def _stripe_lines(invoice: Mapping[str, Any]) -> tuple[tuple[PreviewLine, ...], bool]:
@@ -169,12 +152,12 @@ def _stripe_lines(invoice: Mapping[str, Any]) -> tuple[tuple[PreviewLine, ...], 
         rows.append(
             PreviewLine(
                 description=line.get("description") or "",
-                price_id=_line_price_id(line),
+                price_id=line_price_id(line),
                 quantity=0 if quantity is None else int(quantity),
                 amount=int(line["amount"]),
                 currency=line.get("currency") or currency,
-                period_start=_timestamp(period.get("start")),
-                period_end=_timestamp(period.get("end")),
+                period_start=timestamp(period.get("start")),
+                period_end=timestamp(period.get("end")),
             )
         )
     return tuple(rows), not lines.get("has_more", False)
@@ -254,7 +237,7 @@ def _local_estimate(
         raise ValueError("the subscription has no current period")
     start, end = period
     items = []
-    for item in subscription_item_rows(subscription_data):
+    for item in subscription_items(subscription_data):
         price_id = item_price_id(item)
         spec = _price_spec(price_id=price_id, client=client, reachable=reachable)
         if spec.usage_type == "licensed":
@@ -296,13 +279,14 @@ def invoice_preview(
     (Stripe's side) or ``local_error`` (the estimate needed Stripe and could not
     get it); the estimate still uses the dj-stripe mirror when it can.
     """
-    subscription = account_current_subscription(account=account)
-    customer = account_stripe_customer(account=account)
+    subscription = live_subscription_for_account(account=account)
     if subscription is None:
-        return InvoicePreview(account_id=account.pk, customer_id=customer.id if customer else None)
+        return InvoicePreview(
+            account_id=account.pk, customer_id=live_customer_id_for_account(account=account)
+        )
     client = client or stripe_client(max_network_retries=1)
     customer_id = subscription.customer_id
-    subscription_data: Mapping[str, Any] = subscription.stripe_data or {}
+    subscription_data: Mapping[str, Any] = subscription.data
 
     stripe_error = None
     reachable = True

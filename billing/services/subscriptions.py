@@ -2,10 +2,10 @@
 
 from djstripe.models import Subscription
 
+from billing.mirror.subscriptions import LIVE_STATUSES
 from billing.models import Account, Plan
 from billing.services.accounts import account_ensure_stripe_customer
 from billing.stripe_api import api_key, stripe_client
-from billing.subscription_state import LIVE_STATUSES
 
 
 class SubscriptionError(ValueError):

@@ -9,7 +9,7 @@ from billing.services.subscriptions import (
     subscription_change_plan,
     subscription_create,
 )
-from billing.subscription_state import subscription_state_for_account
+from billing.mirror.subscriptions import subscription_state_for_account
 
 pytestmark = pytest.mark.django_db
 

@@ -44,7 +44,7 @@ def test_chart_json_reads_the_period(client, pro_account):
     assert projection["low"] <= projection["expected"] <= projection["high"]
     assert projection["low"] >= 10_500  # usage never goes down
     # The chart reuses its daily series for the projection: the same as the summary's.
-    from billing.subscription_state import subscription_state_for_account
+    from billing.mirror.subscriptions import subscription_state_for_account
     from usage.period_summary import period_summary
 
     state = subscription_state_for_account(account=pro_account)
@@ -117,7 +117,7 @@ def test_events_before_the_period_start_in_the_same_hour_are_not_counted(client,
     """Rollups are hourly but periods start mid-hour: the edge comes from the ledger."""
     from datetime import timedelta
 
-    from billing.subscription_state import subscription_state_for_account
+    from billing.mirror.subscriptions import subscription_state_for_account
     from tests.factories import ingest
 
     state = subscription_state_for_account(account=pro_account)

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 
 from billing.models import Membership
-from billing.subscription_state import subscription_state_for_account
+from billing.mirror.subscriptions import subscription_state_for_account
 from tests.factories import make_user
 from usage.models import AlertDelivery, AlertRule
 from usage.period_summary import period_summary

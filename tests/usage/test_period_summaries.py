@@ -11,7 +11,7 @@ from django.utils import timezone
 from billing.models import Account
 from billing.services.accounts import account_create
 from billing.services.subscriptions import subscription_create
-from billing.subscription_state import subscription_state_for_account
+from billing.mirror.subscriptions import subscription_state_for_account
 from usage.period_summaries import period_summaries_for_accounts
 from usage.period_summary import period_summary
 from usage.services.ingest import usage_events_ingest

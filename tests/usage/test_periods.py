@@ -3,10 +3,9 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dateutil.relativedelta import relativedelta
 
+from billing.mirror.periods import BillingCycle, account_billing_period
 from billing.models import Account
-from billing.selectors import _period_from_anchor, account_billing_period
 from usage.models import UsageReport
 from usage.selectors.periods import PeriodResolver, calendar_month
 from usage.services.ingest import usage_events_ingest
@@ -32,20 +31,17 @@ def d(*args) -> datetime:
 )
 def test_monthly_periods_from_a_month_end_anchor(at, expected):
     anchor = d(2026, 1, 31, 12)
-    assert _period_from_anchor(anchor, relativedelta(months=1), at, lower=anchor, upper=FAR) == (
-        expected
-    )
+    assert BillingCycle(anchor=anchor, start=anchor, end=FAR).period_at(at) == expected
 
 
 def test_no_period_before_the_subscription_began_or_after_it_ended():
     anchor = d(2026, 5, 10)
-    step = relativedelta(months=1)
-    assert _period_from_anchor(anchor, step, d(2026, 5, 9), lower=anchor, upper=FAR) is None
+    assert BillingCycle(anchor=anchor, start=anchor).period_at(d(2026, 5, 9)) is None
     ended = d(2026, 7, 1)
-    assert _period_from_anchor(anchor, step, d(2026, 7, 2), lower=anchor, upper=ended) is None
+    assert BillingCycle(anchor=anchor, start=anchor, end=ended).period_at(d(2026, 7, 2)) is None
     # A first period that began after its anchor (backdated anchor) starts at the start.
     started = d(2026, 5, 20)
-    assert _period_from_anchor(anchor, step, d(2026, 5, 25), lower=started, upper=FAR) == (
+    assert BillingCycle(anchor=anchor, start=started).period_at(d(2026, 5, 25)) == (
         started,
         d(2026, 6, 10),
     )

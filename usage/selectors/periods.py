@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from djstripe.models import Customer
-
+from billing.mirror.customers import customer_id_for_account
+from billing.mirror.periods import account_billing_period, account_subscription_spans
 from billing.models import Account
-from billing.selectors import account_billing_period
 
 
 def calendar_month(at: datetime) -> tuple[datetime, datetime]:
@@ -26,7 +25,7 @@ class PeriodResolver:
     """The period usage at a timestamp is reported (and reconciled) in, for one account.
 
     The account's Stripe billing period holding the timestamp (from the dj-stripe
-    mirror, ``billing.selectors.account_billing_period``), or, where no subscription
+    mirror, ``billing.mirror.periods.account_billing_period``), or, where no subscription
     covers it, the UTC calendar month cut at the edges of the subscriptions around it,
     so that periods never overlap and each reconciles against Stripe on its own.
 
@@ -36,21 +35,9 @@ class PeriodResolver:
     """
 
     def __init__(self, account: Account):
-        from djstripe.models import Subscription
-
-        def ts(value):
-            return datetime.fromtimestamp(int(value), UTC) if value else None
-
         self.account = account
         self.billing: list[tuple[datetime, datetime]] = []
-        self.spans: list[tuple[datetime, datetime | None]] = []
-        for data in Subscription.objects.filter(customer__subscriber=account).values_list(
-            "stripe_data", flat=True
-        ):
-            data = data or {}
-            started = ts(data.get("start_date")) or ts(data.get("created"))
-            if started is not None:
-                self.spans.append((started, ts(data.get("ended_at"))))
+        self.spans = account_subscription_spans(account=account)
 
     def _covered(self, at: datetime) -> bool:
         return any(start <= at and (end is None or at < end) for start, end in self.spans)
@@ -78,9 +65,5 @@ class PeriodResolver:
 
 
 def account_stripe_customer_id(*, account: Account) -> str | None:
-    return (
-        Customer.objects.filter(subscriber=account)
-        .order_by("-created")
-        .values_list("id", flat=True)
-        .first()
-    )
+    """The account's Stripe customer id (its newest), or None."""
+    return customer_id_for_account(account=account)
