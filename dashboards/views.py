@@ -18,19 +18,28 @@ from usage.selectors.alerts import alerts_sent_this_period
 from usage.series import daily_series
 
 
+def _existing_offset(request: HttpRequest, state) -> int:
+    """``?period=`` as an offset the subscription has: a period before it started (or
+    after it ended) is a 404, like an offset out of range."""
+    offset = period_offset(request)
+    if state is not None and not state.has_period(offset):
+        raise Http404("no such billing period")
+    return offset
+
+
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     account = account_for_request(request)
-    offset = period_offset(request)
     state = subscription_state_for_account(account=account) if account else None
+    offset = _existing_offset(request, state)
     summary = period_summary(account=account, state=state, offset=offset) if state else None
     context = {
         "account": account,
         "state": state,
         "summary": summary,
         "offset": offset,
-        "periods": [(o, state.period(o)) for o in range(0, -4, -1)] if state else [],
+        "periods": state.past_periods(limit=4) if state else [],  # none before it started
         "may_use": account_may_use_product(account),
         "can_manage_billing": account is not None
         and user_manages_billing(account=account, user=request.user),
@@ -75,7 +84,7 @@ def chart(request: HttpRequest, event_name: str) -> JsonResponse:
         account=account,
         state=state,
         item=item,
-        offset=period_offset(request),
+        offset=_existing_offset(request, state),
         granularity=granularity,
     )
     return JsonResponse(payload)
@@ -101,7 +110,7 @@ def usage_csv(request: HttpRequest) -> HttpResponse:
     state = subscription_state_for_account(account=account)
     if state is None:
         raise Http404("no subscription")
-    offset = period_offset(request)
+    offset = _existing_offset(request, state)
     start, end = state.period(offset)
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = (

@@ -55,10 +55,9 @@ def test_an_ended_subscription_has_no_period_after_its_end_and_its_last_is_cut()
     assert cycle.period(2) is None and cycle.period_at(d(2026, 3, 15)) is None
 
 
-@pytest.fixture
-def jan_31_subscription(stripe_client, demo_catalog):
+def subscribe_on_jan_31(stripe_client, demo_catalog):
     """Pro, created on a test clock frozen at Jan 31 2026 00:00 UTC, advanced to Apr 2:
-    two renewals later its current period is Mar 31 - Apr 30."""
+    two renewals later its current period is Mar 31 - Apr 30. Returns the account."""
     clock = stripe_client.v1.test_helpers.test_clocks.create(
         {"frozen_time": int(JAN_31.timestamp())}
     )
@@ -68,6 +67,11 @@ def jan_31_subscription(stripe_client, demo_catalog):
     report = stripe_sync_everything()
     assert not report.errors, report.errors
     return account
+
+
+@pytest.fixture
+def jan_31_subscription(stripe_client, demo_catalog):
+    return subscribe_on_jan_31(stripe_client, demo_catalog)
 
 
 @pytest.mark.django_db
