@@ -11,6 +11,7 @@ from pathlib import Path
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import beat_init, worker_init
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -19,32 +20,45 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.conf.imports = ["config.tasks"]
 
-# Every periodic job of the product, in one place. Tasks are thin: they call a service.
-# Entries are added here as the features they drive land; none names a missing task.
-app.conf.beat_schedule = {
-    "billing-suspend-overdue-accounts": {
-        "task": "billing.tasks.suspend_overdue_accounts",
-        "schedule": crontab(minute="*/15"),
-    },
-    # Usage reporting to Stripe: frequent, and a pass that misses its slot is dropped
-    # (expires) rather than piling up behind a slow one; every pass is safe to overlap.
-    "usage-report-to-stripe": {
-        "task": "usage.tasks.report_usage",
-        "schedule": float(os.environ.get("USAGE_REPORT_INTERVAL_SECONDS", "10")),
-        "options": {"expires": float(os.environ.get("USAGE_REPORT_INTERVAL_SECONDS", "10"))},
-    },
-    "usage-reconcile-with-stripe": {
-        "task": "usage.tasks.reconcile_usage",
-        "schedule": crontab(minute=7),
-    },
-    # Threshold alerts: a sweep every minute; ingestion also queues a debounced
-    # evaluation of the accounts it touched.
-    "usage-evaluate-alerts": {
-        "task": "usage.tasks.evaluate_alerts",
-        "schedule": 60.0,
-        "options": {"expires": 60.0},
-    },
-}
+
+def beat_schedule() -> dict:
+    """Every periodic job of the product, in one place; intervals come from Django settings
+    (``USAGE_REPORT_INTERVAL_SECONDS``, ``USAGE_ALERT_SWEEP_SECONDS``). Tasks are thin:
+    they call a service. Entries are added here as the features they drive land; none
+    names a missing task."""
+    report_every = float(settings.USAGE_REPORT_INTERVAL_SECONDS)
+    sweep_every = float(settings.USAGE_ALERT_SWEEP_SECONDS)
+    return {
+        "billing-suspend-overdue-accounts": {
+            "task": "billing.tasks.suspend_overdue_accounts",
+            "schedule": crontab(minute="*/15"),
+        },
+        # Usage reporting to Stripe: frequent, and a pass that misses its slot is dropped
+        # (expires) rather than piling up behind a slow one; every pass is safe to overlap.
+        "usage-report-to-stripe": {
+            "task": "usage.tasks.report_usage",
+            "schedule": report_every,
+            "options": {"expires": report_every},
+        },
+        "usage-reconcile-with-stripe": {
+            "task": "usage.tasks.reconcile_usage",
+            "schedule": crontab(minute=7),
+        },
+        # Threshold alerts: a sweep every minute by default; ingestion also queues a
+        # debounced evaluation of the accounts it touched.
+        "usage-evaluate-alerts": {
+            "task": "usage.tasks.evaluate_alerts",
+            "schedule": sweep_every,
+            "options": {"expires": sweep_every},
+        },
+    }
+
+
+@app.on_after_configure.connect
+def _install_beat_schedule(sender, **_kwargs) -> None:
+    """Read the settings once Celery has loaded them, not while this module is imported
+    (config/__init__.py imports it before Django's settings are configured)."""
+    sender.conf.beat_schedule = beat_schedule()
 
 
 def embedded_broker_dirs() -> list[Path]:

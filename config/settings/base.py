@@ -195,6 +195,8 @@ USAGE_REPORT_MAX_ATTEMPTS = env.int("USAGE_REPORT_MAX_ATTEMPTS", default=50)
 USAGE_REPORT_CLAIM_LIMIT = env.int("USAGE_REPORT_CLAIM_LIMIT", default=50000)
 # Seconds between reporting passes run by Celery beat.
 USAGE_REPORT_INTERVAL_SECONDS = env.float("USAGE_REPORT_INTERVAL_SECONDS", default=10.0)
+# Seconds between the alert sweeps run by Celery beat (ingestion also queues evaluations).
+USAGE_ALERT_SWEEP_SECONDS = env.float("USAGE_ALERT_SWEEP_SECONDS", default=60.0)
 # Batching: a (customer, meter) is reported once it has this many unreported events, or
 # its oldest has waited this long; fewer, larger meter events at steady load.
 USAGE_REPORT_BATCH_MIN_EVENTS = env.int("USAGE_REPORT_BATCH_MIN_EVENTS", default=1000)
