@@ -1,4 +1,4 @@
-"""Selectors: revenue lines from the dj-stripe invoice mirror, usage weights from the
+"""Selectors: revenue lines from the mirrored invoices, usage weights from the
 rollups, open-period accruals from the pricing engine, and the waterfall built on them.
 
 Read-only, no network. Which invoices count:
@@ -8,7 +8,8 @@ Read-only, no network. Which invoices count:
 - ``draft`` invoices are not billed yet and ``void`` invoices never were: both are
   left out entirely (a voided invoice disappears from the months it was in).
 
-How a line's amount is netted of discounts and credit notes: :mod:`revenue.invoices`.
+Invoices are the typed ones of ``billing.mirror.invoices``; how a line's amount is
+netted of discounts and credit notes: :mod:`revenue.invoices`.
 """
 
 from __future__ import annotations
@@ -18,18 +19,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from django.utils import timezone
-from djstripe.models import Invoice, LineItem, Price
 
-from billing.models import Account, Meter, PlanPrice
-from billing.pricing import line_amount
+from billing.mirror.customers import accounts_with_stripe_customer
+from billing.mirror.invoices import Invoice, finalized_invoices
 from billing.mirror.subscriptions import subscription_state_for_account
-from revenue.invoices import (
-    FINALIZED_STATUSES,
-    billed_at,
-    invoice_revenue_lines,
-    line_price_id,
-    line_subscription_item,
-)
+from billing.models import Account, Meter
+from billing.pricing import line_amount
+from revenue.invoices import invoice_revenue_lines
 from revenue.schedule import RevenueLine, service_days, utc_day
 from revenue.waterfall import Accrual, MonthFigures, waterfall
 from usage.models import UsageRollup
@@ -71,47 +67,6 @@ class RevenueReport:
         )
 
 
-def _invoice_lines(invoice: Invoice, warnings: list[str]) -> list[dict]:
-    """Every line of the invoice: from the invoice's own copy, or from dj-stripe's
-    ``LineItem`` mirror when Stripe paginated the lines (more than 10)."""
-    lines_obj = invoice.stripe_data.get("lines") or {}
-    lines = list(lines_obj.get("data") or [])
-    expected = lines_obj.get("total_count")
-    if lines_obj.get("has_more") or (expected is not None and expected > len(lines)):
-        mirrored = [
-            li.stripe_data for li in LineItem.objects.filter(stripe_data__invoice=invoice.id)
-        ]
-        if expected is not None and len(mirrored) >= expected:
-            return mirrored
-        warnings.append(
-            f"invoice {invoice.id}: only {len(lines)} of {expected or 'more'} lines are "
-            "mirrored; sync it again"
-        )
-    return lines
-
-
-@dataclass(frozen=True)
-class _PriceInfo:
-    usage_type: str
-    meter: Meter | None
-
-
-def _price_infos(price_ids: set[str]) -> dict[str, _PriceInfo]:
-    mirrored = {p.id: p.stripe_data for p in Price.objects.filter(id__in=price_ids)}
-    plan_meters = {
-        pp.stripe_price_id: pp.meter
-        for pp in PlanPrice.objects.filter(stripe_price_id__in=price_ids).select_related("meter")
-    }
-    meters = {m.stripe_id: m for m in Meter.objects.exclude(stripe_id="")}
-    infos = {}
-    for price_id in price_ids:
-        recurring = (mirrored.get(price_id) or {}).get("recurring") or {}
-        meter = plan_meters.get(price_id) or meters.get(recurring.get("meter") or "")
-        usage_type = recurring.get("usage_type") or ("metered" if meter else "licensed")
-        infos[price_id] = _PriceInfo(usage_type=usage_type, meter=meter)
-    return infos
-
-
 def usage_by_day(
     *, account_id: int, meter: Meter, start: datetime, end: datetime
 ) -> dict[date, int] | None:
@@ -129,55 +84,49 @@ def usage_by_day(
     return dict(days)
 
 
+def _invoiced_periods(invoice: Invoice) -> set[tuple[str, int]]:
+    """(subscription item, period start) pairs whose usage this invoice billed: only an
+    invoice issued once the period was over bills its usage (Stripe may put a zero
+    metered line for the new period on the first invoice)."""
+    billed = invoice.billed_at
+    return {
+        (line.subscription_item, int(line.period_start.timestamp()))
+        for line in invoice.lines
+        if line.subscription_item
+        and line.period_start
+        and line.period_end
+        and billed is not None
+        and line.period_end <= billed
+    }
+
+
 def revenue_lines(
     *, account: Account | None = None, currency: str | None = None
 ) -> tuple[list[RevenueLine], list[str], set[tuple[str, int]]]:
     """Revenue lines of finalized invoices; also warnings, and the (subscription item,
     period start) pairs already invoiced (so open-period accruals skip them)."""
-    invoices = Invoice.objects.select_related("customer").order_by("id")
-    if account is not None:
-        invoices = invoices.filter(customer__subscriber=account)
     warnings: list[str] = []
-    raw: list[tuple[Invoice, list[dict]]] = []
     invoiced: set[tuple[str, int]] = set()
-    for invoice in invoices:
-        data = invoice.stripe_data or {}
-        if data.get("status") not in FINALIZED_STATUSES:
-            continue
-        if currency and (data.get("currency") or "").lower() != currency:
-            continue
-        lines = _invoice_lines(invoice, warnings)
-        raw.append((invoice, lines))
-        finalized_at = billed_at(data)
-        for line in lines:
-            item = line_subscription_item(line)
-            period = line.get("period") or {}
-            # Only an invoice issued once the period was over bills its usage (Stripe
-            # may put a zero metered line for the new period on the first invoice).
-            if item and period and int(period["end"]) <= finalized_at:
-                invoiced.add((item, int(period["start"])))
-    infos = _price_infos(
-        {pid for _, lines in raw for line in lines if (pid := line_price_id(line))}
-    )
-
     result: list[RevenueLine] = []
-    for invoice, lines in raw:
-        account_id = invoice.customer.subscriber_id if invoice.customer_id else None
+    for invoice in finalized_invoices(account=account, currency=currency):
+        if not invoice.lines_complete:
+            warnings.append(
+                f"invoice {invoice.id}: only {len(invoice.lines)} of "
+                f"{invoice.lines_expected or 'more'} lines are mirrored; sync it again"
+            )
+        invoiced |= _invoiced_periods(invoice)
 
-        def classify(line: dict, start: datetime, end: datetime, account_id=account_id):
-            info = infos.get(line_price_id(line) or "")
-            if info is None or info.usage_type != "metered":
+        def classify(line, start: datetime, end: datetime, account_id=invoice.account_id):
+            if not line.is_metered:
                 return "licensed", None
-            if info.meter is None or account_id is None:
+            if line.meter is None or account_id is None:
                 return "metered", None
             return "metered", usage_by_day(
-                account_id=account_id, meter=info.meter, start=start, end=end
+                account_id=account_id, meter=line.meter, start=start, end=end
             )
 
         result.extend(
-            invoice_revenue_lines(
-                invoice.stripe_data, lines, account_id=account_id, classify=classify
-            )
+            invoice_revenue_lines(invoice, account_id=invoice.account_id, classify=classify)
         )
     return result, warnings, invoiced
 
@@ -192,11 +141,7 @@ def open_period_accruals(
     """Usage consumed so far in each account's open period (not invoiced yet), priced
     by the pricing engine and spread over the days it was consumed."""
     now = now or timezone.now()
-    accounts = (
-        [account]
-        if account is not None
-        else Account.objects.filter(djstripe_customers__isnull=False).distinct().order_by("pk")
-    )
+    accounts = [account] if account is not None else accounts_with_stripe_customer().order_by("pk")
     accruals = []
     for acct in accounts:
         state = subscription_state_for_account(account=acct)

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from billing.mirror.customers import accounts_with_stripe_customer
 from billing.models import Account
 from billing.money import currency_exponent, format_money
 from revenue.export import waterfall_csv
@@ -87,9 +88,7 @@ def waterfall_page(request: HttpRequest):
         "report": report,
         "tables": tables,
         "columns": [(c, COLUMN_LABELS[c]) for c in COLUMNS],
-        "accounts": Account.objects.filter(djstripe_customers__isnull=False)
-        .distinct()
-        .order_by("name", "pk"),
+        "accounts": accounts_with_stripe_customer().order_by("name", "pk"),
         "selected_account": account.pk if account else None,
         "selected_currency": currency or "",
         "csv_query": f"?{query}" if query else "",

@@ -2,6 +2,7 @@
 
 from datetime import UTC, date, datetime
 
+from billing.mirror.invoices import invoice_from_stripe
 from revenue.invoices import invoice_revenue_lines
 
 JAN_1 = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
@@ -33,7 +34,7 @@ def test_line_discounts_invoice_discounts_and_credit_notes():
         {"id": "il_b", "amount": 1000, "discount_amounts": [],
          "period": {"start": JAN_1, "end": FEB_1}},
     ]  # fmt: skip
-    a, b = invoice_revenue_lines(data, lines, account_id=7)
+    a, b = invoice_revenue_lines(invoice_from_stripe(data, lines=lines), account_id=7)
     assert (a.amount, b.amount) == (8192, 918)
     assert (a.gross, a.discount, b.gross, b.discount) == (9900, -1708, 1000, -82)
     assert a.billed_on == date(2026, 1, 1) and a.account_id == 7 and a.currency == "usd"
@@ -46,4 +47,6 @@ def test_a_zero_line_is_never_reduced():
         {"id": "il_a", "amount": 1, "period": {"start": JAN_1, "end": FEB_1}},
         {"id": "il_b", "amount": 0, "period": {"start": JAN_1, "end": FEB_1}},
     ]
-    assert [line.amount for line in invoice_revenue_lines(data, lines)] == [0, 0]
+    assert [
+        line.amount for line in invoice_revenue_lines(invoice_from_stripe(data, lines=lines))
+    ] == [0, 0]

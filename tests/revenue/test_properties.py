@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.mirror.invoices import invoice_from_stripe
 from revenue.invoices import invoice_revenue_lines
 from revenue.schedule import line_schedule, service_days
 from revenue.waterfall import Accrual, journals, waterfall
@@ -77,8 +78,14 @@ def invoices(draw):
     return data, lines
 
 
-def _classify(line, start, end):
-    return line["_kind"], line["_usage"]
+def _revenue_lines_of(data, lines):
+    """The invoice's revenue lines, each classified as generated (``_kind``, ``_usage``)."""
+    generated = {line["id"]: (line["_kind"], line["_usage"]) for line in lines}
+
+    def classify(line, start, end):
+        return generated[line.id]
+
+    return invoice_revenue_lines(invoice_from_stripe(data, lines=lines), classify=classify)
 
 
 @st.composite
@@ -97,18 +104,14 @@ def accruals(draw):
 
 
 def _revenue_lines(generated):
-    return [
-        line
-        for data, lines in generated
-        for line in invoice_revenue_lines(data, lines, classify=_classify)
-    ]
+    return [line for data, lines in generated for line in _revenue_lines_of(data, lines)]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(invoices(), min_size=1, max_size=4))
 def test_recognized_amounts_sum_to_each_line_exactly(generated):
     for data, lines in generated:
-        revenue_lines = invoice_revenue_lines(data, lines, classify=_classify)
+        revenue_lines = _revenue_lines_of(data, lines)
         expected_total = (
             sum(line["amount"] for line in lines)
             - data["total_discount_amounts"][0]["amount"]
@@ -170,7 +173,9 @@ def test_a_month_with_nothing_billed_or_earned_still_balances():
             },
         }
     ]
-    rows = waterfall(lines=invoice_revenue_lines(data, lines + later))["usd"]
+    rows = waterfall(lines=invoice_revenue_lines(invoice_from_stripe(data, lines=lines + later)))[
+        "usd"
+    ]
     assert [f.month for f in rows] == ["2026-01", "2026-02", "2026-03", "2026-04"]
     assert [f.deferred_end for f in rows] == [1200, 1200, 1200, 0]
     assert rows[1].revenue == 0 and all(j.balanced for j in journals(rows))
