@@ -212,7 +212,7 @@ def run(env: common.Env, args) -> list[Figure]:
 
     from billing.models import Meter
     from billing.stripe_api import stripe_client
-    from usage.selectors.ledger import ledger_value
+    from usage.selectors.rollups import rollup_value
 
     interval = args.interval or settings.USAGE_REPORT_INTERVAL_SECONDS
     per_tick = int(args.rate * interval)
@@ -268,7 +268,7 @@ def run(env: common.Env, args) -> list[Figure]:
     hi = (datetime.now(UTC) + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     for account, customer in zip(accounts, customers, strict=True):
         for meter in Meter.objects.filter(event_name__in=METERS):
-            ours = ledger_value(account_id=account.pk, meter=meter, start=lo, end=hi)
+            ours = rollup_value(account_id=account.pk, meter=meter, start=lo, end=hi)
             theirs = _summaries_total(
                 client, meter_stripe_id=meter.stripe_id, customer=customer, start=lo, end=hi
             )

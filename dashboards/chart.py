@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from billing.mirror.subscriptions import ItemState, SubscriptionState
-from usage.period_summary import meter_projection_exact
-from usage.series import GRANULARITIES, bucket_series
+from usage.selectors.projection_inputs import meter_projection
+from usage.selectors.series import GRANULARITIES, bucket_series, daily_series
 
 
 def _label(moment: datetime, granularity: str) -> str:
@@ -34,7 +34,6 @@ def chart_payload(
         start=start,
         end=as_of,
         granularity=granularity,
-        end_is_period_end=closed,
     )
     is_last = meter.aggregation == "last"
     cumulative, running = [], 0
@@ -52,14 +51,14 @@ def chart_payload(
 
     projection = None
     if not closed:
-        projected = meter_projection_exact(
-            account=account,
+        daily = series if granularity == "day" else None  # the same series: reuse it
+        projected = meter_projection(
+            account_id=account.pk,
             meter=meter,
-            start=start,
-            end=end,
+            period_start=start,
+            period_end=end,
             now=as_of,
-            closed=closed,
-            daily=series if granularity == "day" else None,  # the same series: reuse it
+            series=daily or daily_series(account=account, meter=meter, start=start, end=as_of),
         )
         now_value = cumulative[-1] if cumulative else 0
         pad = [None] * (len(series) - 1) if series else []

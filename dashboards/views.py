@@ -7,15 +7,15 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
 from billing.access import account_may_use_product
-from billing.selectors import user_manages_billing
 from billing.mirror.subscriptions import subscription_state_for_account
+from billing.selectors import user_manages_billing
 from dashboards.access import account_for_request, period_offset
 from dashboards.chart import chart_payload
 from dashboards.invoices import invoices_for_account
-from usage.period_summary import period_summary
-from usage.period_usage import latest_event_at
 from usage.selectors.alerts import alerts_sent_this_period
-from usage.series import daily_series
+from usage.selectors.rollups import latest_event_at
+from usage.selectors.series import daily_series
+from usage.selectors.summaries import period_summary
 
 
 def _existing_offset(request: HttpRequest, state) -> int:

@@ -14,7 +14,6 @@ netted of discounts and credit notes: :mod:`revenue.invoices`.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -28,8 +27,7 @@ from billing.pricing import line_amount
 from revenue.invoices import invoice_revenue_lines
 from revenue.schedule import RevenueLine, service_days, utc_day
 from revenue.waterfall import Accrual, MonthFigures, waterfall
-from usage.models import UsageRollup
-from usage.period_usage import floor_hour, meter_usage_in_period
+from usage.selectors.rollups import rollup_buckets, rollup_value
 
 
 @dataclass
@@ -70,18 +68,12 @@ class RevenueReport:
 def usage_by_day(
     *, account_id: int, meter: Meter, start: datetime, end: datetime
 ) -> dict[date, int] | None:
-    """Usage per UTC day from the hourly rollups, or None for a ``last`` meter (a level
+    """Usage per UTC day in ``[start, end)``, or None for a ``last`` meter (a level
     such as seats, not consumption: recognized ratably)."""
     if meter.aggregation == Meter.Aggregation.LAST:
         return None
-    column = "event_count" if meter.aggregation == Meter.Aggregation.COUNT else "sum_value"
-    rows = UsageRollup.objects.filter(
-        account_id=account_id, meter=meter, hour__gte=floor_hour(start), hour__lt=end
-    ).values_list("hour", column)
-    days: dict[date, int] = defaultdict(int)
-    for hour, value in rows:
-        days[utc_day(hour)] += int(value or 0)
-    return dict(days)
+    buckets = rollup_buckets(account_id=account_id, meter=meter, start=start, end=end, group="day")
+    return {utc_day(b.start): b.value for b in buckets}
 
 
 def _invoiced_periods(invoice: Invoice) -> set[tuple[str, int]]:
@@ -154,8 +146,8 @@ def open_period_accruals(
         for item in state.metered_items:
             if (item.item_id, int(start.timestamp())) in invoiced:
                 continue
-            usage = meter_usage_in_period(
-                account=acct, meter=item.meter, start=start, end=state.period_end, now=now
+            usage = rollup_value(
+                account_id=acct.pk, meter=item.meter, start=start, end=state.period_end
             )
             amount = line_amount(price=item.spec, quantity=usage)
             if amount == 0:

@@ -7,8 +7,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from billing.models import Account
-from usage.period_summary import PeriodSummary
 from usage.selectors.alerts import Check
+from usage.selectors.summary_lines import PeriodSummary
 
 
 def alert_email_render(

@@ -1,6 +1,6 @@
 """Projections of a meter's usage to the end of its billing period: pure functions.
 
-No database, no network. :mod:`usage.projection_history` loads the inputs from the
+No database, no network. :mod:`usage.selectors.projection_inputs` loads the inputs from the
 hourly rollups; the dashboard, the alerts and ``manage.py projections_backtest`` call
 :func:`project_usage` and :func:`project_cost`.
 

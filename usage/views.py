@@ -8,7 +8,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from usage.selectors import summary_api as selectors
+from usage.forms import UsageSummaryForm
+from usage.selectors.summary_api import usage_summary
 from usage.services.alert_scheduling import alerts_schedule_evaluation
 from usage.services.ingest import MAX_BATCH, usage_events_ingest
 from usage.services.keys import ingest_key_authenticate
@@ -71,8 +72,16 @@ def events(request: HttpRequest) -> JsonResponse:
 @require_GET
 @ingest_key_required
 def summary(request: HttpRequest) -> JsonResponse:
-    try:
-        data = selectors.usage_summary_for_api(params=request.GET)
-    except selectors.SummaryError as exc:
-        return error(exc.status, exc.code, exc.message, field=exc.field)
-    return JsonResponse(data)
+    form = UsageSummaryForm(request.GET)
+    if not form.is_valid():
+        status, code, message, field = form.first_error()
+        return error(status, code, message, field=field)
+    data = form.cleaned_data
+    summary = usage_summary(
+        account=data["account"],
+        meter=data["meter"],
+        start=data["start"],
+        end=data["end"],
+        granularity=data["granularity"],
+    )
+    return JsonResponse({"customer": data["customer"], **summary})

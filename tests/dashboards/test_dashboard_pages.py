@@ -45,7 +45,7 @@ def test_chart_json_reads_the_period(client, pro_account):
     assert projection["low"] >= 10_500  # usage never goes down
     # The chart reuses its daily series for the projection: the same as the summary's.
     from billing.mirror.subscriptions import subscription_state_for_account
-    from usage.period_summary import period_summary
+    from usage.selectors.summaries import period_summary
 
     state = subscription_state_for_account(account=pro_account)
     line = next(

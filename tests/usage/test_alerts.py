@@ -7,12 +7,12 @@ from django.core import mail
 from django.db import connection, transaction
 from django.urls import reverse
 
-from billing.models import Membership
 from billing.mirror.subscriptions import subscription_state_for_account
+from billing.models import Membership
 from tests.factories import make_user
 from usage.models import AlertDelivery, AlertRule
-from usage.period_summary import period_summary
 from usage.selectors.alerts import alert_check
+from usage.selectors.summaries import period_summary
 from usage.services.alerts import alert_deliver, alerts_evaluate_account, alerts_evaluate_all
 
 

@@ -9,7 +9,8 @@ from django.core.management import call_command
 
 from billing.models import Account, Meter
 from usage.models import UsageRollup
-from usage.projection_history import meter_projection, rollup_daily_totals, rollup_series
+from usage.selectors.projection_inputs import meter_projection, rollup_daily_totals
+from usage.selectors.rollups import rollup_series
 
 pytestmark = pytest.mark.django_db
 

@@ -1,19 +1,20 @@
-"""The alert sweep's bulk summaries equal the dashboard's one-account summaries, and
-cost a constant number of queries however many accounts a chunk holds."""
+"""Period summaries, the one engine of the dashboard, the alert evaluation and the alert
+sweep: exact usage, the single-account summary is the bulk one of one account, and a
+chunk costs a constant number of queries however many accounts it holds."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Account
 from billing.services.accounts import account_create
 from billing.services.subscriptions import subscription_create
-from billing.mirror.subscriptions import subscription_state_for_account
-from usage.period_summaries import period_summaries_for_accounts
-from usage.period_summary import period_summary
+from usage.selectors.summaries import period_summaries_for_accounts, period_summary
 from usage.services.ingest import usage_events_ingest
 
 pytestmark = pytest.mark.django_db
@@ -43,38 +44,59 @@ def _account_with_history(name: str, plan, *, daily: int) -> Account:
     return account
 
 
-def test_bulk_summaries_equal_the_single_account_ones(demo_catalog, pro_account):
+def test_usage_counts_from_the_periods_first_second(demo_catalog, pro_account):
     accounts = [
         pro_account,
         _account_with_history("Hist", demo_catalog["pro"], daily=37),
         _account_with_history("Vol", demo_catalog["bulk"], daily=90),
     ]
     now = timezone.now() + timedelta(seconds=30)
-    bulk = period_summaries_for_accounts(accounts=accounts, now=now)
-    assert set(bulk) == {a.pk for a in accounts}
-    for account in accounts:
-        state = subscription_state_for_account(account=account)
-        single = period_summary(account=account, state=state, now=now)
-        many = bulk[account.pk]
-        assert (many.base_fee, many.period_start, many.currency) == (
-            single.base_fee, single.period_start, single.currency,
-        )  # fmt: skip
-        assert len(many.lines) == len(single.lines)
-        for one, other in zip(single.lines, many.lines, strict=True):
-            assert other.meter == one.meter
-            assert (other.usage, other.cost_so_far, other.share_used) == (
-                one.usage, one.cost_so_far, one.share_used,
-            )  # fmt: skip
-            assert other.projection.projected == one.projection.projected
-            if one.meter.aggregation != "last":
-                assert (other.projection.low, other.projection.high) == (
-                    one.projection.low, one.projection.high,
-                )  # fmt: skip
-                assert other.projected_cost == one.projected_cost
+    summaries = period_summaries_for_accounts(accounts=accounts, now=now)
+    assert set(summaries) == {a.pk for a in accounts}
     # The partial first hour is excluded: Hist used 74 calls in its period (2 × 37),
-    # not the 7 from the seconds before its start.
-    hist = bulk[accounts[1].pk]
-    assert hist.lines[0].usage == 74
+    # not the 7 from the seconds before its start; Vol 180 (2 × 90).
+    assert summaries[accounts[1].pk].lines[0].usage == 74
+    assert summaries[accounts[2].pk].lines[0].usage == 180
+    # Acme: 10,500 calls of 10,000 included = 105.0%; seats are a last meter: 3 (not 2 + 3).
+    acme = {line.meter.event_name: line for line in summaries[pro_account.pk].lines}
+    assert (acme["api_calls"].usage, acme["api_calls"].share_used) == (10_500, Decimal("105.0"))
+    assert acme["seats"].usage == 3
+    for summary in summaries.values():
+        assert not summary.closed
+        for line in summary.lines:  # a projection never falls below the usage so far
+            assert line.projection.usage_so_far == line.usage <= line.projection.projected
+
+
+def test_the_single_account_summary_is_the_bulk_summary_of_one_account(pro_account, monkeypatch):
+    from usage.selectors import summaries
+
+    calls = []
+    bulk = summaries.period_summaries_for_accounts
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return bulk(**kwargs)
+
+    monkeypatch.setattr(summaries, "period_summaries_for_accounts", spy)
+    state = subscription_state_for_account(account=pro_account)
+    summary = summaries.period_summary(account=pro_account, state=state)
+    assert [(c["accounts"], c["offset"], c["include_closed"]) for c in calls] == [
+        ([pro_account], 0, True)
+    ]
+    assert summary.account == pro_account and summary.period_start == state.period_start
+
+
+def test_ended_periods_are_summarized_closed_or_left_out(pro_account):
+    state = subscription_state_for_account(account=pro_account)
+    later = state.period_end + timedelta(hours=1)
+    assert period_summaries_for_accounts(accounts=[pro_account], now=later) == {}
+    [closed] = period_summaries_for_accounts(
+        accounts=[pro_account], now=later, include_closed=True
+    ).values()
+    assert closed.closed and closed.days_left == 0
+    assert closed == period_summary(account=pro_account, state=state, now=later)
+    calls = {line.meter.event_name: line.usage for line in closed.lines}
+    assert calls == {"api_calls": 10_500, "seats": 3}
 
 
 def _queries(accounts) -> int:

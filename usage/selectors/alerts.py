@@ -12,7 +12,7 @@ from billing.models import Account
 from billing.money import format_money
 from billing.selectors import BILLING_ROLES
 from usage.models import AlertDelivery, AlertRule
-from usage.period_summary import MeterLine, PeriodSummary
+from usage.selectors.summary_lines import MeterLine, PeriodSummary
 
 Kind = AlertRule.Kind
 

@@ -1,43 +1,86 @@
-"""Reads: ledger totals and rollup buckets."""
+"""Reads straight from the usage ledger (``UsageEvent``): the partial edge hours of a
+range, which the hourly rollups cannot split, and the units flagged ``too_late``.
+
+Whole hours are read from the rollups by :func:`usage.selectors.rollups.rollup_values`;
+:func:`ledger_stats` is the one function that totals ledger events, and only for those
+edge pieces (at most two hours per account), in bulk.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from functools import reduce
+from operator import or_
+from typing import NamedTuple
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Q, Sum
+from django.db.models.functions import TruncHour
 
-from billing.models import Meter
-from usage.models import UsageEvent, UsageReport, UsageRollup
-
-
-def meter_value(*, aggregation: str, total: int, count: int, last: int | None) -> int:
-    """What a meter shows for a set of events: sum, count, or the last value."""
-    if aggregation == Meter.Aggregation.COUNT:
-        return count
-    if aggregation == Meter.Aggregation.LAST:
-        return last or 0
-    return total
+from usage.models import UsageEvent, UsageReport
 
 
-def ledger_value(*, account_id: int, meter: Meter, start: datetime, end: datetime) -> int:
-    """The ledger's value for events with ``start <= timestamp < end`` (SQL aggregates)."""
-    events = UsageEvent.objects.filter(
-        account_id=account_id, meter=meter, timestamp__gte=start, timestamp__lt=end
+class PieceStats(NamedTuple):
+    """The events of one account and meter in one edge piece (inside one hour)."""
+
+    account_id: int
+    meter_id: int
+    hour: datetime
+    total: int
+    count: int
+    last: int | None  # the newest event's value, for ``last`` meters only
+    last_at: tuple[datetime, int] | None  # (timestamp, id) of that event
+
+
+def ledger_stats(
+    *,
+    pieces: Sequence[tuple[int, datetime, datetime]],
+    meter_ids: Iterable[int],
+    last_meter_ids: Iterable[int] = (),
+) -> list[PieceStats]:
+    """Sum, count (and, for ``last_meter_ids``, the newest value) of the events of each
+    ``(account_id, start, end)`` piece, per meter; each piece lies inside one clock hour
+    and an account's pieces lie in different hours. Two queries at most, however many
+    pieces: the aggregates grouped by (account, meter, hour), then the newest events."""
+    meter_ids, last_meter_ids = list(meter_ids), set(last_meter_ids)
+    if not pieces or not meter_ids:
+        return []
+    where = reduce(or_, (Q(account_id=a, timestamp__gte=s, timestamp__lt=e) for a, s, e in pieces))
+    rows = list(
+        UsageEvent.objects.filter(where, meter_id__in=meter_ids)
+        .order_by()
+        .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
+        .values_list("account_id", "meter_id", "hour")
+        .annotate(s=Sum("value"), n=Count("id"), t=Max("timestamp"))
     )
-    agg = events.aggregate(total=Sum("value"), count=Count("id"))
-    last = None
-    if meter.aggregation == Meter.Aggregation.LAST:
-        last = events.order_by("-timestamp", "-id").values_list("value", flat=True).first()
-    return meter_value(
-        aggregation=meter.aggregation,
-        total=agg["total"] or 0,
-        count=agg["count"] or 0,
-        last=last,
-    )
+    newest_keys = {(a, m, t) for a, m, _, _, _, t in rows if m in last_meter_ids}
+    newest: dict[tuple[int, int, datetime], tuple[int, int]] = {}
+    if newest_keys:
+        for a, m, t, event_id, value in UsageEvent.objects.filter(
+            account_id__in={k[0] for k in newest_keys},
+            meter_id__in={k[1] for k in newest_keys},
+            timestamp__in={k[2] for k in newest_keys},
+        ).values_list("account_id", "meter_id", "timestamp", "id", "value"):
+            if (a, m, t) in newest_keys and event_id > newest.get((a, m, t), (0, 0))[0]:
+                newest[(a, m, t)] = (event_id, value)
+    result = []
+    for a, m, hour, s, n, t in rows:
+        event_id, value = newest.get((a, m, t), (0, None))
+        result.append(
+            PieceStats(
+                account_id=a,
+                meter_id=m,
+                hour=hour.astimezone(UTC),
+                total=int(s or 0),
+                count=int(n or 0),
+                last=value,
+                last_at=(t, event_id) if value is not None else None,
+            )
+        )
+    return result
 
 
-def too_late_value(*, account_id: int, meter: Meter, start: datetime, end: datetime) -> int:
+def too_late_value(*, account_id: int, meter, start: datetime, end: datetime) -> int:
     """Units of the period flagged ``too_late`` (never sent to Stripe)."""
     return (
         UsageReport.objects.filter(
@@ -49,36 +92,3 @@ def too_late_value(*, account_id: int, meter: Meter, start: datetime, end: datet
         ).aggregate(total=Sum("value"))["total"]
         or 0
     )
-
-
-@dataclass
-class Bucket:
-    start: datetime
-    total: int
-    count: int
-    last: int
-    last_at: tuple[datetime, int]
-
-
-def rollup_buckets(
-    *, account_id: int, meter: Meter, start: datetime, end: datetime, granularity: str
-) -> list[Bucket]:
-    """Rollup hours in ``[start, end)`` merged into hour or UTC-day buckets: O(hours)."""
-    rows = UsageRollup.objects.filter(
-        account_id=account_id, meter=meter, hour__gte=start, hour__lt=end
-    ).values_list(
-        "hour", "sum_value", "event_count", "last_value", "last_timestamp", "last_event_id"
-    )
-    buckets: dict[datetime, Bucket] = {}
-    for hour, total, count, last, last_ts, last_id in rows.order_by("hour"):
-        last_at = (last_ts, last_id)
-        key = hour if granularity == "hour" else hour.replace(hour=0)
-        bucket = buckets.get(key)
-        if bucket is None:
-            buckets[key] = Bucket(key, total, count, last, last_at)
-            continue
-        bucket.total += total
-        bucket.count += count
-        if last_at >= bucket.last_at:
-            bucket.last, bucket.last_at = last, last_at
-    return [buckets[k] for k in sorted(buckets)]

@@ -24,18 +24,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import Account, Meter
 from billing.mirror.subscriptions import SubscriptionState, subscription_state_for_account
+from billing.models import Account, Meter
 from usage.alert_email import alert_email_send
 from usage.models import AlertDelivery, AlertRule
-from usage.period_summaries import period_summaries_for_accounts
-from usage.period_summary import PeriodSummary, period_summary
 from usage.selectors.alerts import (
     Check,
     alert_check,
     alert_deliveries_for_periods,
     alert_recipients,
 )
+from usage.selectors.summaries import period_summaries_for_accounts, period_summary
+from usage.selectors.summary_lines import PeriodSummary
 
 logger = logging.getLogger(__name__)
 Kind = AlertRule.Kind

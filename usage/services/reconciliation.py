@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from billing.models import Meter
 from usage.models import ReconciliationResult, UsageEvent, UsageReport
-from usage.selectors.ledger import ledger_value, too_late_value
+from usage.selectors.ledger import too_late_value
+from usage.selectors.rollups import rollup_value
 
 Status = ReconciliationResult.Status
 
@@ -121,7 +122,7 @@ def usage_reconcile(
         "account_id", "meter_id", "period_start"
     ):
         meter = meters[meter_id]
-        ledger = ledger_value(account_id=account_id, meter=meter, start=start, end=end)
+        ledger = rollup_value(account_id=account_id, meter=meter, start=start, end=end)
         too_late = too_late_value(account_id=account_id, meter=meter, start=start, end=end)
         remote, diff = None, None
         if _in_flight(account_id, meter_id, start, end):

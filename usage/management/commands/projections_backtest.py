@@ -4,8 +4,8 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from usage.projection_history import CHECKPOINTS, BacktestCase, projections_backtest
 from usage.projections import mean_absolute_percentage_error
+from usage.selectors.backtest import CHECKPOINTS, BacktestCase, projections_backtest
 
 
 def _percent(value: Decimal | None) -> str:

@@ -1,0 +1,87 @@
+"""Period summaries: the one engine behind the dashboard, the alert evaluation of one
+account and the alert sweep over many.
+
+:func:`period_summaries_for_accounts` summarizes a chunk of accounts with a constant
+number of queries: subscription states in bulk (unless the caller has them), each
+account's usage over its exact period in one :func:`rollup_values` call, and, only when
+a projection is first read, the projection inputs of the whole chunk in two more
+(:class:`~usage.selectors.projection_inputs.ProjectionInputs`). The single-account
+:func:`period_summary` is this engine called with one account. Callers pass chunks small
+enough for SQLite's expression depth (the per-account range conditions are OR-ed).
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import partial
+
+from django.utils import timezone
+
+from billing.mirror.subscriptions import SubscriptionState, subscription_states_for_accounts
+from billing.models import Account
+from usage.selectors.projection_inputs import ProjectionInputs
+from usage.selectors.rollups import rollup_values
+from usage.selectors.summary_lines import PeriodSummary, base_fee_of, meter_line
+
+
+def period_summaries_for_accounts(
+    *,
+    accounts: Sequence[Account],
+    now: datetime | None = None,
+    offset: int = 0,
+    states: Mapping[int, SubscriptionState] | None = None,
+    include_closed: bool = False,
+) -> dict[int, PeriodSummary]:
+    """Summaries of the accounts' periods (``offset`` 0: the current one, -1 the one
+    before, ...), keyed by account id. Accounts without a live subscription or without
+    a period at ``offset`` are left out, and so are periods that have ended unless
+    ``include_closed``."""
+    now = now or timezone.now()
+    by_id = {a.pk: a for a in accounts}
+    if states is None:
+        states = subscription_states_for_accounts(account_ids=list(by_id))
+    periods = {
+        account_id: period
+        for account_id in by_id
+        if account_id in states and (period := states[account_id].period_or_none(offset))
+    }
+    if not include_closed:
+        periods = {a: (start, end) for a, (start, end) in periods.items() if end > now}
+    meters = {i.meter.pk: i.meter for a in periods for i in states[a].metered_items}
+    usage = rollup_values(ranges=periods, meters=meters.values(), group="range")
+    projections = ProjectionInputs(periods=periods, meters=meters, now=now)
+    summaries = {}
+    for account_id, (start, end) in periods.items():
+        state = states[account_id]
+        lines = []
+        for item in state.metered_items:
+            buckets = usage.get((account_id, item.meter.pk))
+            projector = partial(projections.projection, account_id=account_id, meter=item.meter)
+            lines.append(
+                meter_line(item=item, usage=buckets[0].value if buckets else 0, projector=projector)
+            )
+        summaries[account_id] = PeriodSummary(
+            account=by_id[account_id],
+            state=state,
+            period_start=start,
+            period_end=end,
+            closed=end <= now,
+            now=now,
+            lines=tuple(lines),
+            base_fee=base_fee_of(state),
+            currency=state.currency,
+        )
+    return summaries
+
+
+def period_summary(
+    *, account: Account, state: SubscriptionState, offset: int = 0, now: datetime | None = None
+) -> PeriodSummary:
+    """One account's summary of its current (``offset`` 0) or an earlier period, open or
+    closed: :func:`period_summaries_for_accounts` of that one account. Raises
+    ``PeriodNotFound`` when the subscription has no period at ``offset``."""
+    summaries = period_summaries_for_accounts(
+        accounts=[account], now=now, offset=offset, states={account.pk: state}, include_closed=True
+    )
+    if account.pk not in summaries:
+        state.period(offset)  # raises PeriodNotFound
+    return summaries[account.pk]
