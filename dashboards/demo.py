@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from billing.catalog.spec import load_catalog
+from billing.mirror.customers import customer_id_for_account
 from billing.models import Account, Membership, Plan
 from billing.services.accounts import (
     account_apply_stripe_event,
@@ -280,8 +281,8 @@ def traffic_tick(*, rng: random.Random, base_url: str, key: str, session, clocks
     events = []
     for spec in ACCOUNTS:
         account = Account.objects.filter(name=spec.name).first()
-        customer = account.djstripe_customers.first() if account else None
-        if customer is None:
+        customer_id = customer_id_for_account(account=account) if account else None
+        if customer_id is None:
             continue
         for meter in spec.meters:
             if meter.last_values:
@@ -292,7 +293,7 @@ def traffic_tick(*, rng: random.Random, base_url: str, key: str, session, clocks
                 events.append(
                     {
                         "event_name": meter.event_name,
-                        "customer": customer.id,
+                        "customer": customer_id,
                         "value": 1 if not meter.events_per_day else max(1, int(rng.gauss(1, 0.5))),
                         "timestamp": int(now.timestamp()),
                         "identifier": f"live-{spec.slug}-{rng.getrandbits(64):016x}",

@@ -1,9 +1,21 @@
 from django.contrib import admin, messages
 
+from billing.mirror.customers import rows_of_customer_id
 from usage.models import IngestKey, ReconciliationResult, UsageEvent, UsageReport
 from usage.services.keys import ingest_key_create, ingest_key_revoke
 from usage.services.reporting import usage_report_retry
 from usage.too_late import too_late_amount_display
+
+
+class _CustomerIdSearch:
+    """Admin search also finds the rows of the account whose Stripe customer id is the
+    search term (exactly), through the billing mirror."""
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            found |= rows_of_customer_id(queryset=queryset, customer_id=search_term, path="account")
+        return found, may_have_duplicates
 
 
 @admin.register(IngestKey)
@@ -36,10 +48,10 @@ class IngestKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(_CustomerIdSearch, admin.ModelAdmin):
     list_display = ["identifier", "account", "meter", "value", "timestamp", "received_at", "report"]
     list_filter = ["meter"]
-    search_fields = ["=identifier", "account__name", "=account__djstripe_customers__id"]
+    search_fields = ["=identifier", "account__name"]  # and a Stripe customer id: below
     list_select_related = ["account", "meter", "report"]
     raw_id_fields = ["account", "meter", "report"]
     show_full_result_count = False
@@ -100,7 +112,7 @@ class UsageReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReconciliationResult)
-class ReconciliationResultAdmin(admin.ModelAdmin):
+class ReconciliationResultAdmin(_CustomerIdSearch, admin.ModelAdmin):
     list_display = [
         "account",
         "meter",
@@ -115,7 +127,7 @@ class ReconciliationResultAdmin(admin.ModelAdmin):
         "checked_at",
     ]
     list_filter = ["status", "meter"]
-    search_fields = ["account__name", "=account__djstripe_customers__id"]
+    search_fields = ["account__name"]  # and a Stripe customer id: below
     list_select_related = ["account", "meter"]
 
     def get_readonly_fields(self, request, obj=None):

@@ -56,12 +56,10 @@ def accounts_with_stripe_customer() -> QuerySet[Account]:
     return Account.objects.filter(djstripe_customers__isnull=False).distinct()
 
 
-def accounts_matching_customer_id(
-    *, queryset: QuerySet, customer_id: str, path: str = ""
-) -> QuerySet:
-    """Rows of ``queryset`` whose account has the Stripe customer ``customer_id``.
-
-    ``path`` is the lookup from the queryset's model to its account (``"account"``
-    for a model with an account FK, ``""`` for Account itself); for admin search."""
-    prefix = f"{path}__" if path else ""
-    return queryset.filter(**{f"{prefix}djstripe_customers__id": customer_id.strip()})
+def rows_of_customer_id(*, queryset: QuerySet, customer_id: str, path: str = "") -> QuerySet:
+    """The rows of ``queryset`` whose account has the Stripe customer ``customer_id``
+    (exact id; admin search). ``path`` leads from the queryset's model to its account
+    (``"account"`` for a model with an account FK, ``""`` for Account itself). A
+    subquery, not a join, so no row is repeated."""
+    accounts = Account.objects.filter(djstripe_customers__id=customer_id.strip()).values("pk")
+    return queryset.filter(**{f"{path}__in" if path else "pk__in": accounts})

@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.mirror.customers import accounts_with_stripe_customer
 from billing.mirror.subscriptions import SubscriptionState, subscription_state_for_account
 from billing.models import Account, Meter
 from usage.alert_email import alert_email_send
@@ -278,7 +279,7 @@ def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -
     path that claims the delivery row and sends the email."""
     now = now or timezone.now()
     account_ids = list(
-        Account.objects.filter(djstripe_customers__isnull=False)
+        accounts_with_stripe_customer()
         .order_by("pk")
         .values_list("pk", flat=True)
         .distinct()
