@@ -1,1 +1,9 @@
-"""Reads of the usage ledger: periods, ledger totals, rollups, the summary API."""
+"""Reads of the usage ledger.
+
+- ``rollups``: the one rollup reader (``rollup_values``, many accounts, exact edges).
+- ``ledger``: the ledger's partial edge hours and too-late units.
+- ``series``: chart and CSV series; ``projection_inputs``: what projections read.
+- ``summaries`` / ``summary_lines``: period summaries (dashboard, alerts, sweep).
+- ``summary_api``: ``GET /api/v1/usage/summary``; ``backtest``: the projections backtest.
+- ``periods``: the period usage at a timestamp is reported in; ``alerts``: alert reads.
+"""
