@@ -1,5 +1,6 @@
 import csv
 import io
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -63,6 +64,20 @@ def test_chart_json_reads_the_period(client, pro_account):
     assert bad.json()["error"]["code"] == "invalid_granularity"
 
 
+def _started_a_month_earlier(account) -> None:
+    """Tell the mirror the account's subscription started (and is anchored) one billing
+    month before its current period, so that a closed previous period exists."""
+    from dateutil.relativedelta import relativedelta
+    from djstripe.models import Subscription
+
+    subscription = Subscription.objects.get(customer__subscriber=account)
+    data = subscription.stripe_data
+    start = data["items"]["data"][0]["current_period_start"]
+    earlier = int((datetime.fromtimestamp(start, UTC) - relativedelta(months=1)).timestamp())
+    data = dict(data, start_date=earlier, billing_cycle_anchor=earlier)
+    Subscription.objects.filter(pk=subscription.pk).update(stripe_data=data)
+
+
 def test_htmx_refresh_returns_the_partial_and_stops_for_closed_periods(client, pro_account):
     client.force_login(make_user(pro_account, "ada"))
     live = client.get(reverse("dashboards:home"), headers={"HX-Request": "true"})
@@ -70,6 +85,10 @@ def test_htmx_refresh_returns_the_partial_and_stops_for_closed_periods(client, p
     body = live.content.decode()
     assert body.lstrip().startswith('<div id="summary"')
     assert "every 5s" in body
+    # Acme subscribed just now: it has no previous period (asking for one is a 404)
+    # until the mirror says it started one month earlier.
+    assert client.get(reverse("dashboards:home"), {"period": -1}).status_code == 404
+    _started_a_month_earlier(pro_account)
     closed = client.get(reverse("dashboards:home"), {"period": -1}, headers={"HX-Request": "true"})
     assert closed.status_code == 286  # htmx: stop polling
     assert "every 5s" not in closed.content.decode()
