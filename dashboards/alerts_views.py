@@ -35,8 +35,8 @@ def _context(request, account, form=None):
     }
 
 
-def _account(request):
-    account = account_for_request(request)
+def _account(request, *staff_permissions: str):
+    account = account_for_request(request, staff_permissions=staff_permissions)
     if account is None:
         raise Http404("no account")
     return account
@@ -51,7 +51,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 def alert_add(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = _account(request, "usage.add_alertrule")
     context = _context(request, account)
     form = AlertRuleForm(request.POST, meters=context["meters"], currency=context["currency"])
     if form.is_valid():
@@ -84,7 +84,7 @@ def alert_add(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 def alert_remove(request: HttpRequest, rule_id: int) -> HttpResponse:
-    account = _account(request)
+    account = _account(request, "usage.delete_alertrule")
     if not alert_rule_delete(account=account, rule_id=rule_id):
         raise Http404("no such rule")
     if request.htmx:
