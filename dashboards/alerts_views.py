@@ -6,8 +6,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.models import Meter
 from billing.mirror.subscriptions import subscription_state_for_account
+from billing.models import Meter
 from dashboards.access import account_for_request
 from dashboards.forms import AlertRuleForm
 from usage.models import AlertRule

@@ -2,9 +2,9 @@
 
 from django.db.models import Sum
 
+from billing.mirror.subscriptions import subscription_state_for_account
 from billing.money import format_money
 from billing.pricing import line_amount
-from billing.mirror.subscriptions import subscription_state_for_account
 from usage.models import UsageReport
 
 

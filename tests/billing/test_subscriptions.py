@@ -1,6 +1,7 @@
 import pytest
 from djstripe.models import Customer
 
+from billing.mirror.subscriptions import subscription_state_for_account
 from billing.services.accounts import account_create
 from billing.services.subscriptions import (
     SubscriptionError,
@@ -9,7 +10,6 @@ from billing.services.subscriptions import (
     subscription_change_plan,
     subscription_create,
 )
-from billing.mirror.subscriptions import subscription_state_for_account
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from billing.models import Meter
 from billing.mirror.subscriptions import subscription_state_for_account
+from billing.models import Meter
 from usage.models import UsageReport
 from usage.too_late import too_late_amount_at_stake
 

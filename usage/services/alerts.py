@@ -279,10 +279,7 @@ def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -
     path that claims the delivery row and sends the email."""
     now = now or timezone.now()
     account_ids = list(
-        accounts_with_stripe_customer()
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .distinct()
+        accounts_with_stripe_customer().order_by("pk").values_list("pk", flat=True).distinct()
     )
     sent = 0
     for offset in range(0, len(account_ids), chunk_size):
