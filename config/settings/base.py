@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "usage",
     "dashboards",
     "revenue",
+    "demo",
 ]
 
 MIDDLEWARE = [

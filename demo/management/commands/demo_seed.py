@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from dashboards.demo import LOGINS_FILE, demo_is_seeded, demo_seed
+from demo.seed import LOGINS_FILE, demo_is_seeded, demo_seed
 
 
 class Command(BaseCommand):

@@ -4,7 +4,8 @@ import time
 import requests
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboards.demo import INGEST_KEY_FILE, traffic_tick
+from demo.seed import INGEST_KEY_FILE
+from demo.traffic import traffic_tick
 
 
 class Command(BaseCommand):
