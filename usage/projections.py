@@ -2,7 +2,8 @@
 
 No database, no network. :mod:`usage.selectors.projection_inputs` loads the inputs from the
 hourly rollups; the dashboard, the alerts and ``manage.py projections_backtest`` call
-:func:`project_usage` and :func:`project_cost`.
+:func:`project_usage` and :func:`usage.projection_cost.project_cost`; the statistics
+(weekday factors, the growth line) are in :mod:`usage.projection_fit`.
 
 The method
 ==========
@@ -21,8 +22,8 @@ totals of earlier periods (complete days before ``period_start``).
   mean of the seven weekday means, clamped to [0.2, 5] (a weekday without an
   observation has factor 1); the observations averaged are ratios to their centred
   7-day mean when there are enough days, so growth is not read as a weekday
-  effect (:func:`weekday_factors`). The daily run rate is a recency-weighted mean
-  of the observations divided by their weekday factor (exponential weights,
+  effect (:func:`usage.projection_fit.weekday_factors`). The daily run rate is a
+  recency-weighted mean of the observations divided by their weekday factor (exponential weights,
   half-life 7 days, counted back from the newest observation). Each remaining day
   is expected to use ``rate x factor(weekday) x fraction of that day left in the
   period`` -- the rest of today is the first such partial day, a period ending
@@ -67,20 +68,24 @@ Before the period starts (nothing elapsed) the method is ``none`` and the
 projection equals the usage so far. After it ends the projection is the final
 usage. Units may be computed in ``float`` internally; every returned quantity is an
 ``int``, rounded half up through ``Decimal``. Money only ever goes through the
-pricing engine (:func:`project_cost`).
+pricing engine (:func:`usage.projection_cost.project_cost`).
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from billing.pricing import PriceSpec, line_amount
+from usage.projection_fit import (
+    WEEKDAY_WINDOW_DAYS,
+    residual_sigma,
+    weekday_factors,
+    weighted_trend,
+)
 
 Aggregation = Literal["sum", "count", "last"]
 Method = Literal["linear", "weighted_weekday", "last_value", "none"]
@@ -89,11 +94,6 @@ Z_80 = 1.2816  # two-sided 80% interval of the normal distribution
 HALF_LIFE_DAYS = 7.0
 MIN_DAYS_FOR_WEEKDAYS = 7
 MIN_ELAPSED_DAYS = 1.0  # less than this into a period, this period's rate is not used
-MIN_DAYS_FOR_TREND = 14
-TREND_MIN_T = 2.0  # a trend is used when its slope is this many standard errors from 0
-WEEKDAY_WINDOW_DAYS = 28
-FACTOR_MIN = 0.2
-FACTOR_MAX = 5.0
 HISTORY_DAYS = 56  # how much earlier usage the callers load for weekday seasonality
 
 DAY = timedelta(days=1)
@@ -176,49 +176,6 @@ def _remaining_days(now: datetime, end: datetime) -> list[tuple[date, float]]:
             out.append((day.date(), _days((hi - lo).total_seconds())))
         day += DAY
     return out
-
-
-def _residual_sigma(residuals: Sequence[float], *, parameters: int = 1) -> float:
-    """Standard deviation of residuals around a model fitted with ``parameters`` numbers
-    (denominator n - parameters, at least 1)."""
-    return math.sqrt(sum(r * r for r in residuals) / max(1, len(residuals) - parameters))
-
-
-def weekday_factors(observations: Sequence[tuple[date, int]]) -> tuple[float, ...]:
-    """Monday..Sunday usage factors from the last 28 days of daily observations.
-
-    Each weekday's mean divided by the mean of the seven weekday means, clamped to
-    [0.2, 5]. The values averaged are each day's *ratio to its centred 7-day mean*
-    (the three days before, the day, the three after) wherever that week is known
-    for every weekday -- so growth inside the window is not mistaken for a weekday
-    effect (under steady growth the later weekdays would otherwise look busier).
-    With too few days for that (under 13 in a row), the plain daily values are
-    averaged. A weekday without an observation, or usage of 0 throughout, gives 1.0.
-    """
-    if not observations:
-        return (1.0,) * 7
-    newest = observations[-1][0]
-    window = [(d, y) for d, y in observations if (newest - d).days < WEEKDAY_WINDOW_DAYS]
-    by_day = dict(observations)
-    ratios: list[list[float]] = [[] for _ in range(7)]
-    for day, value in window:
-        week = [by_day.get(day + timedelta(days=k)) for k in range(-3, 4)]
-        if all(v is not None for v in week) and sum(week) > 0:
-            ratios[day.weekday()].append(value * 7 / sum(week))
-    if all(ratios):
-        return _normalised([sum(r) / len(r) for r in ratios])
-    by_weekday: list[list[int]] = [[] for _ in range(7)]
-    for day, value in window:
-        by_weekday[day.weekday()].append(value)
-    return _normalised([sum(v) / len(v) if v else None for v in by_weekday])
-
-
-def _normalised(means: Sequence[float | None]) -> tuple[float, ...]:
-    present = [m for m in means if m is not None]
-    level = sum(present) / len(present)
-    if level <= 0:
-        return (1.0,) * 7
-    return tuple(1.0 if m is None else min(FACTOR_MAX, max(FACTOR_MIN, m / level)) for m in means)
 
 
 def _finish(
@@ -346,7 +303,7 @@ def _project_linear(
     """``rate_total / elapsed_days`` is the daily rate (by default: this period so far)."""
     rate = (usage_so_far if rate_total is None else rate_total) / elapsed_days
     if len(period_days) >= 2:
-        sigma = _residual_sigma([y - rate for y in period_days])
+        sigma = residual_sigma([y - rate for y in period_days])
         note = f"Linear run rate over {elapsed_days:.1f} days; 80% range."
     else:
         sigma = rate
@@ -387,7 +344,7 @@ def _project_weighted(
     # distance in days from the newest observation.
     ahead = [(factors[d.weekday()] * fraction, (d - newest).days) for d, fraction in remaining]
 
-    trend = _weighted_trend(ages=ages, levels=levels, weights=weights)
+    trend = weighted_trend(ages=ages, levels=levels, weights=weights)
     if trend is None:
         total_weight = sum(weights)
         rate = sum(w * z for w, z in zip(weights, levels, strict=True)) / total_weight
@@ -397,7 +354,7 @@ def _project_weighted(
             for (d, y), inside in zip(observations, in_window, strict=True)
             if inside
         ]
-        sigma = _residual_sigma(residuals, parameters=fitted) if len(residuals) > fitted else rate
+        sigma = residual_sigma(residuals, parameters=fitted) if len(residuals) > fitted else rate
         rest_factor_days = sum(g for g, _ in ahead)
         expected_rest = rate * rest_factor_days
         half_width = Z_80 * sigma * math.sqrt(rest_days + rest_factor_days**2 / n_eff)
@@ -413,7 +370,7 @@ def _project_weighted(
             if inside
         ]
         sigma = (
-            _residual_sigma(residuals, parameters=fitted + 1)
+            residual_sigma(residuals, parameters=fitted + 1)
             if len(residuals) > fitted + 1
             else trend.level
         )
@@ -437,143 +394,3 @@ def _project_weighted(
         method="weighted_weekday",
         note=note,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Trend:
-    """A straight line through the daily rates: ``level`` on the newest observation's
-    day, ``slope`` per day, and the (co)variances of both."""
-
-    level: float
-    slope: float
-    var_level: float
-    cov: float
-    var_slope: float
-
-    def rate_at(self, t: int) -> float:
-        """The daily rate ``t`` days after the newest observation."""
-        return self.level + self.slope * t
-
-
-def _weighted_trend(
-    *, ages: Sequence[int], levels: Sequence[float], weights: Sequence[float]
-) -> _Trend | None:
-    """The recency-weighted least-squares line through the deseasonalized daily rates,
-    when there are at least 14 days and its slope is significant (more than two
-    standard errors from 0); None otherwise, and the rate stays a weighted mean.
-
-    The standard errors are the sandwich form for fixed (not inverse-variance) weights:
-    ``s^2 x (X'WX)^-1 X'W^2X (X'WX)^-1``, ``s^2`` the residual variance (n - 2).
-    """
-    n = len(levels)
-    if n < MIN_DAYS_FOR_TREND:
-        return None
-    ts = [-age for age in ages]
-
-    def moments(ws: Sequence[float]) -> tuple[float, float, float]:
-        return (
-            sum(ws),
-            sum(w * t for w, t in zip(ws, ts, strict=True)),
-            sum(w * t * t for w, t in zip(ws, ts, strict=True)),
-        )
-
-    s0, s1, s2 = moments(weights)
-    q0, q1, q2 = moments([w * w for w in weights])
-    det = s0 * s2 - s1 * s1
-    if det <= 0:
-        return None
-    sz = sum(w * z for w, z in zip(weights, levels, strict=True))
-    stz = sum(w * t * z for w, t, z in zip(weights, ts, levels, strict=True))
-    slope = (s0 * stz - s1 * sz) / det
-    level = (sz - slope * s1) / s0
-    residual_var = sum((z - level - slope * t) ** 2 for t, z in zip(ts, levels, strict=True)) / (
-        n - 2
-    )
-    # inv = (X'WX)^-1 = [[s2, -s1], [-s1, s0]] / det; covariance = s^2 inv Q inv.
-    inv = ((s2 / det, -s1 / det), (-s1 / det, s0 / det))
-    q = ((q0, q1), (q1, q2))
-    iq = [[sum(inv[i][k] * q[k][j] for k in range(2)) for j in range(2)] for i in range(2)]
-    cov = [
-        [residual_var * sum(iq[i][k] * inv[k][j] for k in range(2)) for j in range(2)]
-        for i in range(2)
-    ]
-    if abs(slope) <= TREND_MIN_T * math.sqrt(max(cov[1][1], 0.0)):
-        return None
-    return _Trend(level=level, slope=slope, var_level=cov[0][0], cov=cov[0][1], var_slope=cov[1][1])
-
-
-# -- cost ---------------------------------------------------------------------------------
-def project_cost(*, price_spec: PriceSpec, projection: Projection) -> tuple[int, int, int]:
-    """(low, expected, high) cost in minor units of the projected usage under a price.
-
-    Every amount comes from :func:`billing.pricing.line_amount`. Volume pricing is not
-    monotonic (crossing into a cheaper tier can lower the total), so low and high are
-    the cheapest and dearest cost of *any* quantity in [low, high]: the bounds, the
-    projection and each tier edge (``up_to`` and ``up_to + 1``) inside the range.
-    Within one tier the cost only grows with the quantity, so no other quantity can
-    beat these.
-    """
-    expected = line_amount(price=price_spec, quantity=projection.projected)
-    candidates = {projection.low, projection.projected, projection.high}
-    for tier in price_spec.tiers:
-        if tier.up_to is None:
-            continue
-        for edge in (tier.up_to, tier.up_to + 1):
-            if projection.low <= edge <= projection.high:
-                candidates.add(edge)
-    costs = [line_amount(price=price_spec, quantity=q) for q in sorted(candidates)]
-    return min(costs), expected, max(costs)
-
-
-# -- backtest helpers ---------------------------------------------------------------------
-def add_months(anchor: datetime, months: int) -> datetime:
-    """``anchor`` moved by whole months, the day clamped to the month's length (like
-    Stripe's billing cycle anchor: the 31st bills on the 30th, then the 31st again)."""
-    index = anchor.month - 1 + months
-    year, month = anchor.year + index // 12, index % 12 + 1
-    next_first = date(year + (month == 12), month % 12 + 1, 1)
-    last_day = (next_first - timedelta(days=1)).day
-    return anchor.replace(year=year, month=month, day=min(anchor.day, last_day))
-
-
-def monthly_periods(*, anchor: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
-    """Consecutive monthly periods from ``anchor`` that have ended by ``until``."""
-    periods = []
-    k = 0
-    while (end := add_months(anchor, k + 1)) <= until:
-        periods.append((add_months(anchor, k), end))
-        k += 1
-    return periods
-
-
-def checkpoint(*, period_start: datetime, period_end: datetime, fraction: float) -> datetime:
-    """The moment ``fraction`` of the period has elapsed, floored to a whole hour (rollups
-    are hourly, so a replay sees exactly the hours before it)."""
-    moment = period_start + (period_end - period_start) * fraction
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def final_value(*, series: Sequence[tuple[datetime, int]], aggregation: Aggregation) -> int:
-    """The meter's value for a whole period from its buckets (ordered by time)."""
-    if aggregation == "last":
-        return series[-1][1] if series else 0
-    return sum(v for _, v in series)
-
-
-def buckets_between(
-    series: Sequence[tuple[datetime, int]], start: datetime, end: datetime
-) -> Sequence[tuple[datetime, int]]:
-    """The buckets of a time-ordered series starting in ``[start, end)``."""
-    keys = [ts for ts, _ in series]
-    return series[bisect_left(keys, start) : bisect_left(keys, end)]
-
-
-def mean_absolute_percentage_error(pairs: Iterable[tuple[int, int]]) -> Decimal | None:
-    """MAPE in percent of (projected, actual) pairs, skipping actuals of 0; exact Decimal.
-
-    None when no pair has a non-zero actual.
-    """
-    errors = [Decimal(abs(p - a)) / Decimal(a) for p, a in pairs if a != 0]
-    if not errors:
-        return None
-    return sum(errors, Decimal(0)) / len(errors) * 100

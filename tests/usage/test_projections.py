@@ -7,17 +7,19 @@ from decimal import Decimal
 import pytest
 
 from billing.pricing import PriceSpec, Tier
-from usage.projections import (
-    Projection,
+from usage.backtest import (
     add_months,
     checkpoint,
-    daily_totals,
     mean_absolute_percentage_error,
     monthly_periods,
-    project_cost,
+)
+from usage.projection_cost import project_cost
+from usage.projection_fit import weekday_factors
+from usage.projections import (
+    Projection,
+    daily_totals,
     project_usage,
     round_half_up,
-    weekday_factors,
 )
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)  # a Sunday

@@ -8,17 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing.models import Meter
-from usage.projections import (
-    HISTORY_DAYS,
-    Projection,
-    buckets_between,
-    checkpoint,
-    daily_totals,
-    day_start,
-    final_value,
-    monthly_periods,
-    project_usage,
-)
+from usage.backtest import buckets_between, checkpoint, final_value, monthly_periods
+from usage.projections import HISTORY_DAYS, Projection, daily_totals, day_start, project_usage
 from usage.selectors.rollups import rollup_pairs, rollup_series
 
 CHECKPOINTS = (0.25, 0.5, 0.75)

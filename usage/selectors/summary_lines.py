@@ -12,7 +12,8 @@ from functools import cached_property
 from billing.mirror.subscriptions import ItemState, SubscriptionState
 from billing.models import Account
 from billing.pricing import line_amount
-from usage.projections import Projection, project_cost
+from usage.projection_cost import project_cost
+from usage.projections import Projection
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from usage.projections import mean_absolute_percentage_error
+from usage.backtest import mean_absolute_percentage_error
 from usage.selectors.backtest import CHECKPOINTS, BacktestCase, projections_backtest
 
 
