@@ -373,3 +373,6 @@ class PlanAdmin(admin.ModelAdmin):
     @admin.display(description="Prices")
     def price_count(self, obj: Plan) -> int:
         return len(obj.prices.all())
+
+
+from billing import admin_events  # noqa: E402, F401  (registers the event inbox)

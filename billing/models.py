@@ -132,3 +132,27 @@ class PlanPrice(models.Model):
     @property
     def is_metered(self) -> bool:
         return self.meter_id is not None
+
+
+class PendingAccountEvent(models.Model):
+    """A Stripe event that moves an account's status, written in dj-stripe's webhook
+    transaction together with the stored ``Event`` (a transactional inbox).
+
+    dj-stripe skips the handlers of an event it has stored already, so a redelivery
+    cannot repair a lost side effect: this row can. The webhook tries to queue the work
+    at once; when the broker is down, the beat drain (``billing.tasks.apply_pending_
+    account_events``) applies what is still pending.
+    """
+
+    event_id = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=250)
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

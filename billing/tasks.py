@@ -3,15 +3,16 @@ from celery import shared_task
 
 @shared_task(name="billing.tasks.apply_stripe_event_to_account")
 def apply_stripe_event_to_account(event_id: str) -> bool:
-    from billing.mirror.events import event_account
-    from billing.services.accounts import account_apply_stripe_event
+    from billing.services.account_events import account_event_apply
 
-    found = event_account(event_id=event_id)
-    if found is None:
-        return False
-    return account_apply_stripe_event(
-        account=found.account, event_type=found.type, event_created=found.created
-    )
+    return account_event_apply(event_id=event_id)
+
+
+@shared_task(name="billing.tasks.apply_pending_account_events")
+def apply_pending_account_events() -> int:
+    from billing.services.account_events import account_events_apply_pending
+
+    return account_events_apply_pending()
 
 
 @shared_task(name="billing.tasks.suspend_overdue_accounts")

@@ -1,19 +1,18 @@
-"""Thin dj-stripe receivers: look up nothing heavy, queue a task after the commit.
+"""Thin dj-stripe receivers: record the event in the webhook's transaction, queue after it.
 
 They run inside dj-stripe's webhook request and transaction. dj-stripe stores each
-Stripe event once (by id), so a redelivered event does not reach them twice.
+Stripe event once (by id), so a redelivered event does not reach them twice; the inbox
+row written here (``billing.services.account_events``) makes sure the one delivery that
+does reach them is applied even when the broker is down.
 """
 
-from functools import partial
-
-from django.db import transaction
 from djstripe.event_handlers import djstripe_receiver
 
 from billing.services.accounts import EVENT_STATUS
 
 
 @djstripe_receiver(sorted(EVENT_STATUS))
-def queue_account_status_update(sender, event, **kwargs):
-    from billing.tasks import apply_stripe_event_to_account
+def record_account_status_event(sender, event, **kwargs):
+    from billing.services.account_events import account_event_record
 
-    transaction.on_commit(partial(apply_stripe_event_to_account.delay, event.id))
+    account_event_record(event_id=event.id, event_type=event.type)

@@ -29,6 +29,12 @@ def beat_schedule() -> dict:
     report_every = float(settings.USAGE_REPORT_INTERVAL_SECONDS)
     sweep_every = float(settings.USAGE_ALERT_SWEEP_SECONDS)
     return {
+        # Status events whose task was never queued (broker down during the webhook).
+        "billing-apply-pending-account-events": {
+            "task": "billing.tasks.apply_pending_account_events",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
         "billing-suspend-overdue-accounts": {
             "task": "billing.tasks.suspend_overdue_accounts",
             "schedule": crontab(minute="*/15"),
