@@ -190,7 +190,7 @@ def _copy_baselines(rows: list[tuple]) -> dict[str, float]:
 
 
 def _rows(events: list[dict], account_of: dict, meter_of: dict) -> list[tuple]:
-    from usage.services.ingest import payload_hash
+    from usage.event_validation import payload_hash
 
     rows = []
     for e in events:
@@ -318,8 +318,9 @@ def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> 
     )
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(
-        r"views.py.*\(events\)|ingest.py.*\((usage_events_ingest|_validate|_insert_events|"
+        r"views.py.*\(events\)|ingest.py.*\((usage_events_ingest|_insert_events|"
         r"_upsert_rollups|_source)\)|alert_scheduling.py.*\(alerts_schedule|json/__init__.py|"
+        r"event_validation.py.*\(validate_event\)|"
         r"keys.py.*authenticate|http/response.py.*__init__|core/cache/backends/redis.py.*add"
     )
     stats.sort_stats("tottime").print_stats(12)

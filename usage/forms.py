@@ -65,14 +65,14 @@ class UsageSummaryForm(forms.Form):
         return customer
 
     def _clean_time(self, name: str):
-        from usage.services.ingest import _Invalid, parse_timestamp
+        from usage.event_validation import InvalidEvent, parse_timestamp
 
         raw = self.cleaned_data[name]
         if not raw:
             return None
         try:
             return parse_timestamp(int(raw) if raw.isdigit() else raw, name=name)
-        except _Invalid as exc:
+        except InvalidEvent as exc:
             raise ValidationError(str(exc), code="invalid_parameter") from None
 
     def clean_start(self):

@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from usage.event_validation import payload_hash
 from usage.models import IngestKey, UsageEvent
-from usage.services.ingest import payload_hash
 from usage.services.keys import ingest_key_revoke
 
 pytestmark = pytest.mark.django_db

@@ -14,13 +14,11 @@ deadlocking.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -28,29 +26,9 @@ from django.utils import timezone
 
 from billing.mirror.customers import account_ids_for_customer_ids
 from billing.models import Meter
+from usage.event_validation import Code, InvalidEvent, ValidEvent, validate_event
 
 MAX_BATCH = 1000
-MAX_IDENTIFIER = 100
-# Values are whole numbers; the cap keeps an hour's sum of a full batch far from the
-# 64-bit limit of the rollup columns.
-MAX_VALUE = 10**15
-PAST_WINDOW = timedelta(days=35)
-FUTURE_WINDOW = timedelta(minutes=5)
-
-
-class Code:
-    MISSING_FIELD = "missing_field"
-    UNKNOWN_METER = "unknown_meter"
-    UNKNOWN_CUSTOMER = "unknown_customer"
-    INVALID_VALUE = "invalid_value"
-    INVALID_TIMESTAMP = "invalid_timestamp"
-    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
-    IDENTIFIER_TOO_LONG = "identifier_too_long"
-    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
-    # Additions to the contract's list (documented in the README): an entry that is
-    # not a JSON object, and an identifier that is not a non-empty string.
-    INVALID_EVENT = "invalid_event"
-    INVALID_IDENTIFIER = "invalid_identifier"
 
 
 @dataclass
@@ -89,26 +67,6 @@ class IngestResult:
         }
 
 
-@dataclass
-class _Valid:
-    index: int
-    identifier: str
-    event_name: str
-    customer: str
-    value: int
-    timestamp: datetime
-    payload_hash: str
-    account_id: int = 0
-    meter_id: int = 0
-
-
-class _Invalid(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 # -- meters, cached per process by event name ------------------------------------------
 _meter_cache: dict[str, tuple[int, str]] = {}
 _meter_cache_loaded = 0.0
@@ -141,119 +99,6 @@ def _active_meters() -> dict[str, tuple[int, str]]:
     return meters
 
 
-# -- validation -------------------------------------------------------------------------
-def _required_string(event: dict, name: str) -> str:
-    value = event.get(name)
-    if value is None or value == "":
-        raise _Invalid(Code.MISSING_FIELD, f"{name}: this field is required")
-    if not isinstance(value, str):
-        raise _Invalid(Code.MISSING_FIELD, f"{name}: must be a string")
-    return value
-
-
-def _identifier(event: dict) -> str | None:
-    identifier = event.get("identifier")
-    if identifier is None:
-        return None
-    if not isinstance(identifier, str) or not identifier.strip():
-        raise _Invalid(Code.INVALID_IDENTIFIER, "identifier: must be a non-empty string")
-    if len(identifier) > MAX_IDENTIFIER:
-        raise _Invalid(
-            Code.IDENTIFIER_TOO_LONG,
-            f"identifier: at most {MAX_IDENTIFIER} characters, got {len(identifier)}",
-        )
-    return identifier
-
-
-def _value(event: dict) -> int:
-    if "value" not in event or event["value"] is None:
-        return 1
-    raw = event["value"]
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise _Invalid(Code.INVALID_VALUE, "value: must be a whole number >= 0")
-    if isinstance(raw, str):
-        if not raw.isascii() or not raw.isdigit():
-            raise _Invalid(Code.INVALID_VALUE, "value: must be a whole number >= 0")
-        raw = int(raw)
-    if raw < 0 or raw > MAX_VALUE:
-        raise _Invalid(Code.INVALID_VALUE, f"value: must be between 0 and {MAX_VALUE}")
-    return raw
-
-
-def parse_timestamp(raw, *, name: str = "timestamp") -> datetime:
-    """Unix seconds (an integer) or ISO 8601 with an offset, as an aware UTC datetime."""
-    if isinstance(raw, bool):
-        raise _Invalid(Code.INVALID_TIMESTAMP, f"{name}: must be unix seconds or ISO 8601")
-    if isinstance(raw, int):
-        try:
-            return datetime.fromtimestamp(raw, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise _Invalid(Code.INVALID_TIMESTAMP, f"{name}: not a valid unix time") from None
-    if isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            raise _Invalid(
-                Code.INVALID_TIMESTAMP, f"{name}: not unix seconds or ISO 8601: {raw[:40]!r}"
-            ) from None
-        if parsed.tzinfo is None:
-            raise _Invalid(
-                Code.INVALID_TIMESTAMP, f"{name}: ISO 8601 needs an offset (Z or +hh:mm)"
-            )
-        return parsed.astimezone(UTC)
-    raise _Invalid(Code.INVALID_TIMESTAMP, f"{name}: must be unix seconds or ISO 8601")
-
-
-def _timestamp(event: dict, now: datetime) -> tuple[datetime, bool]:
-    """The event's time, to the second (Stripe's resolution), and whether it was given."""
-    raw = event.get("timestamp")
-    if raw is None:
-        return now.replace(microsecond=0), False
-    ts = parse_timestamp(raw).replace(microsecond=0)
-    if ts < now - PAST_WINDOW:
-        raise _Invalid(Code.TIMESTAMP_OUT_OF_RANGE, "timestamp: must be within the past 35 days")
-    if ts > now + FUTURE_WINDOW:
-        raise _Invalid(
-            Code.TIMESTAMP_OUT_OF_RANGE, "timestamp: must be at most 5 minutes in the future"
-        )
-    return ts, True
-
-
-def payload_hash(*, event_name: str, customer: str, value: int, timestamp: datetime | None) -> str:
-    """What makes two events with one identifier "the same event".
-
-    A timestamp the client left out is hashed as absent, so resending an event without
-    one is a duplicate, not a conflict.
-    """
-    ts = None if timestamp is None else timestamp.isoformat()
-    canonical = json.dumps([event_name, customer, value, ts], separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _validate(index: int, event, now: datetime) -> _Valid:
-    if not isinstance(event, dict):
-        raise _Invalid(Code.INVALID_EVENT, f"events[{index}]: must be a JSON object")
-    event_name = _required_string(event, "event_name")
-    customer = _required_string(event, "customer")
-    identifier = _identifier(event)
-    value = _value(event)
-    timestamp, given = _timestamp(event, now)
-    return _Valid(
-        index=index,
-        identifier=identifier or "",
-        event_name=event_name,
-        customer=customer,
-        value=value,
-        timestamp=timestamp,
-        payload_hash=payload_hash(
-            event_name=event_name,
-            customer=customer,
-            value=value,
-            timestamp=timestamp if given else None,
-        ),
-    )
-
-
 # -- SQL --------------------------------------------------------------------------------
 def _source(columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, list]:
     """The rows as an INSERT source: on PostgreSQL ``SELECT ... FROM unnest(arrays)``
@@ -269,7 +114,7 @@ def _source(columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, lis
     return "VALUES " + ",".join([one] * len(rows)), params
 
 
-def _insert_events(rows: list[_Valid], received_at: datetime) -> dict[str, int]:
+def _insert_events(rows: list[ValidEvent], received_at: datetime) -> dict[str, int]:
     """Insert the rows (skipping known identifiers): identifier -> id of those inserted."""
     if not rows:
         return {}
@@ -300,7 +145,7 @@ def _insert_events(rows: list[_Valid], received_at: datetime) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def _upsert_rollups(rows: list[_Valid], ids: dict[str, int]) -> None:
+def _upsert_rollups(rows: list[ValidEvent], ids: dict[str, int]) -> None:
     """Add exactly these (newly inserted) rows to the hourly rollups."""
     if not rows:
         return
@@ -378,11 +223,11 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
         raise ValueError(f"at most {MAX_BATCH} events per request")
     now = now or timezone.now()
     result = IngestResult(identifiers=[None] * len(events))
-    valid: list[_Valid] = []
+    valid: list[ValidEvent] = []
     for index, event in enumerate(events):
         try:
-            valid.append(_validate(index, event, now))
-        except _Invalid as exc:
+            valid.append(validate_event(index, event, now))
+        except InvalidEvent as exc:
             identifier = event.get("identifier") if isinstance(event, dict) else None
             result.rejected.append(
                 Rejection(
@@ -395,7 +240,7 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
 
     meters = _active_meters() if valid else {}
     customers = account_ids_for_customer_ids(customer_ids={v.customer for v in valid})
-    resolved: list[_Valid] = []
+    resolved: list[ValidEvent] = []
     for row in valid:
         meter = meters.get(row.event_name)
         account_id = customers.get(row.customer)
@@ -425,7 +270,7 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
 
     # The first occurrence of an identifier in the batch is the one inserted; later
     # ones are duplicates or conflicts of it.
-    first: dict[str, _Valid] = {}
+    first: dict[str, ValidEvent] = {}
     for row in resolved:
         first.setdefault(row.identifier, row)
     to_insert = sorted(first.values(), key=lambda r: r.identifier)

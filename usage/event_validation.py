@@ -1,0 +1,166 @@
+"""What makes a usage event valid: required fields, identifier, value, timestamp window
+(Stripe's: the past 35 days, at most 5 minutes ahead), and the payload hash that tells a
+duplicate from a conflict. Pure functions; ``usage.services.ingest`` stores what passes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+MAX_IDENTIFIER = 100
+# Values are whole numbers; the cap keeps an hour's sum of a full batch far from the
+# 64-bit limit of the rollup columns.
+MAX_VALUE = 10**15
+PAST_WINDOW = timedelta(days=35)
+FUTURE_WINDOW = timedelta(minutes=5)
+
+
+class Code:
+    MISSING_FIELD = "missing_field"
+    UNKNOWN_METER = "unknown_meter"
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    INVALID_VALUE = "invalid_value"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    IDENTIFIER_TOO_LONG = "identifier_too_long"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    # Additions to the contract's list (documented in the README): an entry that is
+    # not a JSON object, and an identifier that is not a non-empty string.
+    INVALID_EVENT = "invalid_event"
+    INVALID_IDENTIFIER = "invalid_identifier"
+
+
+@dataclass
+class ValidEvent:
+    index: int
+    identifier: str
+    event_name: str
+    customer: str
+    value: int
+    timestamp: datetime
+    payload_hash: str
+    account_id: int = 0
+    meter_id: int = 0
+
+
+class InvalidEvent(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _required_string(event: dict, name: str) -> str:
+    value = event.get(name)
+    if value is None or value == "":
+        raise InvalidEvent(Code.MISSING_FIELD, f"{name}: this field is required")
+    if not isinstance(value, str):
+        raise InvalidEvent(Code.MISSING_FIELD, f"{name}: must be a string")
+    return value
+
+
+def _identifier(event: dict) -> str | None:
+    identifier = event.get("identifier")
+    if identifier is None:
+        return None
+    if not isinstance(identifier, str) or not identifier.strip():
+        raise InvalidEvent(Code.INVALID_IDENTIFIER, "identifier: must be a non-empty string")
+    if len(identifier) > MAX_IDENTIFIER:
+        raise InvalidEvent(
+            Code.IDENTIFIER_TOO_LONG,
+            f"identifier: at most {MAX_IDENTIFIER} characters, got {len(identifier)}",
+        )
+    return identifier
+
+
+def _value(event: dict) -> int:
+    if "value" not in event or event["value"] is None:
+        return 1
+    raw = event["value"]
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise InvalidEvent(Code.INVALID_VALUE, "value: must be a whole number >= 0")
+    if isinstance(raw, str):
+        if not raw.isascii() or not raw.isdigit():
+            raise InvalidEvent(Code.INVALID_VALUE, "value: must be a whole number >= 0")
+        raw = int(raw)
+    if raw < 0 or raw > MAX_VALUE:
+        raise InvalidEvent(Code.INVALID_VALUE, f"value: must be between 0 and {MAX_VALUE}")
+    return raw
+
+
+def parse_timestamp(raw, *, name: str = "timestamp") -> datetime:
+    """Unix seconds (an integer) or ISO 8601 with an offset, as an aware UTC datetime."""
+    if isinstance(raw, bool):
+        raise InvalidEvent(Code.INVALID_TIMESTAMP, f"{name}: must be unix seconds or ISO 8601")
+    if isinstance(raw, int):
+        try:
+            return datetime.fromtimestamp(raw, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidEvent(Code.INVALID_TIMESTAMP, f"{name}: not a valid unix time") from None
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            raise InvalidEvent(
+                Code.INVALID_TIMESTAMP, f"{name}: not unix seconds or ISO 8601: {raw[:40]!r}"
+            ) from None
+        if parsed.tzinfo is None:
+            raise InvalidEvent(
+                Code.INVALID_TIMESTAMP, f"{name}: ISO 8601 needs an offset (Z or +hh:mm)"
+            )
+        return parsed.astimezone(UTC)
+    raise InvalidEvent(Code.INVALID_TIMESTAMP, f"{name}: must be unix seconds or ISO 8601")
+
+
+def _timestamp(event: dict, now: datetime) -> tuple[datetime, bool]:
+    """The event's time, to the second (Stripe's resolution), and whether it was given."""
+    raw = event.get("timestamp")
+    if raw is None:
+        return now.replace(microsecond=0), False
+    ts = parse_timestamp(raw).replace(microsecond=0)
+    if ts < now - PAST_WINDOW:
+        raise InvalidEvent(
+            Code.TIMESTAMP_OUT_OF_RANGE, "timestamp: must be within the past 35 days"
+        )
+    if ts > now + FUTURE_WINDOW:
+        raise InvalidEvent(
+            Code.TIMESTAMP_OUT_OF_RANGE, "timestamp: must be at most 5 minutes in the future"
+        )
+    return ts, True
+
+
+def payload_hash(*, event_name: str, customer: str, value: int, timestamp: datetime | None) -> str:
+    """What makes two events with one identifier "the same event".
+
+    A timestamp the client left out is hashed as absent, so resending an event without
+    one is a duplicate, not a conflict.
+    """
+    ts = None if timestamp is None else timestamp.isoformat()
+    canonical = json.dumps([event_name, customer, value, ts], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validate_event(index: int, event, now: datetime) -> ValidEvent:
+    if not isinstance(event, dict):
+        raise InvalidEvent(Code.INVALID_EVENT, f"events[{index}]: must be a JSON object")
+    event_name = _required_string(event, "event_name")
+    customer = _required_string(event, "customer")
+    identifier = _identifier(event)
+    value = _value(event)
+    timestamp, given = _timestamp(event, now)
+    return ValidEvent(
+        index=index,
+        identifier=identifier or "",
+        event_name=event_name,
+        customer=customer,
+        value=value,
+        timestamp=timestamp,
+        payload_hash=payload_hash(
+            event_name=event_name,
+            customer=customer,
+            value=value,
+            timestamp=timestamp if given else None,
+        ),
+    )
