@@ -63,7 +63,8 @@ def worker() -> int:
 
     from billing.stripe_api import stripe_client
     from usage.services.limiter import report_limiter
-    from usage.services.reporting import usage_reports_claim, usage_reports_send_due
+    from usage.services.report_claim import usage_reports_claim
+    from usage.services.report_send import usage_reports_send_due
 
     client = stripe_client(max_network_retries=0)
     service = client.v1.billing.meter_events

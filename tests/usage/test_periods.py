@@ -9,7 +9,7 @@ from billing.models import Account
 from usage.models import UsageReport
 from usage.selectors.periods import PeriodResolver, calendar_month
 from usage.services.ingest import usage_events_ingest
-from usage.services.reporting import usage_reports_claim
+from usage.services.report_claim import usage_reports_claim
 
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 

@@ -12,9 +12,10 @@ from stripe_emulator.testing import control
 from tests.usage.conftest import stripe_total
 from usage.models import UsageEvent, UsageReport
 from usage.selectors.periods import calendar_month
-from usage.services import reporting
+from usage.services import report_claim, report_send, reporting
 from usage.services.ingest import usage_events_ingest
-from usage.services.reporting import report_identifier, usage_report_pass
+from usage.services.report_claim import report_identifier
+from usage.services.reporting import usage_report_pass
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = UsageReport.Status
@@ -210,7 +211,7 @@ def test_crash_after_stripe_accepted_is_resent_and_counted_once(
     _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 40,
               "timestamp": int(time.time()), "identifier": "y1"}])  # fmt: skip
     calls = []
-    real_send = reporting._send
+    real_send = report_send._send
 
     def counting_send(client, report):
         calls.append(report.identifier)
@@ -219,12 +220,12 @@ def test_crash_after_stripe_accepted_is_resent_and_counted_once(
     def crash(report, **kwargs):
         raise SystemExit("killed after Stripe answered 200, before marking the report sent")
 
-    monkeypatch.setattr(reporting, "_send", counting_send)
-    monkeypatch.setattr(reporting, "_mark_sent", crash)
+    monkeypatch.setattr(report_send, "_send", counting_send)
+    monkeypatch.setattr(report_send, "_mark_sent", crash)
     with pytest.raises(SystemExit):
         usage_report_pass()
     monkeypatch.undo()
-    monkeypatch.setattr(reporting, "_send", counting_send)
+    monkeypatch.setattr(report_send, "_send", counting_send)
     report = UsageReport.objects.get()
     assert report.status == "sending"  # its sender died holding the lease
 
@@ -337,7 +338,7 @@ def test_stripe_refusing_the_event_marks_it_failed_and_admin_retry_requeues(
 
 def test_one_report_in_flight_per_customer_and_meter(customer):
     _ingest([{"event_name": "api_calls", "customer": customer, "identifier": "i1"}])
-    reporting.usage_reports_claim()
+    report_claim.usage_reports_claim()
     first = UsageReport.objects.get()
     second = UsageReport.objects.create(
         account=first.account, meter=first.meter, period_start=first.period_start + timedelta(1),
@@ -346,9 +347,9 @@ def test_one_report_in_flight_per_customer_and_meter(customer):
         timestamp=first.timestamp, next_attempt_at=first.next_attempt_at,
     )  # fmt: skip
     now = timezone.now()
-    assert reporting._sendable_heads(now) == [first.pk]  # the oldest of the pair only
-    assert reporting._acquire(first.pk, now) is True
-    assert reporting._acquire(second.pk, now) is False  # the partial unique index refuses
+    assert report_send._sendable_heads(now) == [first.pk]  # the oldest of the pair only
+    assert report_send._acquire(first.pk, now) is True
+    assert report_send._acquire(second.pk, now) is False  # the partial unique index refuses
     with pytest.raises(IntegrityError), transaction.atomic():
         UsageReport.objects.filter(pk=second.pk).update(status="sending")
 
@@ -386,7 +387,7 @@ def test_a_400_about_the_identifier_already_used_means_it_landed(
     def refuse(client, report):
         raise stripe.InvalidRequestError(message, "identifier", code=code, http_status=400)
 
-    monkeypatch.setattr(reporting, "_send", refuse)
+    monkeypatch.setattr(report_send, "_send", refuse)
     _ingest([{"event_name": "api_calls", "customer": customer, "identifier": "d1"}])
     usage_report_pass()
     assert UsageReport.objects.get().status == status
@@ -413,7 +414,7 @@ def test_transient_errors_back_off_and_keep_the_identifier(customer, monkeypatch
         seen.append(report.identifier)
         raise getattr(stripe, kind)("boom", http_status=None if status == "None" else int(status))
 
-    monkeypatch.setattr(reporting, "_send", fail)
+    monkeypatch.setattr(report_send, "_send", fail)
     _ingest([{"event_name": "api_calls", "customer": customer, "identifier": "t1"}])
     before = timezone.now()
     usage_report_pass()
@@ -442,7 +443,7 @@ def test_after_max_attempts_the_report_is_failed_for_staff(customer, monkeypatch
     def fail(client, report):
         raise stripe.APIError("boom", http_status=503)
 
-    monkeypatch.setattr(reporting, "_send", fail)
+    monkeypatch.setattr(report_send, "_send", fail)
     _ingest([{"event_name": "api_calls", "customer": customer, "identifier": "m1"}])
     now = timezone.now()
     for i in range(5):
@@ -458,7 +459,7 @@ def test_a_claim_pass_costs_queries_per_pair_not_per_event(
     """2,000 events of one (customer, meter) pair are claimed with a handful of queries:
     the pairs query must not return one row per event (a default ordering in DISTINCT)."""
     from usage.services.ingest import usage_events_ingest
-    from usage.services.reporting import usage_reports_claim
+    from usage.services.report_claim import usage_reports_claim
 
     subscribe(customer)
     for batch in range(2):
