@@ -8,117 +8,27 @@
   over the customer's events in [period start, period end)). It is then finalized
   and the default payment method charged: ``paid``, or ``open`` with the subscription
   ``past_due`` when the charge fails.
-- Line amounts come from :mod:`stripe_emulator.rating` (each rounded once).
+- Line amounts come from :mod:`stripe_emulator.rating` (each rounded once); lines are
+  built in :mod:`stripe_emulator.invoice_lines`, payment in
+  :mod:`stripe_emulator.invoice_payment`.
 
 Every function here is called with ``store.lock`` held.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from . import rating
+from .invoice_lines import licensed_lines, metered_lines, sub_items
+from .invoice_payment import finalize_and_pay
 from .lists import present
 from .periods import period_bounds
-from .resources.meter_events import aggregate
 from .store import random_token
 
 if TYPE_CHECKING:
     from .app import Emulator
 
 CYCLING = ("active", "past_due", "trialing")
-
-
-def _money(amount: int | Decimal, currency: str) -> str:
-    value = (Decimal(amount) / 100).quantize(Decimal("0.01"))
-    symbol = "$" if currency == "usd" else ""
-    return f"{symbol}{value}" + ("" if symbol else f" {currency.upper()}")
-
-
-def describe(product_name: str, price: dict, quantity: int) -> str:
-    recurring = price.get("recurring") or {}
-    interval = recurring.get("interval", "")
-    if recurring.get("interval_count", 1) > 1:
-        interval = f"{recurring['interval_count']} {interval}s"
-    if price["billing_scheme"] == "tiered":
-        return f"{quantity} \u00d7 {product_name} ({price['tiers_mode']} tiers, per {interval})"
-    unit = price["unit_amount_decimal"] or "0"
-    per = f" per {price['transform_quantity']['divide_by']}" if price["transform_quantity"] else ""
-    at = _money(Decimal(unit), price["currency"])
-    return f"{quantity} \u00d7 {product_name} (at {at}{per} / {interval})"
-
-
-def make_line(app: Emulator, sub: dict, item: dict, quantity: int, start: int, end: int) -> dict:
-    store = app.store
-    price = store.get("price", item["price"])
-    product = store.get("product", price["product"]) or {"name": price["product"]}
-    amount = rating.rate(price, quantity)
-    return {
-        "id": "il_" + random_token(24),
-        "object": "line_item",
-        "amount": amount,
-        "currency": price["currency"],
-        "description": describe(product["name"], price, quantity),
-        "discount_amounts": [],
-        "discountable": True,
-        "discounts": [],
-        "invoice": None,
-        "livemode": False,
-        "metadata": dict(item.get("metadata") or {}),
-        "parent": {
-            "type": "subscription_item_details",
-            "invoice_item_details": None,
-            "subscription_item_details": {
-                "invoice_item": None,
-                "proration": False,
-                "proration_details": {"credited_items": None},
-                "subscription": sub["id"],
-                "subscription_item": item["id"],
-            },
-        },
-        "period": {"start": start, "end": end},
-        "pretax_credit_amounts": [],
-        "pricing": {
-            "type": "price_details",
-            "price_details": {"price": price["id"], "product": price["product"]},
-            "unit_amount_decimal": price["unit_amount_decimal"],
-        },
-        "quantity": quantity,
-        "quantity_decimal": str(quantity),
-        "subscription": sub["id"],
-        "subscription_item": item["id"],  # pre-basil key, still read by dj-stripe 2.11
-        "subtotal": amount,
-        "taxes": [],
-    }
-
-
-def sub_items(app: Emulator, sub: dict) -> list[dict]:
-    return [app.store.get("subscription_item", i) for i in sub["_items"]]
-
-
-def usage_type(app: Emulator, item: dict) -> str:
-    return app.store.get("price", item["price"])["recurring"]["usage_type"]
-
-
-def licensed_lines(app: Emulator, sub: dict, start: int, end: int) -> list[dict]:
-    return [
-        make_line(app, sub, item, item["quantity"], start, end)
-        for item in sub_items(app, sub)
-        if usage_type(app, item) == "licensed"
-    ]
-
-
-def metered_lines(app: Emulator, sub: dict, start: int, end: int) -> list[dict]:
-    lines = []
-    for item in sub_items(app, sub):
-        if usage_type(app, item) != "metered":
-            continue
-        price = app.store.get("price", item["price"])
-        meter = app.store.get("billing.meter", price["recurring"]["meter"])
-        quantity = aggregate(app.store, meter, sub["customer"], start, end) if meter else 0
-        lines.append(make_line(app, sub, item, quantity, start, end))
-    return lines
 
 
 def new_invoice(
@@ -247,103 +157,6 @@ def new_invoice(
         store.add("invoice", invoice)
         app.emit("invoice.created", present(store, invoice))
     return invoice
-
-
-def finalize(app: Emulator, invoice: dict, now: int) -> None:
-    store = app.store
-    customer = store.get("customer", invoice["customer"])
-    sequence = customer["next_invoice_sequence"] if customer else 1
-    if customer:
-        customer["next_invoice_sequence"] += 1
-        prefix = customer["invoice_prefix"]
-    else:
-        prefix = "EMU"
-    invoice["number"] = f"{prefix}-{sequence:04d}"
-    invoice["status"] = "open"
-    invoice["effective_at"] = now
-    invoice["status_transitions"]["finalized_at"] = now
-    invoice["hosted_invoice_url"] = f"{store.base_url}/invoices/{invoice['id']}"
-    invoice["invoice_pdf"] = f"{store.base_url}/invoices/{invoice['id']}?format=pdf"
-    if invoice["collection_method"] == "send_invoice":
-        days = 30
-        sub = store.get("subscription", invoice["subscription"] or "")
-        if sub and sub.get("days_until_due"):
-            days = sub["days_until_due"]
-        invoice["due_date"] = now + days * 86400
-    app.emit("invoice.finalized", present(store, invoice))
-
-
-def payment_method_for(app: Emulator, invoice: dict, override: str | None = None) -> dict | None:
-    store = app.store
-    candidates = [override, invoice.get("default_payment_method")]
-    sub = store.get("subscription", invoice["subscription"] or "")
-    if sub:
-        candidates.append(sub.get("default_payment_method"))
-    customer = store.get("customer", invoice["customer"])
-    if customer:
-        candidates.append(customer["invoice_settings"].get("default_payment_method"))
-    for pm_id in candidates:
-        if pm_id and store.get("payment_method", pm_id):
-            return store.get("payment_method", pm_id)
-    return None
-
-
-def mark_paid(app: Emulator, invoice: dict, now: int) -> None:
-    invoice.update(
-        status="paid",
-        paid=True,
-        amount_paid=invoice["amount_due"],
-        amount_remaining=0,
-        next_payment_attempt=None,
-        ending_balance=0,
-    )
-    invoice["status_transitions"]["paid_at"] = now
-    snapshot = present(app.store, invoice)
-    if invoice["amount_due"] > 0:
-        app.emit("invoice.payment_succeeded", snapshot)
-    app.emit("invoice.paid", snapshot)
-    set_subscription_status(app, invoice, "active")
-
-
-def attempt_payment(app: Emulator, invoice: dict, now: int, pm_override=None) -> bool:
-    """Charge the invoice; True when it ends ``paid``."""
-    if invoice["amount_due"] == 0:
-        mark_paid(app, invoice, now)
-        return True
-    if invoice["collection_method"] == "send_invoice" and pm_override is None:
-        return False
-    pm = payment_method_for(app, invoice, pm_override)
-    invoice["attempted"] = True
-    invoice["attempt_count"] += 1
-    if pm is not None and pm["_behaviour"] == "pays":
-        mark_paid(app, invoice, now)
-        return True
-    invoice["next_payment_attempt"] = None
-    app.emit("invoice.payment_failed", present(app.store, invoice))
-    sub = app.store.get("subscription", invoice["subscription"] or "")
-    if sub:
-        failed = "incomplete" if invoice["billing_reason"] == "subscription_create" else "past_due"
-        set_subscription_status(app, invoice, failed)
-    return False
-
-
-def set_subscription_status(app: Emulator, invoice: dict, status: str) -> None:
-    sub = app.store.get("subscription", invoice["subscription"] or "")
-    if not sub or sub["status"] in ("canceled", "incomplete_expired") or sub["status"] == status:
-        return
-    if status == "active" and sub.get("latest_invoice") != invoice["id"]:
-        return  # an older invoice paid late does not revive the subscription
-    previous = sub["status"]
-    sub["status"] = status
-    app.emit("customer.subscription.updated", present(app.store, sub), {"status": previous})
-
-
-def finalize_and_pay(app: Emulator, invoice: dict, now: int) -> None:
-    finalize(app, invoice, now)
-    if invoice["amount_due"] == 0:
-        mark_paid(app, invoice, now)
-    elif invoice["collection_method"] == "charge_automatically":
-        attempt_payment(app, invoice, now)
 
 
 def set_period(app: Emulator, sub: dict, start: int, end: int) -> None:

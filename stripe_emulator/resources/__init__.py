@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     payment_methods,
     prices,
     products,
+    subscription_items,
     subscriptions,
     test_clocks,
     unemulated,

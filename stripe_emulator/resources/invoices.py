@@ -3,7 +3,7 @@ void, mark_uncollectible, delete (drafts)."""
 
 from __future__ import annotations
 
-from .. import invoicing
+from .. import invoice_lines, invoice_payment, invoicing
 from ..errors import StripeError, invalid
 from ..forms import as_bool, as_dict, as_int, as_list, merge_metadata
 from ..lists import expand_paths, list_object, paginate, present, presenter
@@ -113,7 +113,7 @@ def _new_subscription_preview(req: Request, customer: dict, specs: list) -> dict
         )
         fake_sub = {"id": None}
         fake_item = {"id": None, "price": price["id"], "metadata": {}}
-        lines.append(invoicing.make_line(req.app, fake_sub, fake_item, quantity, start, end))
+        lines.append(invoice_lines.make_line(req.app, fake_sub, fake_item, quantity, start, end))
     return invoicing.new_invoice(
         req.app,
         customer,
@@ -168,9 +168,9 @@ def finalize(req: Request):
     if invoice["status"] != "draft":
         raise invalid("This invoice is already finalized.", code="invoice_not_editable")
     now = _now(req, invoice)
-    invoicing.finalize(req.app, invoice, now)
+    invoice_payment.finalize(req.app, invoice, now)
     if invoice["amount_due"] == 0:
-        invoicing.mark_paid(req.app, invoice, now)
+        invoice_payment.mark_paid(req.app, invoice, now)
     return show(req, invoice)
 
 
@@ -179,11 +179,11 @@ def pay(req: Request):
     invoice = _invoice(req)
     now = _now(req, invoice)
     if invoice["status"] == "draft":
-        invoicing.finalize(req.app, invoice, now)
+        invoice_payment.finalize(req.app, invoice, now)
     if invoice["status"] != "open":
         raise invalid(f"Invoice is already {invoice['status']}.", code="invoice_not_open")
     if as_bool(req.params.get("paid_out_of_band", False), "paid_out_of_band"):
-        invoicing.mark_paid(req.app, invoice, now)
+        invoice_payment.mark_paid(req.app, invoice, now)
         return show(req, invoice)
     pm_id = req.params.get("payment_method") or None
     if pm_id:
@@ -191,7 +191,7 @@ def pay(req: Request):
         from .payment_methods import resolve_for_customer
 
         pm_id = resolve_for_customer(req, pm_id, customer, "payment_method")["id"]
-    if not invoicing.attempt_payment(req.app, invoice, now, pm_override=pm_id or ""):
+    if not invoice_payment.attempt_payment(req.app, invoice, now, pm_override=pm_id or ""):
         raise StripeError(
             402,
             "Your card was declined.",

@@ -1,0 +1,106 @@
+"""Invoice lines of a subscription: licensed items (in advance) and metered items (in
+arrears, quantity = the meter's aggregation over the period), each rated once by
+:mod:`stripe_emulator.rating`. Called with ``store.lock`` held."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from . import rating
+from .resources.meter_events import aggregate
+from .store import random_token
+
+if TYPE_CHECKING:
+    from .app import Emulator
+
+
+def _money(amount: int | Decimal, currency: str) -> str:
+    value = (Decimal(amount) / 100).quantize(Decimal("0.01"))
+    symbol = "$" if currency == "usd" else ""
+    return f"{symbol}{value}" + ("" if symbol else f" {currency.upper()}")
+
+
+def describe(product_name: str, price: dict, quantity: int) -> str:
+    recurring = price.get("recurring") or {}
+    interval = recurring.get("interval", "")
+    if recurring.get("interval_count", 1) > 1:
+        interval = f"{recurring['interval_count']} {interval}s"
+    if price["billing_scheme"] == "tiered":
+        return f"{quantity} \u00d7 {product_name} ({price['tiers_mode']} tiers, per {interval})"
+    unit = price["unit_amount_decimal"] or "0"
+    per = f" per {price['transform_quantity']['divide_by']}" if price["transform_quantity"] else ""
+    at = _money(Decimal(unit), price["currency"])
+    return f"{quantity} \u00d7 {product_name} (at {at}{per} / {interval})"
+
+
+def make_line(app: Emulator, sub: dict, item: dict, quantity: int, start: int, end: int) -> dict:
+    store = app.store
+    price = store.get("price", item["price"])
+    product = store.get("product", price["product"]) or {"name": price["product"]}
+    amount = rating.rate(price, quantity)
+    return {
+        "id": "il_" + random_token(24),
+        "object": "line_item",
+        "amount": amount,
+        "currency": price["currency"],
+        "description": describe(product["name"], price, quantity),
+        "discount_amounts": [],
+        "discountable": True,
+        "discounts": [],
+        "invoice": None,
+        "livemode": False,
+        "metadata": dict(item.get("metadata") or {}),
+        "parent": {
+            "type": "subscription_item_details",
+            "invoice_item_details": None,
+            "subscription_item_details": {
+                "invoice_item": None,
+                "proration": False,
+                "proration_details": {"credited_items": None},
+                "subscription": sub["id"],
+                "subscription_item": item["id"],
+            },
+        },
+        "period": {"start": start, "end": end},
+        "pretax_credit_amounts": [],
+        "pricing": {
+            "type": "price_details",
+            "price_details": {"price": price["id"], "product": price["product"]},
+            "unit_amount_decimal": price["unit_amount_decimal"],
+        },
+        "quantity": quantity,
+        "quantity_decimal": str(quantity),
+        "subscription": sub["id"],
+        "subscription_item": item["id"],  # pre-basil key, still read by dj-stripe 2.11
+        "subtotal": amount,
+        "taxes": [],
+    }
+
+
+def sub_items(app: Emulator, sub: dict) -> list[dict]:
+    return [app.store.get("subscription_item", i) for i in sub["_items"]]
+
+
+def usage_type(app: Emulator, item: dict) -> str:
+    return app.store.get("price", item["price"])["recurring"]["usage_type"]
+
+
+def licensed_lines(app: Emulator, sub: dict, start: int, end: int) -> list[dict]:
+    return [
+        make_line(app, sub, item, item["quantity"], start, end)
+        for item in sub_items(app, sub)
+        if usage_type(app, item) == "licensed"
+    ]
+
+
+def metered_lines(app: Emulator, sub: dict, start: int, end: int) -> list[dict]:
+    lines = []
+    for item in sub_items(app, sub):
+        if usage_type(app, item) != "metered":
+            continue
+        price = app.store.get("price", item["price"])
+        meter = app.store.get("billing.meter", price["recurring"]["meter"])
+        quantity = aggregate(app.store, meter, sub["customer"], start, end) if meter else 0
+        lines.append(make_line(app, sub, item, quantity, start, end))
+    return lines
