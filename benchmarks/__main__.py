@@ -24,6 +24,7 @@ from benchmarks import (
     bench_reporting,
     bench_sweep,
     common,
+    environment,
 )
 
 # Reporting first: a pass claims every unreported event, including other benchmarks'.
@@ -45,7 +46,7 @@ def parse_args(argv=None):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common.common_arguments(parser)
+    environment.common_arguments(parser)
     parser.add_argument("--only", default="", help="comma-separated: " + ",".join(BENCHMARKS))
     parser.add_argument(
         "--output", default=str(common.RESULTS / "latest.json"), help="results JSON path"
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     failures: list[str] = []
     sizes = {}
     try:
-        with common.environment(args) as env:
+        with environment.environment(args) as env:
             load_before = common.loadavg()
             for name in selected:
                 options = options_for(args, name)

@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from benchmarks import common
+from benchmarks import common, environment, fixtures
 from benchmarks.common import Figure, Timer, check, log, percentile
 
 PERIOD_DAYS_SO_FAR = 20
@@ -101,7 +101,7 @@ def _get(conn, path: str, cookie: str) -> tuple[float, int, bytes]:
     return (time.perf_counter() - started) * 1000, response.status, body
 
 
-def run(env: common.Env, args) -> list[Figure]:
+def run(env: environment.Env, args) -> list[Figure]:
     from django.db import connections
 
     from billing.models import Meter
@@ -110,13 +110,13 @@ def run(env: common.Env, args) -> list[Figure]:
     api_calls = Meter.objects.get(event_name="api_calls")
     accounts = {}
     for label, n in (("small", args.small), ("big", args.big)):
-        account = common.make_account(
+        account = fixtures.make_account(
             name=f"Dashboard {label}",
             plan_key="pro",
             env=env,
             period_started_days_ago=PERIOD_DAYS_SO_FAR,
         )
-        accounts[label] = (account, n, common.login_cookie(account, f"dash-{label}"))
+        accounts[label] = (account, n, fixtures.login_cookie(account, f"dash-{label}"))
 
     from billing.mirror.subscriptions import subscription_state_for_account
 
@@ -147,7 +147,7 @@ def run(env: common.Env, args) -> list[Figure]:
             events=[
                 {
                     "event_name": "seats",
-                    "customer": common.customer_id(account),
+                    "customer": fixtures.customer_id(account),
                     "value": v,
                     "identifier": f"dash-{label}-seat-{v}",
                 }
@@ -174,7 +174,7 @@ def run(env: common.Env, args) -> list[Figure]:
     samples: dict[tuple[str, str], list[float]] = {
         (kind, label): [] for kind in urls for label in accounts
     }
-    with common.gunicorn(env, workers=2, threads=1) as server:
+    with fixtures.gunicorn(env, workers=2, threads=1) as server:
         conn = server.connection()
         # Validate, then warm every worker's caches.
         for label, (_, n, cookie) in accounts.items():
@@ -236,7 +236,7 @@ def run(env: common.Env, args) -> list[Figure]:
 
 
 def main() -> int:
-    return common.main_for(sys.modules[__name__])
+    return environment.main_for(sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from benchmarks import common
+from benchmarks import environment, fixtures
 from benchmarks.common import Figure, check, log, percentile
 
 TARGET_P99_S = 2.0
@@ -24,17 +24,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--samples", type=int, default=200, help="events, one at a time")
 
 
-def run(env: common.Env, args) -> list[Figure]:
+def run(env: environment.Env, args) -> list[Figure]:
     from django.db import connections
 
-    account = common.make_account(name="Freshness", plan_key="pro", env=env)
-    customer = common.customer_id(account)
-    cookie = common.login_cookie(account, "freshness")
-    key = common.ingest_key()
+    account = fixtures.make_account(name="Freshness", plan_key="pro", env=env)
+    customer = fixtures.customer_id(account)
+    cookie = fixtures.login_cookie(account, "freshness")
+    key = fixtures.ingest_key()
     connections.close_all()
 
     samples, polls = [], []
-    with common.gunicorn(env, workers=2, threads=2) as server:
+    with fixtures.gunicorn(env, workers=2, threads=2) as server:
         api, dash = server.connection(), server.connection()
 
         def chart_total() -> int:
@@ -102,7 +102,7 @@ def run(env: common.Env, args) -> list[Figure]:
 
 
 def main() -> int:
-    return common.main_for(sys.modules[__name__])
+    return environment.main_for(sys.modules[__name__])
 
 
 if __name__ == "__main__":

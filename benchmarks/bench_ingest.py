@@ -18,7 +18,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from benchmarks import common
+from benchmarks import common, environment, fixtures
 from benchmarks.common import Figure, Timer, check, log, percentile
 
 METERS = ("api_calls", "data_transfer_gb", "transactions")
@@ -327,7 +327,7 @@ def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> 
     return out.getvalue()
 
 
-def run(env: common.Env, args) -> list[Figure]:
+def run(env: environment.Env, args) -> list[Figure]:
     global _BODIES, _KEY, _PORT
     from django.db import connections
 
@@ -337,13 +337,13 @@ def run(env: common.Env, args) -> list[Figure]:
     run_id = f"ing{int(time.time())}"
     log(f"ingest: {args.customers} customers, {args.events:,} events")
     accounts = [
-        common.make_account(name=f"Ingest {i}", plan_key=None, env=env)
+        fixtures.make_account(name=f"Ingest {i}", plan_key=None, env=env)
         for i in range(args.customers)
     ]
-    customers = [common.customer_id(a) for a in accounts]
-    account_of = {common.customer_id(a): a.pk for a in accounts}
+    customers = [fixtures.customer_id(a) for a in accounts]
+    account_of = {fixtures.customer_id(a): a.pk for a in accounts}
     meter_of = dict(Meter.objects.values_list("event_name", "pk"))
-    _KEY = common.ingest_key()
+    _KEY = fixtures.ingest_key()
 
     events = _events(args.events, customers, run_id)
     what_if = args.what_if and _redundant_present()
@@ -363,7 +363,7 @@ def run(env: common.Env, args) -> list[Figure]:
     )
 
     connections.close_all()  # nothing Django-side may cross the fork
-    with common.gunicorn(env, workers=args.workers, threads=args.threads) as server:
+    with fixtures.gunicorn(env, workers=args.workers, threads=args.threads) as server:
         _PORT = server.port
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(args.clients) as pool:
@@ -517,7 +517,7 @@ def run(env: common.Env, args) -> list[Figure]:
 
 
 def main() -> int:
-    return common.main_for(sys.modules[__name__])
+    return environment.main_for(sys.modules[__name__])
 
 
 if __name__ == "__main__":

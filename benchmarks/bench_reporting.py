@@ -31,7 +31,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from benchmarks import common
+from benchmarks import common, environment, fixtures
 from benchmarks.common import Figure, Timer, check, log
 
 METERS = ("api_calls", "data_transfer_gb", "transactions")
@@ -208,7 +208,7 @@ def _run_ticks(env, *, customers, rng, base, ticks: int, per_tick: int, interval
     return passes, ingest_seconds, peak
 
 
-def run(env: common.Env, args) -> list[Figure]:
+def run(env: environment.Env, args) -> list[Figure]:
     from django.conf import settings
 
     from billing.models import Meter
@@ -228,10 +228,10 @@ def run(env: common.Env, args) -> list[Figure]:
         f"batching: {min_events:,} events or {max_wait}s"
     )
     accounts = [
-        common.make_account(name=f"Reporting {i}", plan_key="starter", env=env)
+        fixtures.make_account(name=f"Reporting {i}", plan_key="starter", env=env)
         for i in range(args.customers)
     ]
-    customers = [common.customer_id(a) for a in accounts]
+    customers = [fixtures.customer_id(a) for a in accounts]
     rng = random.Random(11)
     # The simulated clock ends a minute before the real one.
     base = (datetime.now(UTC) - timedelta(seconds=ticks * interval + 60)).replace(microsecond=0)
@@ -347,7 +347,7 @@ def run(env: common.Env, args) -> list[Figure]:
 def main() -> int:
     if "--worker" in sys.argv[1:]:
         return worker()
-    return common.main_for(sys.modules[__name__])
+    return environment.main_for(sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import common
+from benchmarks import common, environment, fixtures
 from benchmarks.common import Figure, Timer, check, log
 
 TARGET_PER_SECOND = 2000
@@ -46,7 +46,7 @@ def _clone(template, n: int, allowance: int) -> dict[str, int]:
     """n copies of the template account with usage; returns expected alert counts."""
     from billing.mirror.subscriptions import subscription_state_for_account
 
-    customer = common.customer_id(template)
+    customer = fixtures.customer_id(template)
     state = subscription_state_for_account(account=template)
     check(state is not None, "template account has no subscription state")
     common.raw_sql(
@@ -186,14 +186,14 @@ def profile_sweep() -> tuple[str, int]:
     return out.getvalue(), sent
 
 
-def run(env: common.Env, args) -> list[Figure]:
+def run(env: environment.Env, args) -> list[Figure]:
     from django.core import mail
     from django.db import connection
 
     from billing.models import Account
     from usage.models import AlertDelivery, AlertRule
 
-    template = common.make_account(
+    template = fixtures.make_account(
         name="Template for the sweep",
         plan_key="pro",
         env=env,
@@ -262,7 +262,7 @@ def run(env: common.Env, args) -> list[Figure]:
 
 
 def main() -> int:
-    return common.main_for(sys.modules[__name__])
+    return environment.main_for(sys.modules[__name__])
 
 
 if __name__ == "__main__":

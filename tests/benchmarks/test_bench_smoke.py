@@ -12,7 +12,7 @@ import argparse
 import pytest
 
 from benchmarks import __main__ as runner
-from benchmarks import common
+from benchmarks import common, environment
 
 
 def test_every_benchmark_gets_its_own_defaults_through_the_runner():
@@ -76,10 +76,10 @@ def test_missing_services_are_reported_and_exit_nonzero(capsys):
 
 def test_refuses_a_database_that_is_not_a_benchmark_one():
     with pytest.raises(SystemExit):
-        common.recreate_database("postgres://postgres@127.0.0.1:1/test")
+        environment.recreate_database("postgres://postgres@127.0.0.1:1/test")
 
 
 def test_the_database_of_database_url_is_never_used_unless_it_is_a_benchmark_one():
     url = "postgres://u:p@db.example:5433/test"
-    assert common.bench_database_url(url) == "postgres://u:p@db.example:5433/meterdesk_bench"
-    assert common.bench_database_url("postgres://h/x_bench") == "postgres://h/x_bench"
+    assert environment.bench_database_url(url) == "postgres://u:p@db.example:5433/meterdesk_bench"
+    assert environment.bench_database_url("postgres://h/x_bench") == "postgres://h/x_bench"
