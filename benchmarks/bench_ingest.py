@@ -12,13 +12,11 @@ import io
 import json
 import multiprocessing
 import random
-import re
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 
-from benchmarks import common, environment, fixtures
+from benchmarks import common, environment, fixtures, ingest_baseline
 from benchmarks.common import Figure, Timer, check, log, percentile
 
 METERS = ("api_calls", "data_transfer_gb", "transactions")
@@ -103,114 +101,6 @@ def _noop(_):
     return None
 
 
-# Indexes of usage_usageevent that no query needs (see README "Performance"): Django's
-# ``varchar_pattern_ops`` twin of the unique identifier index (LIKE 'prefix%' only), and
-# the single-column foreign key indexes on account_id and meter_id, which the composite
-# (account_id, meter_id, ...) indexes already cover as their prefix (meter_id is only
-# looked up alone when a meter is deleted, which PROTECT forbids once it has events).
-REDUNDANT = (
-    r"USING btree \(identifier varchar_pattern_ops\)",
-    r"USING btree \(account_id\)$",
-    r"USING btree \(meter_id\)$",
-)
-
-
-def _copy_text(rows: list[tuple], received_at: datetime) -> bytes:
-    buf = io.StringIO()
-    stamp = received_at.isoformat()
-    for identifier, account_id, meter_id, value, ts, payload_hash in rows:
-        buf.write(
-            f"{identifier}\t{account_id}\t{meter_id}\t{value}\t{ts.isoformat()}\t{stamp}\t"
-            f"{payload_hash}\n"
-        )
-    return buf.getvalue().encode()
-
-
-def _copy_into(table: str, data: bytes, expected: int) -> float:
-    """Seconds to COPY the rows into ``table`` (then dropped)."""
-    from django.db import connection
-
-    connection.ensure_connection()
-    pg = connection.connection  # psycopg 3
-    with Timer() as t:
-        with (
-            pg.cursor() as cursor,
-            cursor.copy(
-                f"COPY {table} (identifier, account_id, meter_id, value, timestamp, "
-                "received_at, payload_hash) FROM STDIN"
-            ) as copy,
-        ):
-            for start in range(0, len(data), 1 << 20):
-                copy.write(data[start : start + (1 << 20)])
-        pg.commit()
-    count = common.raw_sql(f"SELECT count(*) FROM {table}")[0][0]
-    check(count == expected, f"COPY into {table} stored {count} rows, expected {expected}")
-    common.raw_sql(f"DROP TABLE {table}", fetch=False)
-    return t.seconds
-
-
-def _copy_baselines(rows: list[tuple]) -> dict[str, float]:
-    """rows/s of COPY into copies of usage_usageevent: with all its indexes (the
-    baseline), without the redundant ones, and with only the primary key and the unique
-    identifier index (the issue's reference setup). Each table starts empty."""
-    data = _copy_text(rows, datetime.now(UTC))
-    rates = {}
-    common.raw_sql("DROP TABLE IF EXISTS bench_copy", fetch=False)
-    common.raw_sql("CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING ALL)", fetch=False)
-    indexes = common.raw_sql(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", ["bench_copy"]
-    )
-    log(f"ingest: COPY baseline table has {len(indexes)} indexes")
-    rates["all"] = len(rows) / _copy_into("bench_copy", data, len(rows))
-
-    rates["indexes"] = len(indexes)
-    if _redundant_present():  # before migration usage 0003 dropped them
-        common.raw_sql("CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING ALL)", fetch=False)
-        dropped = 0
-        for name, definition in common.raw_sql(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'bench_copy'"
-        ):
-            if any(re.search(p, definition) for p in REDUNDANT):
-                common.raw_sql(f'DROP INDEX "{name}"', fetch=False)
-                dropped += 1
-        check(
-            dropped == len(REDUNDANT), f"found {dropped} of the {len(REDUNDANT)} redundant indexes"
-        )
-        rates["proposed"] = len(rows) / _copy_into("bench_copy", data, len(rows))
-
-    common.raw_sql(
-        "CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING DEFAULTS INCLUDING IDENTITY "
-        "INCLUDING CONSTRAINTS)",
-        fetch=False,
-    )
-    common.raw_sql("ALTER TABLE bench_copy ADD PRIMARY KEY (id)", fetch=False)
-    common.raw_sql("CREATE UNIQUE INDEX ON bench_copy (identifier)", fetch=False)
-    rates["minimal"] = len(rows) / _copy_into("bench_copy", data, len(rows))
-    return rates
-
-
-def _rows(events: list[dict], account_of: dict, meter_of: dict) -> list[tuple]:
-    from usage.event_validation import payload_hash
-
-    rows = []
-    for e in events:
-        ts = datetime.fromtimestamp(e["timestamp"], UTC)
-        h = payload_hash(
-            event_name=e["event_name"], customer=e["customer"], value=e["value"], timestamp=ts
-        )
-        rows.append(
-            (
-                e["identifier"],
-                account_of[e["customer"]],
-                meter_of[e["event_name"]],
-                e["value"],
-                ts,
-                h,
-            )
-        )
-    return rows
-
-
 def _batches(pool, indices: list[int], clients: int) -> tuple[list, float]:
     """Post the batches ``indices`` of _BODIES from the pool's clients: (samples, seconds)."""
     chunks = [indices[c::clients] for c in range(clients)]
@@ -232,46 +122,6 @@ def _summary(samples: list, seconds: float) -> dict:
         "batch_ms_p50": percentile(batch_ms, 50),
         "batch_ms_p99": percentile(batch_ms, 99),
     }
-
-
-def _settle() -> None:
-    """Start each timed segment from the same state: no autovacuum or checkpoint debt
-    left over from the one before."""
-    common.raw_sql("VACUUM (ANALYZE) usage_usageevent", fetch=False)
-    common.raw_sql("VACUUM (ANALYZE) usage_usagerollup", fetch=False)
-    if common.raw_sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0]:
-        common.raw_sql("CHECKPOINT", fetch=False)
-
-
-def _stored(prefix: str) -> int:
-    return common.raw_sql(
-        "SELECT count(*) FROM usage_usageevent WHERE starts_with(identifier, %s)", [prefix + "_"]
-    )[0][0]
-
-
-def _redundant_present() -> bool:
-    """Whether the ledger still has the indexes migration usage 0003 dropped."""
-    return any(
-        re.search(p, definition)
-        for (definition,) in common.raw_sql(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'usage_usageevent'"
-        )
-        for p in REDUNDANT
-    )
-
-
-def _drop_redundant_indexes() -> list[str]:
-    """Drop them from usage_usageevent (this throwaway database only); returns their
-    definitions so they can be put back."""
-    definitions = []
-    for name, definition in common.raw_sql(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'usage_usageevent'"
-    ):
-        if any(re.search(p, definition) for p in REDUNDANT):
-            common.raw_sql(f'DROP INDEX "{name}"', fetch=False)
-            definitions.append(definition)
-    check(len(definitions) == len(REDUNDANT), f"redundant indexes found: {definitions}")
-    return definitions
 
 
 def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> str:
@@ -346,7 +196,7 @@ def run(env: environment.Env, args) -> list[Figure]:
     _KEY = fixtures.ingest_key()
 
     events = _events(args.events, customers, run_id)
-    what_if = args.what_if and _redundant_present()
+    what_if = args.what_if and ingest_baseline.redundant_present()
     whatif = _events(args.events, customers, run_id + "x") if what_if else []
     _BODIES = [
         json.dumps({"events": batch[i : i + 1000]}).encode()
@@ -356,7 +206,7 @@ def run(env: environment.Env, args) -> list[Figure]:
     n_main = args.events // 1000
 
     log("ingest: COPY baselines")
-    copy = _copy_baselines(_rows(events, account_of, meter_of))
+    copy = ingest_baseline.copy_baselines(ingest_baseline.copy_rows(events, account_of, meter_of))
     log(
         "ingest: COPY rows/s: "
         + ", ".join(f"{k} {v:,.0f}" for k, v in copy.items() if k != "indexes")
@@ -386,8 +236,8 @@ def run(env: environment.Env, args) -> list[Figure]:
                 ]
             runs: dict[str, tuple[list, float]] = {}
             for kind, indices in segments:
-                _settle()
-                definitions = _drop_redundant_indexes() if kind == "dropped" else []
+                ingest_baseline.settle()
+                definitions = ingest_baseline.drop_redundant_indexes() if kind == "dropped" else []
                 try:
                     samples, seconds = _batches(pool, indices, args.clients)
                 finally:
@@ -400,14 +250,20 @@ def run(env: environment.Env, args) -> list[Figure]:
                     f"{len(indices) * 1000 / seconds:,.0f} events/s"
                 )
             main = _summary(*runs["as_is"])
-            check(_stored(run_id) == args.events, f"ledger: {_stored(run_id)} of {args.events}")
+            check(
+                ingest_baseline.stored(run_id) == args.events,
+                f"ledger: {ingest_baseline.stored(run_id)} of {args.events}",
+            )
             log(
                 f"ingest: {main['events']:,} events in {main['seconds']:.2f}s = "
                 f"{main['eps']:,.0f} events/s"
             )
             if whatif:
                 dropped = _summary(*runs["dropped"])
-                check(_stored(run_id + "x") == args.events, "what-if events not all stored")
+                check(
+                    ingest_baseline.stored(run_id + "x") == args.events,
+                    "what-if events not all stored",
+                )
                 log(f"ingest: without the redundant indexes {dropped['eps']:,.0f} events/s")
 
             # Single-event requests, one client, one keep-alive connection, sequential.
@@ -471,7 +327,7 @@ def run(env: environment.Env, args) -> list[Figure]:
                 baseline=main["eps"],
                 baseline_label="as is",
                 notes="proposal, measured on this run's database only",
-                extra={**dropped, "dropped": REDUNDANT},
+                extra={**dropped, "dropped": ingest_baseline.REDUNDANT},
             )
         )
     figures += [
