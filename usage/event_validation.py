@@ -10,9 +10,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 MAX_IDENTIFIER = 100
-# Values are whole numbers; the cap keeps an hour's sum of a full batch far from the
-# 64-bit limit of the rollup columns.
+# Values are whole numbers, at most MAX_VALUE per event.
 MAX_VALUE = 10**15
+# ... and at most MAX_HOUR_SUM per (account, meter, hour) in the rollups, so that no sum
+# of hours anyone takes can overflow a signed 64-bit integer (2**63 - 1 =
+# 9,223,372,036,854,775,807; SQLite's SUM() raises and PostgreSQL's bigint columns
+# refuse beyond it):
+# - the summary API and rollup_values: a range is at most 400 days (usage.forms
+#   MAX_RANGE) and becomes whole hours once start is floored and end raised, at most
+#   400 * 24 + 1 = 9,601 hour buckets: 9,601 * 9.6e14 = 9,216,960,000,000,000,000 < 2**63;
+# - the reporting claim sums one billing period, at most a year (Stripe's longest
+#   interval, 366 days = 8,784 hours): 8,784 * 9.6e14 = 8.43e18 < 2**63.
+# It is below MAX_VALUE (2**63 / 9,601 = 960,667,850,937,899): a single event above it
+# is refused hour_limit_exceeded whatever its hour holds.
+MAX_HOUR_SUM = 960 * 10**12
 PAST_WINDOW = timedelta(days=35)
 FUTURE_WINDOW = timedelta(minutes=5)
 
@@ -30,6 +41,8 @@ class Code:
     # not a JSON object, and an identifier that is not a non-empty string.
     INVALID_EVENT = "invalid_event"
     INVALID_IDENTIFIER = "invalid_identifier"
+    # The event would make its (customer, meter, hour) sum cross MAX_HOUR_SUM.
+    HOUR_LIMIT_EXCEEDED = "hour_limit_exceeded"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 
 from usage.models import UsageEvent, UsageRollup
-from usage.services import ingest
+from usage.services import ledger_writes
 from usage.services.ingest import usage_events_ingest
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +85,7 @@ def test_rollups_are_written_in_the_same_transaction_as_the_events(customer, mon
     def broken(*args, **kwargs):
         raise RuntimeError("rollup upsert failed")
 
-    monkeypatch.setattr(ingest, "_upsert_rollups", broken)
+    monkeypatch.setattr(ledger_writes, "upsert_rollups", broken)
     with pytest.raises(RuntimeError):
         usage_events_ingest(
             events=[{"event_name": "api_calls", "customer": customer, "identifier": "t-1"}]

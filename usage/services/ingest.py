@@ -5,7 +5,10 @@ meters (cached per process), the batch's customers, one ``INSERT ... ON CONFLICT
 (identifier) DO NOTHING RETURNING`` for the events, and one ``INSERT ... ON CONFLICT
 DO UPDATE`` for the hourly rollups of exactly the rows that were inserted, both in the
 same transaction, so the rollups never disagree with the ledger. A fifth query, only
-when some identifiers were already stored, tells duplicates from conflicts.
+when some identifiers were already stored, tells duplicates from conflicts. The rollup
+upsert refuses to take an hour past ``MAX_HOUR_SUM``; only then do a few more queries
+(``usage.services.hour_cap``) keep the events that fit and take back the others, which
+are rejected ``hour_limit_exceeded``. The SQL is in ``usage.services.ledger_writes``.
 
 Rows are inserted in identifier order and rollups in key order, so two concurrent
 batches touching the same identifiers or hours wait for each other instead of
@@ -21,12 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.mirror.customers import account_ids_for_customer_ids
 from billing.models import Meter
-from usage.event_validation import Code, InvalidEvent, ValidEvent, validate_event
+from usage.event_validation import MAX_HOUR_SUM, Code, InvalidEvent, ValidEvent, validate_event
+from usage.services import ledger_writes
+from usage.services.hour_cap import rollups_add_within_cap
 
 MAX_BATCH = 1000
 
@@ -99,119 +104,6 @@ def _active_meters() -> dict[str, tuple[int, str]]:
     return meters
 
 
-# -- SQL --------------------------------------------------------------------------------
-def _source(columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, list]:
-    """The rows as an INSERT source: on PostgreSQL ``SELECT ... FROM unnest(arrays)``
-    (one parameter per column, whatever the batch size), elsewhere ``VALUES``."""
-    names = ", ".join(name for name, _ in columns)
-    if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%s::{sql_type}[]" for _, sql_type in columns)
-        params = [list(column) for column in zip(*rows, strict=True)]
-        return f"SELECT * FROM unnest({arrays}) AS u({names}) ORDER BY 1, 2, 3", params
-    adapt = connection.ops.adapt_datetimefield_value
-    one = "(" + ",".join(["%s"] * len(columns)) + ")"
-    params = [adapt(v) if isinstance(v, datetime) else v for row in rows for v in row]
-    return "VALUES " + ",".join([one] * len(rows)), params
-
-
-def _insert_events(rows: list[ValidEvent], received_at: datetime) -> dict[str, int]:
-    """Insert the rows (skipping known identifiers): identifier -> id of those inserted."""
-    if not rows:
-        return {}
-    table = connection.ops.quote_name("usage_usageevent")
-    source, params = _source(
-        [
-            ("identifier", "varchar"),
-            ("account_id", "bigint"),
-            ("meter_id", "bigint"),
-            ("value", "bigint"),
-            ("timestamp", "timestamptz"),
-            ("received_at", "timestamptz"),
-            ("payload_hash", "varchar"),
-        ],
-        [
-            (r.identifier, r.account_id, r.meter_id, r.value, r.timestamp, received_at,
-             r.payload_hash)
-            for r in rows
-        ],
-    )  # fmt: skip
-    sql = (
-        f"INSERT INTO {table} (identifier, account_id, meter_id, value, timestamp, "
-        f"received_at, payload_hash) {source} "
-        "ON CONFLICT (identifier) DO NOTHING RETURNING identifier, id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return dict(cursor.fetchall())
-
-
-def _upsert_rollups(rows: list[ValidEvent], ids: dict[str, int]) -> None:
-    """Add exactly these (newly inserted) rows to the hourly rollups."""
-    if not rows:
-        return
-    buckets: dict[tuple[int, int, datetime], list] = {}
-    for row in rows:
-        hour = row.timestamp.replace(minute=0, second=0, microsecond=0)
-        event_id = ids[row.identifier]
-        bucket = buckets.get((row.account_id, row.meter_id, hour))
-        if bucket is None:
-            buckets[(row.account_id, row.meter_id, hour)] = [
-                row.value,
-                1,
-                row.value,
-                row.timestamp,
-                event_id,
-            ]
-            continue
-        bucket[0] += row.value
-        bucket[1] += 1
-        if (row.timestamp, event_id) > (bucket[3], bucket[4]):
-            bucket[2], bucket[3], bucket[4] = row.value, row.timestamp, event_id
-    table = connection.ops.quote_name("usage_usagerollup")
-    source, params = _source(
-        [
-            ("account_id", "bigint"),
-            ("meter_id", "bigint"),
-            ("hour", "timestamptz"),
-            ("sum_value", "bigint"),
-            ("event_count", "bigint"),
-            ("last_value", "bigint"),
-            ("last_timestamp", "timestamptz"),
-            ("last_event_id", "bigint"),
-        ],
-        [(*key, *bucket) for key, bucket in sorted(buckets.items())],
-    )
-    newer = (
-        f"(excluded.last_timestamp, excluded.last_event_id) > "
-        f"({table}.last_timestamp, {table}.last_event_id)"
-    )
-    sql = (
-        f"INSERT INTO {table} (account_id, meter_id, hour, sum_value, event_count, "
-        f"last_value, last_timestamp, last_event_id) {source} "
-        "ON CONFLICT (account_id, meter_id, hour) DO UPDATE SET "
-        f"sum_value = {table}.sum_value + excluded.sum_value, "
-        f"event_count = {table}.event_count + excluded.event_count, "
-        f"last_value = CASE WHEN {newer} THEN excluded.last_value "
-        f"ELSE {table}.last_value END, "
-        f"last_timestamp = CASE WHEN {newer} THEN excluded.last_timestamp "
-        f"ELSE {table}.last_timestamp END, "
-        f"last_event_id = CASE WHEN {newer} THEN excluded.last_event_id "
-        f"ELSE {table}.last_event_id END"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def _stored_hashes(identifiers: list[str]) -> dict[str, str]:
-    from usage.models import UsageEvent
-
-    return dict(
-        UsageEvent.objects.filter(identifier__in=identifiers).values_list(
-            "identifier", "payload_hash"
-        )
-    )
-
-
 # -- the service ------------------------------------------------------------------------
 def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestResult:
     """Validate and store a batch (at most ``MAX_BATCH``), event by event.
@@ -276,15 +168,27 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
     to_insert = sorted(first.values(), key=lambda r: r.identifier)
 
     with transaction.atomic():
-        inserted = _insert_events(to_insert, now)
-        _upsert_rollups([first[i] for i in inserted], inserted)
+        inserted = ledger_writes.insert_events(to_insert, now)
         known = [i for i in first if i not in inserted]
-        stored = _stored_hashes(known) if known else {}
+        # Refused rows are deleted again and dropped from ``inserted``.
+        over_cap = rollups_add_within_cap(rows=[first[i] for i in inserted], ids=inserted)
+        stored = ledger_writes.stored_hashes(known) if known else {}
     for identifier in inserted:
         stored[identifier] = first[identifier].payload_hash
 
+    refused = {row.identifier for row in over_cap}
     for row in resolved:
-        if first[row.identifier] is row and row.identifier in inserted:
+        if row.identifier in refused:
+            result.rejected.append(
+                Rejection(
+                    row.index,
+                    row.identifier,
+                    Code.HOUR_LIMIT_EXCEEDED,
+                    f"value: its hour ({row.timestamp:%Y-%m-%dT%H}:00Z) would hold more than "
+                    f"{MAX_HOUR_SUM} for this customer and meter",
+                )
+            )
+        elif first[row.identifier] is row and row.identifier in inserted:
             result.accepted += 1
             result.identifiers[row.index] = row.identifier
             result.account_ids.add(row.account_id)

@@ -1,0 +1,155 @@
+"""The SQL of an ingest transaction: insert events once, add them to the hourly rollups.
+
+Set-based and one statement each whatever the batch size: ``INSERT ... ON CONFLICT
+(identifier) DO NOTHING RETURNING`` for the events, ``INSERT ... ON CONFLICT DO UPDATE``
+for the rollups, guarded so that no hour's sum crosses
+:data:`usage.event_validation.MAX_HOUR_SUM` (the guard is what keeps every later sum of
+hours inside a signed 64-bit integer; :mod:`usage.services.hour_cap` decides what to do
+with the hours it refuses).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.db import connection
+
+from usage.event_validation import MAX_HOUR_SUM, ValidEvent
+
+RollupKey = tuple[int, int, datetime]  # (account id, meter id, hour)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _source(columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, list]:
+    """The rows as an INSERT source: on PostgreSQL ``SELECT ... FROM unnest(arrays)``
+    (one parameter per column, whatever the batch size), elsewhere ``VALUES``."""
+    names = ", ".join(name for name, _ in columns)
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{sql_type}[]" for _, sql_type in columns)
+        params = [list(column) for column in zip(*rows, strict=True)]
+        return f"SELECT * FROM unnest({arrays}) AS u({names}) ORDER BY 1, 2, 3", params
+    adapt = connection.ops.adapt_datetimefield_value
+    one = "(" + ",".join(["%s"] * len(columns)) + ")"
+    params = [adapt(v) if isinstance(v, datetime) else v for row in rows for v in row]
+    return "VALUES " + ",".join([one] * len(rows)), params
+
+
+def _as_utc(value) -> datetime:
+    """A datetime column as returned by the driver (SQLite: a naive UTC string)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def insert_events(rows: list[ValidEvent], received_at: datetime) -> dict[str, int]:
+    """Insert the rows (skipping known identifiers): identifier -> id of those inserted."""
+    if not rows:
+        return {}
+    table = connection.ops.quote_name("usage_usageevent")
+    source, params = _source(
+        [
+            ("identifier", "varchar"),
+            ("account_id", "bigint"),
+            ("meter_id", "bigint"),
+            ("value", "bigint"),
+            ("timestamp", "timestamptz"),
+            ("received_at", "timestamptz"),
+            ("payload_hash", "varchar"),
+        ],
+        [
+            (r.identifier, r.account_id, r.meter_id, r.value, r.timestamp, received_at,
+             r.payload_hash)
+            for r in rows
+        ],
+    )  # fmt: skip
+    sql = (
+        f"INSERT INTO {table} (identifier, account_id, meter_id, value, timestamp, "
+        f"received_at, payload_hash) {source} "
+        "ON CONFLICT (identifier) DO NOTHING RETURNING identifier, id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
+def delete_events(event_ids: list[int]) -> None:
+    """Take back rows this transaction inserted (nothing refers to them yet)."""
+    if not event_ids:
+        return
+    table = connection.ops.quote_name("usage_usageevent")
+    marks = ",".join(["%s"] * len(event_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks})", event_ids)
+
+
+def upsert_rollups(rows: list[ValidEvent], ids: dict[str, int]) -> set[RollupKey]:
+    """Add exactly these (newly inserted) rows to the hourly rollups, except in hours
+    where the stored sum plus these rows' would cross ``MAX_HOUR_SUM``: those rows stay
+    as they were. Returns the keys that were added to.
+
+    The caller makes sure each key's own sum here is at most ``MAX_HOUR_SUM`` (a new
+    row is inserted unguarded); the guard is written ``stored <= cap - added`` so that
+    it cannot overflow even on a row stored above the cap before the cap existed."""
+    if not rows:
+        return set()
+    buckets: dict[RollupKey, list] = {}
+    for row in rows:
+        event_id = ids[row.identifier]
+        key = (row.account_id, row.meter_id, hour_of(row.timestamp))
+        bucket = buckets.get(key)
+        if bucket is None:
+            buckets[key] = [row.value, 1, row.value, row.timestamp, event_id]
+            continue
+        bucket[0] += row.value
+        bucket[1] += 1
+        if (row.timestamp, event_id) > (bucket[3], bucket[4]):
+            bucket[2], bucket[3], bucket[4] = row.value, row.timestamp, event_id
+    table = connection.ops.quote_name("usage_usagerollup")
+    source, params = _source(
+        [
+            ("account_id", "bigint"),
+            ("meter_id", "bigint"),
+            ("hour", "timestamptz"),
+            ("sum_value", "bigint"),
+            ("event_count", "bigint"),
+            ("last_value", "bigint"),
+            ("last_timestamp", "timestamptz"),
+            ("last_event_id", "bigint"),
+        ],
+        [(*key, *bucket) for key, bucket in sorted(buckets.items())],
+    )
+    newer = (
+        f"(excluded.last_timestamp, excluded.last_event_id) > "
+        f"({table}.last_timestamp, {table}.last_event_id)"
+    )
+    sql = (
+        f"INSERT INTO {table} (account_id, meter_id, hour, sum_value, event_count, "
+        f"last_value, last_timestamp, last_event_id) {source} "
+        "ON CONFLICT (account_id, meter_id, hour) DO UPDATE SET "
+        f"sum_value = {table}.sum_value + excluded.sum_value, "
+        f"event_count = {table}.event_count + excluded.event_count, "
+        f"last_value = CASE WHEN {newer} THEN excluded.last_value "
+        f"ELSE {table}.last_value END, "
+        f"last_timestamp = CASE WHEN {newer} THEN excluded.last_timestamp "
+        f"ELSE {table}.last_timestamp END, "
+        f"last_event_id = CASE WHEN {newer} THEN excluded.last_event_id "
+        f"ELSE {table}.last_event_id END "
+        f"WHERE {table}.sum_value <= %s - excluded.sum_value "
+        "RETURNING account_id, meter_id, hour"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, MAX_HOUR_SUM])
+        return {(a, m, _as_utc(h)) for a, m, h in cursor.fetchall()}
+
+
+def stored_hashes(identifiers: list[str]) -> dict[str, str]:
+    from usage.models import UsageEvent
+
+    return dict(
+        UsageEvent.objects.filter(identifier__in=identifiers).values_list(
+            "identifier", "payload_hash"
+        )
+    )
