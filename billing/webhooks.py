@@ -6,6 +6,9 @@ row written here (``billing.services.account_events``) makes sure the one delive
 does reach them is applied even when the broker is down.
 """
 
+from django.dispatch import receiver
+from djstripe import signals
+from djstripe.enums import WebhookEndpointValidation
 from djstripe.event_handlers import djstripe_receiver
 
 from billing.services.accounts import EVENT_STATUS
@@ -16,3 +19,13 @@ def record_account_status_event(sender, event, **kwargs):
     from billing.services.account_events import account_event_record
 
     account_event_record(event_id=event.id, event_type=event.type)
+
+
+@receiver(signals.webhook_pre_validate, dispatch_uid="meterdesk-always-verify-signature")
+def always_verify_signature(sender, instance, **kwargs):
+    """Webhooks are never accepted unsigned: whatever validation an endpoint row says
+    (dj-stripe's admin offers "None (NOT RECOMMENDED)"), every delivery is checked
+    against the endpoint's signing secret. In memory only; nothing is saved."""
+    endpoint = instance.webhook_endpoint
+    if endpoint is not None:
+        endpoint.djstripe_validation_method = WebhookEndpointValidation.verify_signature

@@ -49,3 +49,27 @@ def test_a_forged_event_with_its_own_secret_header_is_refused(client, settings, 
 @pytest.fixture(autouse=True)
 def _emulator(stripe_emulator):
     return stripe_emulator
+
+
+def test_an_endpoint_set_to_no_validation_still_verifies_signatures(client, settings):
+    """dj-stripe's admin lets staff set an endpoint's validation to "None"; an unsigned
+    (here: wrongly signed) event must still be refused."""
+    endpoint = webhook_endpoint_register(base_url="http://testserver")
+    type(endpoint).objects.filter(pk=endpoint.pk).update(djstripe_validation_method="none")
+    body = json.dumps(
+        {
+            "id": "evt_unsigned_1",
+            "object": "event",
+            "type": "customer.subscription.deleted",
+            "livemode": False,
+            "api_version": settings.STRIPE_API_VERSION,
+            "created": int(time.time()),
+            "data": {"object": {"id": "sub_forged", "object": "subscription"}},
+        }
+    )
+    path = endpoint.url.removeprefix("http://testserver")
+    response = client.post(
+        path, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00"
+    )
+    assert response.status_code == 400
+    assert not Event.objects.filter(id="evt_unsigned_1").exists()
