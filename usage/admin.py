@@ -1,7 +1,13 @@
 from django.contrib import admin, messages
 
 from billing.mirror.customers import rows_of_customer_id
-from usage.models import IngestKey, ReconciliationResult, UsageEvent, UsageReport
+from usage.models import (
+    IngestKey,
+    ReconciliationResult,
+    ReportingFailure,
+    UsageEvent,
+    UsageReport,
+)
 from usage.services.keys import ingest_key_create, ingest_key_revoke
 from usage.services.reporting import usage_report_retry
 from usage.too_late import too_late_amount_display
@@ -109,6 +115,32 @@ class UsageReportAdmin(admin.ModelAdmin):
     def retry(self, request, queryset):
         count = sum(usage_report_retry(report=report) for report in queryset)
         self.message_user(request, f"{count} report(s) queued again for the next pass.")
+
+
+@admin.register(ReportingFailure)
+class ReportingFailureAdmin(_CustomerIdSearch, admin.ModelAdmin):
+    """(customer, meter) pairs whose reporting raised: the pass skipped them and went on
+    with the others. ``consecutive failures`` is 0 once the pair succeeded again."""
+
+    list_display = [
+        "account",
+        "meter",
+        "stage",
+        "consecutive_failures",
+        "total_failures",
+        "last_failed_at",
+        "recovered_at",
+        "last_error",
+    ]
+    list_filter = ["stage", "meter"]
+    search_fields = ["account__name"]  # and a Stripe customer id: below
+    list_select_related = ["account", "meter"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(ReconciliationResult)

@@ -98,6 +98,42 @@ class UsageReport(models.Model):
         return f"{self.event_name} {self.stripe_customer_id} #{self.sequence} ({self.status})"
 
 
+class ReportingFailure(models.Model):
+    """A (customer, meter) whose reporting raised: one row per pair, kept for staff.
+
+    A pass catches any exception while claiming or sending one pair, records it here and
+    goes on with the other pairs, so one account's data never stops everyone's
+    reporting. ``consecutive_failures`` goes back to 0 when the pair next succeeds."""
+
+    class Stage(models.TextChoices):
+        CLAIM = "claim", "Claiming events into reports"
+        SEND = "send", "Sending a report to Stripe"
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="reporting_failures"
+    )
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="reporting_failures")
+    stage = models.CharField(max_length=8, choices=Stage.choices)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    total_failures = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_failed_at = models.DateTimeField()
+    recovered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the pair last succeeded after failing"
+    )
+
+    class Meta:
+        ordering = ["-last_failed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "meter"], name="reporting_failure_one_per_pair"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} / {self.meter}: {self.consecutive_failures} failing"
+
+
 class UsageEvent(models.Model):
     """One accepted usage event: the append-only ledger, the source of truth."""
 

@@ -1,6 +1,8 @@
 """Reporting, step 1 (see :mod:`usage.services.reporting`): claim unreported events into
 ``UsageReport`` rows with deterministic identifiers, one transaction per customer and
-meter, before Stripe is called (the outbox)."""
+meter, before Stripe is called (the outbox). A period's events are split into several
+reports whenever their total would pass ``REPORT_VALUE_MAX``; a pair that raises is
+recorded and skipped, never stopping the other pairs."""
 
 from __future__ import annotations
 
@@ -16,8 +18,13 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from billing.models import Account, Meter
-from usage.models import UsageEvent, UsageReport
+from usage.models import ReportingFailure, UsageEvent, UsageReport
 from usage.selectors.periods import PeriodResolver, account_stripe_customer_id
+from usage.services.report_failures import (
+    failing_pairs,
+    reporting_failure_clear,
+    reporting_failure_record,
+)
 
 log = logging.getLogger(__name__)
 Status = UsageReport.Status
@@ -26,6 +33,26 @@ STRIPE_PAST_WINDOW = timedelta(days=35)
 # A report is only sent while its timestamp is comfortably inside Stripe's window.
 TOO_LATE_MARGIN = timedelta(minutes=10)
 _ID_CHUNK = 500
+
+# The largest value one report (one Stripe meter event) carries. Stripe documents no
+# maximum for a meter event value: the API reference types the payload as strings and
+# says values must be whole numbers (docs.stripe.com/api/billing/meter-event/create,
+# docs.stripe.com/billing/subscriptions/usage-based/recording-usage-api, "Usage
+# values"); stripe-python 15 lists an asynchronous error code
+# ``meter_event_value_too_many_digits`` (stripe/events/
+# _v1_billing_meter_error_report_triggered_event.py) without saying how many digits are
+# too many; event summaries return ``aggregated_value`` as a float
+# (docs.stripe.com/api/billing/meter-event-summary/object), exact for whole numbers up
+# to 2**53. So the cap is our own: 9 * 10**15 is at least the per-event maximum
+# (``usage.event_validation.MAX_VALUE``, 10**15, so every event fits in one report),
+# below 2**53 = 9,007,199,254,740,992 (a report stays exact as a float) and about 1,000
+# times below a signed 64-bit integer's maximum (2**63 - 1 ≈ 9.22 * 10**18, PostgreSQL's
+# bigint), so no report value, and no sum the claim forms, can overflow a column.
+REPORT_VALUE_MAX = 9 * 10**15
+
+
+class MissingStripeCustomer(Exception):
+    """The account has unreported usage but no mirrored Stripe customer to send it to."""
 
 
 @dataclass
@@ -37,12 +64,13 @@ class PassResult:
     retried: int = 0
     failed: int = 0
     skipped_locked: int = 0
+    pair_errors: int = 0  # (customer, meter) pairs that raised and were skipped
 
     def summary(self) -> str:
         return (
             f"claimed {self.claimed_events} events into {self.reports_created} reports "
             f"({len(self.too_late)} too late); sent {self.sent}, will retry {self.retried}, "
-            f"failed {self.failed}"
+            f"failed {self.failed}; {self.pair_errors} pair errors"
         )
 
 
@@ -101,6 +129,35 @@ def _period_last(account_id: int, meter_id: int, period) -> tuple[int, datetime]
     return value, ts
 
 
+def _split(rows: list, *, weight) -> list[list]:
+    """Consecutive runs of ``rows`` (kept in id order, so a re-run after a rollback splits
+    the same events the same way) whose weights add up to at most ``REPORT_VALUE_MAX``.
+    The running total is a Python int bounded by the cap plus one event, so nothing can
+    overflow; a single row heavier than the cap is a run of its own (flagged, not sent)."""
+    parts: list[list] = []
+    current: list = []
+    total = 0
+    for row in rows:
+        w = weight(row)
+        if current and total + w > REPORT_VALUE_MAX:
+            parts.append(current)
+            current, total = [], 0
+        current.append(row)
+        total += w
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _parts(meter: Meter, group: list) -> list[tuple[list, int]]:
+    """The reports a period's events become: (events, value) each."""
+    if meter.aggregation == Meter.Aggregation.LAST:
+        return [(group, 0)]  # the value is set once the events point at the report
+    if meter.aggregation == Meter.Aggregation.COUNT:
+        return [(part, len(part)) for part in _split(group, weight=lambda r: 1)]
+    return [(part, sum(r[1] for r in part)) for part in _split(group, weight=lambda r: r[1])]
+
+
 def _claim_pair(
     *, account: Account, meter: Meter, customer_id: str, now: datetime, result: PassResult
 ) -> None:
@@ -120,61 +177,96 @@ def _claim_pair(
             .annotate(seq=Max("sequence"))
         )
         for period, group in sorted(groups.items()):
-            seq = last_seq.get(period[0], 0) + 1
-            if meter.aggregation == Meter.Aggregation.COUNT:
-                value, ts = len(group), max(r[2] for r in group)
-            elif meter.aggregation == Meter.Aggregation.SUM:
-                value, ts = sum(r[1] for r in group), max(r[2] for r in group)
-            else:
-                value, ts = 0, max(r[2] for r in group)  # set below, once events point here
+            seq = last_seq.get(period[0], 0)
+            # Every report of the group carries the group's newest timestamp, split or not.
+            ts = max(r[2] for r in group)
             too_late = ts < now - STRIPE_PAST_WINDOW + TOO_LATE_MARGIN
-            report = UsageReport.objects.create(
-                account=account,
-                meter=meter,
-                period_start=period[0],
-                period_end=period[1],
-                sequence=seq,
-                identifier=report_identifier(
+            for part, value in _parts(meter, group):
+                seq += 1
+                _claim_report(
+                    account=account,
+                    meter=meter,
                     customer_id=customer_id,
-                    event_name=meter.event_name,
-                    period_start=period[0],
+                    period=period,
                     seq=seq,
-                ),
-                stripe_customer_id=customer_id,
-                event_name=meter.event_name,
-                value=value,
-                event_count=len(group),
-                timestamp=ts,
-                status=Status.TOO_LATE if too_late else Status.PENDING,
-                next_attempt_at=now,
-                last_error=(
-                    "older than Stripe's 35-day window when it was claimed; not sent"
-                    if too_late
-                    else ""
-                ),
+                    part=part,
+                    value=value,
+                    ts=ts,
+                    too_late=too_late,
+                    now=now,
+                    result=result,
+                )
+
+
+def _claim_report(
+    *,
+    account: Account,
+    meter: Meter,
+    customer_id: str,
+    period: tuple[datetime, datetime],
+    seq: int,
+    part: list,
+    value: int,
+    ts: datetime,
+    too_late: bool,
+    now: datetime,
+    result: PassResult,
+) -> None:
+    """Write one report (the ``seq``-th of the period) and point ``part``'s events at it."""
+    over_cap = value > REPORT_VALUE_MAX  # one event above the cap: kept for staff, unsent
+    status, error = Status.PENDING, ""
+    if too_late:
+        status, error = Status.TOO_LATE, "older than Stripe's 35-day window when it was claimed"
+        error += "; not sent"
+    elif over_cap:
+        status = Status.FAILED
+        error = f"value {value} is above the per-report cap {REPORT_VALUE_MAX}; not sent"
+    report = UsageReport.objects.create(
+        account=account,
+        meter=meter,
+        period_start=period[0],
+        period_end=period[1],
+        sequence=seq,
+        identifier=report_identifier(
+            customer_id=customer_id, event_name=meter.event_name, period_start=period[0], seq=seq
+        ),
+        stripe_customer_id=customer_id,
+        event_name=meter.event_name,
+        value=value,
+        event_count=len(part),
+        timestamp=ts,
+        status=status,
+        next_attempt_at=now,
+        last_error=error,
+    )
+    ids = [r[0] for r in part]
+    for start in range(0, len(ids), _ID_CHUNK):
+        UsageEvent.objects.filter(id__in=ids[start : start + _ID_CHUNK]).update(report=report)
+    if meter.aggregation == Meter.Aggregation.LAST:
+        if too_late:  # what is at stake: the group's own newest value
+            report.value = max(part, key=lambda r: (r[2], r[0]))[1]
+        else:  # the period's newest so far, so the latest report always wins
+            report.value, report.timestamp = _period_last(account.pk, meter.pk, period)
+        if report.value > REPORT_VALUE_MAX and not too_late:
+            report.status, over_cap = Status.FAILED, True
+            report.last_error = (
+                f"value {report.value} is above the per-report cap {REPORT_VALUE_MAX}; not sent"
             )
-            ids = [r[0] for r in group]
-            for start in range(0, len(ids), _ID_CHUNK):
-                UsageEvent.objects.filter(id__in=ids[start : start + _ID_CHUNK]).update(
-                    report=report
-                )
-            if meter.aggregation == Meter.Aggregation.LAST:
-                if too_late:  # what is at stake: the group's own newest value
-                    report.value = max(group, key=lambda r: (r[2], r[0]))[1]
-                else:  # the period's newest so far, so the latest report always wins
-                    report.value, report.timestamp = _period_last(account.pk, meter.pk, period)
-                report.save(update_fields=["value", "timestamp"])
-            result.claimed_events += len(group)
-            result.reports_created += 1
-            if too_late:
-                result.too_late.append(report.pk)
-                log.warning(
-                    "usage report %s is too late for Stripe: %s units of %s for %s",
-                    report.pk,
-                    report.value,
-                    meter.event_name,
-                    customer_id,
-                )
+        report.save(update_fields=["value", "timestamp", "status", "last_error"])
+    result.claimed_events += len(part)
+    result.reports_created += 1
+    if too_late:
+        result.too_late.append(report.pk)
+        log.warning(
+            "usage report %s is too late for Stripe: %s units of %s for %s",
+            report.pk,
+            report.value,
+            meter.event_name,
+            customer_id,
+        )
+    elif over_cap:
+        result.failed += 1
+        log.error("usage report %s: %s", report.pk, report.last_error)
 
 
 def _due_pairs(*, now: datetime, flush: bool) -> list[tuple[int, int]]:
@@ -210,18 +302,36 @@ def usage_reports_claim(
     accounts = Account.objects.in_bulk({a for a, _ in pairs})
     meters = Meter.objects.in_bulk({m for _, m in pairs})
     customers: dict[int, str | None] = {}
+    failing = failing_pairs()
     for account_id, meter_id in pairs:
-        account = accounts[account_id]
-        if account_id not in customers:
-            customers[account_id] = account_stripe_customer_id(account=account)
-        if customers[account_id] is None:
-            log.error("account %s has usage but no Stripe customer", account_id)
+        try:  # whatever one pair raises, the other pairs are still claimed
+            account = accounts[account_id]
+            if account_id not in customers:
+                customers[account_id] = account_stripe_customer_id(account=account)
+            if customers[account_id] is None:
+                raise MissingStripeCustomer(f"account {account_id} has usage but no customer")
+            _claim_pair(
+                account=account,
+                meter=meters[meter_id],
+                customer_id=customers[account_id],
+                now=now,
+                result=result,
+            )
+        except Exception as exc:
+            result.pair_errors += 1
+            reporting_failure_record(
+                account_id=account_id,
+                meter_id=meter_id,
+                stage=ReportingFailure.Stage.CLAIM,
+                error=exc,
+                now=now,
+            )
             continue
-        _claim_pair(
-            account=account,
-            meter=meters[meter_id],
-            customer_id=customers[account_id],
-            now=now,
-            result=result,
-        )
+        if (account_id, meter_id) in failing:
+            reporting_failure_clear(
+                account_id=account_id,
+                meter_id=meter_id,
+                now=now,
+                stage=ReportingFailure.Stage.CLAIM,
+            )
     return result

@@ -1,6 +1,7 @@
 """Reporting, step 2 (see :mod:`usage.services.reporting`): send the oldest unsent report
 of each (customer, meter) under a lease, with its identifier; retry with backoff; mark
-it sent, failed or too late."""
+it sent, failed or too late. Anything else one report raises is recorded against its
+pair and the pass goes on with the others."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from usage.models import UsageReport
+from usage.models import ReportingFailure, UsageReport
 from usage.services.report_claim import STRIPE_PAST_WINDOW, TOO_LATE_MARGIN, PassResult
+from usage.services.report_failures import (
+    failing_pairs,
+    reporting_failure_clear,
+    reporting_failure_record,
+)
 
 log = logging.getLogger(__name__)
 Status = UsageReport.Status
@@ -81,10 +87,10 @@ def _mark_sent(report: UsageReport, *, response_id: str, now: datetime) -> None:
     )
 
 
-def _mark_retry(report: UsageReport, *, error: str, now: datetime) -> str:
-    attempts = UsageReport.objects.values_list("attempts", flat=True).get(pk=report.pk)
+def _mark_retry(report_id: int, *, error: str, now: datetime) -> str:
+    attempts = UsageReport.objects.values_list("attempts", flat=True).get(pk=report_id)
     status = Status.FAILED if attempts >= settings.USAGE_REPORT_MAX_ATTEMPTS else Status.PENDING
-    UsageReport.objects.filter(pk=report.pk, status=Status.SENDING).update(
+    UsageReport.objects.filter(pk=report_id, status=Status.SENDING).update(
         status=status,
         lease_until=None,
         last_error=error[:2000],
@@ -139,13 +145,40 @@ def usage_report_send(*, report_id: int, client, limiter, now: datetime | None =
             return Status.FAILED
         # 429, 5xx, 401/403 (configuration), timeouts and connection errors: retry,
         # counting the backoff from now (or from the pass's clock, if it is ahead).
-        return _mark_retry(report, error=text, now=max(now, timezone.now()))
+        return _mark_retry(report.pk, error=text, now=max(now, timezone.now()))
     _mark_sent(
         report,
         response_id=str(response.get("identifier") or report.identifier),
         now=timezone.now(),
     )
     return Status.SENT
+
+
+def _send_failed(pk: int, exc: Exception, now: datetime, result: PassResult) -> None:
+    """An unexpected error while sending report ``pk``: release it for a later retry
+    (with backoff, counting the attempt) and record the failure against its pair."""
+    result.pair_errors += 1
+    pair = UsageReport.objects.filter(pk=pk).values_list("account_id", "meter_id").first()
+    if pair is None:
+        return
+    try:
+        _mark_retry(pk, error=f"{type(exc).__name__}: {exc}", now=max(now, timezone.now()))
+    except Exception:
+        log.exception("could not release usage report %s after an error", pk)
+    reporting_failure_record(
+        account_id=pair[0],
+        meter_id=pair[1],
+        stage=ReportingFailure.Stage.SEND,
+        error=exc,
+        now=now,
+    )
+
+
+def _clear_pair_of(pk: int, now: datetime, failing: set[tuple[int, int]]) -> None:
+    pair = UsageReport.objects.values_list("account_id", "meter_id").get(pk=pk)
+    if pair in failing:
+        reporting_failure_clear(account_id=pair[0], meter_id=pair[1], now=now)
+        failing.discard(pair)
 
 
 def usage_reports_send_due(
@@ -160,15 +193,22 @@ def usage_reports_send_due(
     limiter = limiter or report_limiter()
     started = time.monotonic()
     fixed_now = now
+    failing = failing_pairs()
     while time.monotonic() - started < PASS_TIME_BUDGET:
         moment = fixed_now or timezone.now()
         progressed = False
         for pk in _sendable_heads(moment):
             if time.monotonic() - started >= PASS_TIME_BUDGET:
                 break
-            if not _acquire(pk, moment):
+            try:  # whatever one report raises, the other pairs are still sent
+                if not _acquire(pk, moment):
+                    continue
+                status = usage_report_send(report_id=pk, client=client, limiter=limiter, now=moment)
+            except Exception as exc:
+                _send_failed(pk, exc, moment, result)
                 continue
-            status = usage_report_send(report_id=pk, client=client, limiter=limiter, now=moment)
+            if failing and status == Status.SENT:
+                _clear_pair_of(pk, moment, failing)
             if status == Status.SENT:
                 result.sent += 1
                 progressed = True
