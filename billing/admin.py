@@ -375,4 +375,5 @@ class PlanAdmin(admin.ModelAdmin):
         return len(obj.prices.all())
 
 
-from billing import admin_events  # noqa: E402, F401  (registers the event inbox)
+# Registers the guarded Customer admin and the event inbox.
+from billing import admin_customers, admin_events  # noqa: E402, F401

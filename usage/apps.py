@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class UsageConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "usage"
+
+    def ready(self) -> None:
+        # billing may not import usage: usage tells billing's Customer admin what must
+        # not be deleted (billing.customer_deletion explains the registry).
+        from billing.customer_deletion import customer_deletion_guard_register
+        from usage.selectors.unreported import customer_deletion_guard
+
+        customer_deletion_guard_register(name="usage.unreported", guard=customer_deletion_guard)

@@ -107,7 +107,7 @@ def test_values_at_the_per_event_maximum_split_into_reports_and_reach_stripe_exa
     times = _recent(9_300)
     _ledger(big, "data_transfer_gb", [10**15] * 9_300, times=times, prefix="big")
     _ledger(small, "data_transfer_gb", [3, 4], times=times[:2], prefix="small")
-    assert 9_300 * 10**15 > INT64_MAX
+    assert INT64_MAX < 9_300 * 10**15
 
     result = usage_report_pass()  # one pass: it must not raise, and must reach the others
 
@@ -135,12 +135,18 @@ def test_values_at_the_per_event_maximum_split_into_reports_and_reach_stripe_exa
     assert set(UsageReport.objects.values_list("status", flat=True)) == {Status.SENT}
     start, end = _month(times[0])
     # 0 lost, 0 double: Stripe's total equals the ledger's, to the unit.
-    assert stripe_total(
-        stripe_client, event_name="data_transfer_gb", customer=big, start=start, end=end
-    ) == 9_300 * 10**15
-    assert stripe_total(
-        stripe_client, event_name="data_transfer_gb", customer=small, start=start, end=end
-    ) == 7
+    assert (
+        stripe_total(
+            stripe_client, event_name="data_transfer_gb", customer=big, start=start, end=end
+        )
+        == 9_300 * 10**15
+    )
+    assert (
+        stripe_total(
+            stripe_client, event_name="data_transfer_gb", customer=small, start=start, end=end
+        )
+        == 7
+    )
 
 
 def test_a_crash_mid_split_then_a_rerun_reports_everything_once(
@@ -194,9 +200,12 @@ def test_a_crash_mid_split_then_a_rerun_reports_everything_once(
     assert set(UsageReport.objects.values_list("status", flat=True)) == {Status.SENT}
     start, end = _month(times[0])
     # 0 lost, 0 double: report 2 was sent twice with one identifier, counted once.
-    assert stripe_total(
-        stripe_client, event_name="data_transfer_gb", customer=customer, start=start, end=end
-    ) == 40 * 10**15
+    assert (
+        stripe_total(
+            stripe_client, event_name="data_transfer_gb", customer=customer, start=start, end=end
+        )
+        == 40 * 10**15
+    )
 
 
 def test_a_pair_that_raises_is_recorded_and_every_other_pair_is_still_reported(

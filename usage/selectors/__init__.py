@@ -6,4 +6,5 @@
 - ``summaries`` / ``summary_lines``: period summaries (dashboard, alerts, sweep).
 - ``summary_api``: ``GET /api/v1/usage/summary``; ``backtest``: the projections backtest.
 - ``periods``: the period usage at a timestamp is reported in; ``alerts``: alert reads.
+- ``unreported``: usage not yet in a sent report, per account (guards customer deletion).
 """
