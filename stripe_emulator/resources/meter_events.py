@@ -45,6 +45,26 @@ def parse_iso(value: str, param: str) -> int:
         raise invalid(f"Invalid timestamp: {value}", param=param) from None
 
 
+def _whole_number(raw: str, param: str) -> int:
+    """A meter event value. Stripe documents no maximum: payload values are strings and
+    must be whole numbers (docs.stripe.com/billing/subscriptions/usage-based/
+    recording-usage-api, "Usage values"); only its asynchronous error report names a
+    code for overlong values, ``meter_event_value_too_many_digits`` (stripe-python 15,
+    stripe/events/_v1_billing_meter_error_report_triggered_event.py), without a digit
+    count. So the emulator invents no lower limit: it accepts every whole number it can
+    parse, and refuses only one too long to parse at all (more than
+    ``sys.get_int_max_str_digits()`` digits, 4,300 by default) with that code, as a 400
+    like its other validation, instead of failing with a 500."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(
+            "Meter event value has too many digits.",
+            param=param,
+            code="meter_event_value_too_many_digits",
+        ) from None
+
+
 def _active_meter(store: Store, event_name: str, param: str) -> dict:
     for meter in store.all("billing.meter"):
         if meter["event_name"] == event_name and meter["status"] == "active":
@@ -86,7 +106,7 @@ def validate_event(req: Request, params: dict, prefix: str = "", *, iso_time=Fal
             code="parameter_invalid_integer",
         )
     else:
-        value = int(raw_value)
+        value = _whole_number(raw_value, f"{prefix}payload[{value_key}]")
     identifier = params.get("identifier") or random_token(24)
     if len(identifier) > 100:
         raise invalid("identifier must be at most 100 characters.", param=f"{prefix}identifier")
