@@ -24,6 +24,7 @@ from ..forms import as_dict, as_int, as_list, one_of
 from ..lists import paginate
 from ..routing import Request, route
 from ..store import Store, random_token
+from ..summary_windows import check_summary_window
 from .common import get_or_404, require
 
 PAST_WINDOW = 35 * 86400
@@ -307,9 +308,11 @@ def summaries(req: Request):
     end = as_int(require(params, "end_time"), "end_time")
     if end <= start:
         raise invalid("end_time must be after start_time.", param="end_time")
-    window = params.get("value_grouping_window")
+    window = params.get("value_grouping_window") or None
     if window:
         one_of(window, "value_grouping_window", ("hour", "day"))
+    check_summary_window(start=start, end=end, window=window)
+    if window:
         size = 3600 if window == "hour" else 86400
         bounds = []
         edge = start - start % size
