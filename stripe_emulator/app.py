@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import traceback
 from urllib.parse import urlsplit
 
@@ -115,11 +116,17 @@ class Emulator:
             request = Request(self, method, path, params, headers, args, request_id)
             key = headers.get("Idempotency-Key") if method in ("POST", "DELETE") else None
             set_current_request(request_id, key)
-            return self._run(route, request, key, base_headers)
+            hold = self.faults.hold_after_record(method, path) if api else 0.0
+            response = self._run(route, request, key, base_headers, remember=not hold)
+            if hold and response.status == 200:  # recorded; the client times out waiting
+                time.sleep(hold)
+            return response
         except StripeError as exc:
-            return json_response(exc.status, exc.body(), base_headers)
+            return json_response(exc.status, exc.body(), {**base_headers, **exc.headers})
 
-    def _run(self, route, request: Request, key: str | None, headers: dict) -> Response:
+    def _run(
+        self, route, request: Request, key: str | None, headers: dict, *, remember: bool = True
+    ) -> Response:
         with self.store.lock:
             fp = fingerprint(request.method, request.path, request.params)
             if key:
@@ -133,6 +140,7 @@ class Emulator:
                 result = route.handler(request)
             except StripeError as exc:
                 result = (exc.status, exc.body())
+                headers.update(exc.headers)
                 self.store.undo_additions()
                 self._deferred = []
             except Exception:  # a bug: answer like Stripe's 500 and keep serving
@@ -148,7 +156,7 @@ class Emulator:
                 result.headers.update(headers)
                 return result
             status, body = result if isinstance(result, tuple) else (200, result)
-            if key:
+            if key and remember:
                 self.idempotency.remember(key, fp, status, body)
             if request.method in ("POST", "DELETE"):
                 self.store.mark_dirty()

@@ -15,8 +15,10 @@ class StripeError(Exception):
         code: str | None = None,
         param: str | None = None,
         extra: dict | None = None,
+        headers: dict | None = None,
     ):
         super().__init__(message)
+        self.headers = headers or {}  # extra response headers (Stripe-Should-Retry)
         self.status = status
         self.message = message
         self.type = type

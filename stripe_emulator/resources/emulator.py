@@ -33,6 +33,9 @@ def set_faults(req: Request):
             rate=params.get("rate"),
             statuses=params.get("statuses"),
             latency_ms=params.get("latency_ms"),
+            after_record_rate=params.get("after_record_rate"),
+            after_record_ms=params.get("after_record_ms"),
+            duplicate_identifiers=params.get("duplicate_identifiers"),
         )
     except (TypeError, ValueError) as exc:
         raise invalid(f"Invalid fault settings: {exc}") from None

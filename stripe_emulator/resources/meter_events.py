@@ -4,7 +4,9 @@ Choices where Stripe's behaviour is asynchronous or unspecified:
 
 - A meter event whose ``identifier`` was already recorded is answered 200 with the
   already-stored event and is NOT counted again (Stripe deduplicates identifiers for at
-  least 24 hours; the emulator remembers them until reset).
+  least 24 hours; the emulator remembers them until reset). With the fault setting
+  ``duplicate_identifiers: "reject"`` it gets live Stripe's answer instead: 400 "An event
+  already exists with identifier ...", ``Stripe-Should-Retry: false``.
 - Validation is synchronous: unknown/inactive meter, missing or unknown customer, a value
   that is not a whole number, or a timestamp outside [now - 35 days, now + 5 minutes]
   (``now`` being the customer's test clock time, if any) are 400s. A v2 stream batch is
@@ -143,9 +145,17 @@ def validate_event(req: Request, params: dict, prefix: str = "", *, iso_time=Fal
     }
 
 
-def record(store: Store, event: dict) -> dict:
-    """Store a validated event unless its identifier is known; return the stored one."""
+def record(store: Store, event: dict, *, duplicates: str = "replay") -> dict:
+    """Store a validated event unless its identifier is known; return the stored one, or
+    with ``duplicates="reject"`` refuse it as live Stripe does (400, not retryable)."""
     existing = store.meter_event_ids.get(event["identifier"])
+    if existing is not None and duplicates == "reject":
+        raise StripeError(
+            400,
+            f"An event already exists with identifier '{event['identifier']}'.",
+            param="identifier",
+            headers={"Stripe-Should-Retry": "false"},
+        )
     if existing is not None:
         return existing
     store.meter_events.append(event)
@@ -199,12 +209,14 @@ def _v2_shape(event: dict) -> dict:
 
 @route("POST", "/v1/billing/meter_events")
 def create_v1(req: Request):
-    return _v1_shape(record(req.store, validate_event(req, req.params)))
+    event = validate_event(req, req.params)
+    return _v1_shape(record(req.store, event, duplicates=req.app.faults.duplicate_identifiers))
 
 
 @route("POST", "/v2/billing/meter_events")
 def create_v2(req: Request):
-    return _v2_shape(record(req.store, validate_event(req, req.params, iso_time=True)))
+    event = validate_event(req, req.params, iso_time=True)
+    return _v2_shape(record(req.store, event, duplicates=req.app.faults.duplicate_identifiers))
 
 
 def _cancel(req: Request, params: dict) -> tuple[str, str]:
