@@ -257,8 +257,10 @@ def test_a_pair_that_raises_is_recorded_and_every_other_pair_is_still_reported(
 
 
 def test_a_send_that_raises_is_released_recorded_and_the_others_are_sent(
-    make_customers, stripe_client, monkeypatch
+    make_customers, stripe_client, monkeypatch, settings
 ):
+    settings.USAGE_REPORT_RETRY_BASE_SECONDS = 60  # not due again within this pass
+    settings.USAGE_REPORT_RETRY_MAX_SECONDS = 60
     bad, good = make_customers(2)
     times = _recent(2)
     _ledger(bad, "data_transfer_gb", [10, 20], times=times, prefix="bad")
@@ -283,7 +285,8 @@ def test_a_send_that_raises_is_released_recorded_and_the_others_are_sent(
     assert (failure.stage, failure.consecutive_failures) == ("send", 1)
 
     monkeypatch.undo()
-    _until_quiet()
+    usage_report_pass(now=timezone.now() + timedelta(minutes=2))  # after the backoff
+    assert UsageReport.objects.get(pk=stuck.pk).status == Status.SENT
     failure.refresh_from_db()
     assert failure.consecutive_failures == 0
     start, end = _month(times[0])
