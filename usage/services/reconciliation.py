@@ -4,49 +4,62 @@ period, stored as ``ReconciliationResult`` rows that staff read in admin.
 Stripe's summaries are eventually consistent, so by default only periods that ended
 are checked (``include_open=True`` also checks the current one). The ledger is the
 source of truth; a difference comes with what to do about it.
+
+**Minute-aligned windows, still exact.** Stripe answers event summaries only for
+``start_time``/``end_time`` on minute boundaries (stripe-python 15
+``MeterEventSummaryListParams``: "Must be aligned with minute boundaries"; a 400
+otherwise), while a period starts at the second its subscription was created (hh:mm:17).
+So the period ``[S, E)`` is read through the covering window ``W = [floor(S), ceil(E))``
+(:mod:`usage.services.reconciliation_window`), and compared with what the ledger says
+Stripe must hold in ``W``:
+
+- Stripe files each meter event at its timestamp. Every report of the period carries the
+  timestamp of its newest event, which lies in ``[S, E)``, so all of them are in ``W``.
+  The only other meter events Meterdesk sent that can be in ``W`` are reports of the
+  neighbouring periods stamped in the two shared edge minutes ``[floor(S), S)`` and
+  ``[E, ceil(E))``; the outbox knows each of them exactly (timestamp and value).
+- So for ``sum`` meters (and ``count`` meters, which are ``sum`` meters in Stripe) the
+  period's share of Stripe is ``summary(W) - sum(neighbours' sent reports in W)``,
+  compared with the ledger's value of ``[S, E)`` from the one rollup reader
+  (:func:`usage.selectors.rollups.rollup_value`): both sides count exactly the same
+  meter events, with no rounding of the period to minutes anywhere. (Counting the
+  ledger's *events* in ``W`` instead would not be exact: a neighbour's report stamped in
+  an edge minute also carries that neighbour's earlier events.)
+- For ``last`` meters the window ends with the minute of the period's newest report, so
+  the next period's reports stay out of it; only if the next period filed a report in
+  the very minute of this period's last report can Stripe's summaries not tell the two
+  apart, and the row says so (status ``error``) instead of guessing.
+- While anything that Stripe should hold in ``W`` is still unsent (this period's reports,
+  a neighbour's report stamped in ``W``, an unclaimed event in ``W``), the row is
+  ``pending``.
+
+A neighbour's report that Stripe lost shows as a difference in both periods sharing the
+minute (minute precision cannot say which); it is never hidden.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 import stripe
 from django.conf import settings
 from django.utils import timezone
 
 from billing.models import Meter
-from usage.models import ReconciliationResult, UsageEvent, UsageReport
+from usage.models import ReconciliationResult, UsageReport
 from usage.selectors.ledger import too_late_value
 from usage.selectors.rollups import rollup_value
+from usage.services.reconciliation_window import (
+    Filed,
+    covering_window,
+    in_flight,
+    last_value_window,
+    neighbours_in_window,
+    newest_report_at,
+    stripe_meter_value,
+)
 
 Status = ReconciliationResult.Status
-
-
-def stripe_meter_value(
-    *, client, meter: Meter, customer_id: str, start: datetime, end: datetime
-) -> int:
-    """Stripe's aggregated value of the meter for one customer over ``[start, end)``."""
-    params = {
-        "customer": customer_id,
-        "start_time": int(start.timestamp()),
-        "end_time": int(end.timestamp()),
-    }
-    for attempt in range(6):
-        try:
-            page = client.v1.billing.meters.event_summaries.list(meter.stripe_id, params)
-            break
-        except (stripe.RateLimitError, stripe.APIError, stripe.APIConnectionError):
-            if attempt == 5:
-                raise
-            time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
-    summaries = list(page.auto_paging_iter())
-    total = sum((Decimal(str(s.aggregated_value)) for s in summaries), Decimal(0))
-    if total != total.to_integral_value():
-        raise ValueError(f"Stripe's value {total} is not a whole number")
-    return int(total)
 
 
 def _suggestion(*, meter: Meter, ledger: int, remote: int, too_late: int) -> tuple[str, str]:
@@ -78,23 +91,23 @@ def _suggestion(*, meter: Meter, ledger: int, remote: int, too_late: int) -> tup
     )
 
 
-def _in_flight(account_id: int, meter_id: int, start: datetime, end: datetime) -> bool:
-    unsent = UsageReport.objects.filter(
-        account_id=account_id,
-        meter_id=meter_id,
-        period_start=start,
-        status__in=[UsageReport.Status.PENDING, UsageReport.Status.SENDING],
-    ).exists()
-    return (
-        unsent
-        or UsageEvent.objects.filter(
-            account_id=account_id,
-            meter_id=meter_id,
-            timestamp__gte=start,
-            timestamp__lt=end,
-            report__isnull=True,
-        ).exists()
-    )
+def _window(
+    *, account_id: int, meter: Meter, start: datetime, end: datetime
+) -> tuple[datetime, datetime]:
+    if meter.aggregation == Meter.Aggregation.LAST:
+        newest = newest_report_at(account_id=account_id, meter_id=meter.pk, period_start=start)
+        return last_value_window(start=start, end=end, newest=newest)
+    return covering_window(start=start, end=end)
+
+
+def _period_share(*, meter: Meter, in_window: int, neighbours: list[Filed], end: datetime):
+    """Stripe's value for the period out of its value for the window, or ``None`` when
+    a ``last`` meter's window also holds a later report of the next period."""
+    if meter.aggregation == Meter.Aggregation.LAST:
+        if any(n.timestamp >= end for n in neighbours):
+            return None
+        return in_window  # earlier neighbours are older than the period's last report
+    return in_window - sum(n.value for n in neighbours)
 
 
 def usage_reconcile(
@@ -124,23 +137,42 @@ def usage_reconcile(
         meter = meters[meter_id]
         ledger = rollup_value(account_id=account_id, meter=meter, start=start, end=end)
         too_late = too_late_value(account_id=account_id, meter=meter, start=start, end=end)
+        window = _window(account_id=account_id, meter=meter, start=start, end=end)
+        where = {"account_id": account_id, "meter_id": meter_id, "period_start": start}
         remote, diff = None, None
-        if _in_flight(account_id, meter_id, start, end):
+        if in_flight(**where, window=window):
             status, action = Status.PENDING, "Reports are still being sent; check again later."
         elif not meter.stripe_id:
             status, action = Status.ERROR, "The meter is not in Stripe: apply the catalog."
         else:
             try:
-                remote = stripe_meter_value(
-                    client=client, meter=meter, customer_id=customer_id, start=start, end=end
-                )
+                in_window = stripe_meter_value(
+                    client=client, meter=meter, customer_id=customer_id, start=window[0],
+                    end=window[1],
+                )  # fmt: skip
             except (stripe.StripeError, ValueError) as exc:
                 status, action = Status.ERROR, f"Could not read Stripe's summaries: {exc}"
             else:
-                diff = ledger - remote
-                status, action = _suggestion(
-                    meter=meter, ledger=ledger, remote=remote, too_late=too_late
+                remote = _period_share(
+                    meter=meter,
+                    in_window=in_window,
+                    neighbours=neighbours_in_window(**where, window=window),
+                    end=end,
                 )
+                if remote is None:
+                    status, action = (
+                        Status.ERROR,
+                        (
+                            "The next period filed a report in the same minute as this period's "
+                            "last one; Stripe's minute-aligned summaries cannot tell them apart. "
+                            "Compare the invoice's usage line with the ledger instead."
+                        ),
+                    )
+                else:
+                    diff = ledger - remote
+                    status, action = _suggestion(
+                        meter=meter, ledger=ledger, remote=remote, too_late=too_late
+                    )
         result, _ = ReconciliationResult.objects.update_or_create(
             account_id=account_id,
             meter_id=meter_id,
