@@ -168,8 +168,9 @@ def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> 
     )
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(
-        r"views.py.*\(events\)|ingest.py.*\((usage_events_ingest|_insert_events|"
-        r"_upsert_rollups|_source)\)|alert_scheduling.py.*\(alerts_schedule|json/__init__.py|"
+        r"views.py.*\(events\)|ingest.py.*\(usage_events_ingest\)|ledger_writes.py.*\("
+        r"(insert_events|upsert_rollups|_source)\)|alert_scheduling.py.*\(alerts_schedule|"
+        r"api_body.py.*\(parse_events\)|json/__init__.py|"
         r"event_validation.py.*\(validate_event\)|"
         r"keys.py.*authenticate|http/response.py.*__init__|core/cache/backends/redis.py.*add"
     )

@@ -1,11 +1,18 @@
 """What makes a usage event valid: required fields, identifier, value, timestamp window
-(Stripe's: the past 35 days, at most 5 minutes ahead), and the payload hash that tells a
-duplicate from a conflict. Pure functions; ``usage.services.ingest`` stores what passes."""
+(Stripe's: the past 35 days, at most 5 minutes ahead; ``usage.services.ingest`` narrows
+the past side to what can still be reported), and the payload hash that tells a
+duplicate from a conflict. Pure functions; ``usage.services.ingest`` stores what passes.
+
+Every malformed value is an :class:`InvalidEvent` with a code, never another exception:
+strings the database cannot store (NUL, lone surrogates), digit strings too long for
+``int()``, timestamps that overflow when converted to UTC, JSON numbers too long to be
+parsed (:class:`OversizedNumber`, from the body parser)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,8 +31,22 @@ MAX_VALUE = 10**15
 # It is below MAX_VALUE (2**63 / 9,601 = 960,667,850,937,899): a single event above it
 # is refused hour_limit_exceeded whatever its hour holds.
 MAX_HOUR_SUM = 960 * 10**12
+# Stripe's rule for meter events (design.md, "Stripe facts"): the timestamp must be
+# within the past 35 days and at most 5 minutes in the future. Ingestion accepts a
+# narrower past (``usage.services.ingest.oldest_accepted``): only what can still be
+# reported before Stripe's 35 days run out.
 PAST_WINDOW = timedelta(days=35)
 FUTURE_WINDOW = timedelta(minutes=5)
+
+
+class OversizedNumber(str):
+    """A JSON number with more digits than any valid value or timestamp has: the body
+    parser keeps its text instead of calling ``int()`` (which refuses over 4,300 digits
+    and costs quadratic time before that), and validation rejects it per event."""
+
+
+# More digits than MAX_VALUE or any unix time has; a longer JSON integer stays text.
+MAX_DIGITS = 20
 
 
 class Code:
@@ -41,6 +62,8 @@ class Code:
     # not a JSON object, and an identifier that is not a non-empty string.
     INVALID_EVENT = "invalid_event"
     INVALID_IDENTIFIER = "invalid_identifier"
+    # event_name or customer holds a character no database stores (NUL, lone surrogate).
+    INVALID_FIELD = "invalid_field"
     # The event would make its (customer, meter, hour) sum cross MAX_HOUR_SUM.
     HOUR_LIMIT_EXCEEDED = "hour_limit_exceeded"
 
@@ -65,12 +88,27 @@ class InvalidEvent(Exception):
         self.message = message
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL (and UTF-8) can store the string: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _required_string(event: dict, name: str) -> str:
     value = event.get(name)
     if value is None or value == "":
         raise InvalidEvent(Code.MISSING_FIELD, f"{name}: this field is required")
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, OversizedNumber):
         raise InvalidEvent(Code.MISSING_FIELD, f"{name}: must be a string")
+    if not storable(value):
+        raise InvalidEvent(
+            Code.INVALID_FIELD, f"{name}: must not contain NUL or unpaired surrogate characters"
+        )
     return value
 
 
@@ -78,8 +116,17 @@ def _identifier(event: dict) -> str | None:
     identifier = event.get("identifier")
     if identifier is None:
         return None
-    if not isinstance(identifier, str) or not identifier.strip():
+    if (
+        not isinstance(identifier, str)
+        or isinstance(identifier, OversizedNumber)
+        or not identifier.strip()
+    ):
         raise InvalidEvent(Code.INVALID_IDENTIFIER, "identifier: must be a non-empty string")
+    if not storable(identifier):
+        raise InvalidEvent(
+            Code.INVALID_IDENTIFIER,
+            "identifier: must not contain NUL or unpaired surrogate characters",
+        )
     if len(identifier) > MAX_IDENTIFIER:
         raise InvalidEvent(
             Code.IDENTIFIER_TOO_LONG,
@@ -92,12 +139,17 @@ def _value(event: dict) -> int:
     if "value" not in event or event["value"] is None:
         return 1
     raw = event["value"]
+    if isinstance(raw, OversizedNumber):
+        raise InvalidEvent(Code.INVALID_VALUE, f"value: must be between 0 and {MAX_VALUE}")
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise InvalidEvent(Code.INVALID_VALUE, "value: must be a whole number >= 0")
     if isinstance(raw, str):
         if not raw.isascii() or not raw.isdigit():
             raise InvalidEvent(Code.INVALID_VALUE, "value: must be a whole number >= 0")
-        raw = int(raw)
+        digits = raw.lstrip("0") or "0"
+        if len(digits) > MAX_DIGITS:  # int() of > 4,300 digits raises; any this long is over
+            raise InvalidEvent(Code.INVALID_VALUE, f"value: must be between 0 and {MAX_VALUE}")
+        raw = int(digits)
     if raw < 0 or raw > MAX_VALUE:
         raise InvalidEvent(Code.INVALID_VALUE, f"value: must be between 0 and {MAX_VALUE}")
     return raw
@@ -107,6 +159,8 @@ def parse_timestamp(raw, *, name: str = "timestamp") -> datetime:
     """Unix seconds (an integer) or ISO 8601 with an offset, as an aware UTC datetime."""
     if isinstance(raw, bool):
         raise InvalidEvent(Code.INVALID_TIMESTAMP, f"{name}: must be unix seconds or ISO 8601")
+    if isinstance(raw, OversizedNumber):
+        raise InvalidEvent(Code.INVALID_TIMESTAMP, f"{name}: not a valid unix time")
     if isinstance(raw, int):
         try:
             return datetime.fromtimestamp(raw, UTC)
@@ -123,19 +177,30 @@ def parse_timestamp(raw, *, name: str = "timestamp") -> datetime:
             raise InvalidEvent(
                 Code.INVALID_TIMESTAMP, f"{name}: ISO 8601 needs an offset (Z or +hh:mm)"
             )
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00
+            raise InvalidEvent(
+                Code.INVALID_TIMESTAMP, f"{name}: outside the years 1 to 9999 in UTC"
+            ) from None
     raise InvalidEvent(Code.INVALID_TIMESTAMP, f"{name}: must be unix seconds or ISO 8601")
 
 
-def _timestamp(event: dict, now: datetime) -> tuple[datetime, bool]:
+def _whole_seconds(delta: timedelta) -> timedelta:
+    return timedelta(seconds=math.ceil(delta.total_seconds()))
+
+
+def _timestamp(event: dict, now: datetime, oldest: datetime) -> tuple[datetime, bool]:
     """The event's time, to the second (Stripe's resolution), and whether it was given."""
     raw = event.get("timestamp")
     if raw is None:
         return now.replace(microsecond=0), False
     ts = parse_timestamp(raw).replace(microsecond=0)
-    if ts < now - PAST_WINDOW:
+    if ts < oldest:
         raise InvalidEvent(
-            Code.TIMESTAMP_OUT_OF_RANGE, "timestamp: must be within the past 35 days"
+            Code.TIMESTAMP_OUT_OF_RANGE,
+            f"timestamp: must be {oldest:%Y-%m-%dT%H:%M:%SZ} or later (35 days ago, less "
+            f"{_whole_seconds(oldest - (now - PAST_WINDOW))} to report it to Stripe in time)",
         )
     if ts > now + FUTURE_WINDOW:
         raise InvalidEvent(
@@ -155,14 +220,15 @@ def payload_hash(*, event_name: str, customer: str, value: int, timestamp: datet
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def validate_event(index: int, event, now: datetime) -> ValidEvent:
+def validate_event(index: int, event, now: datetime, *, oldest: datetime) -> ValidEvent:
+    """``oldest``: the oldest timestamp accepted (at least ``now - PAST_WINDOW``)."""
     if not isinstance(event, dict):
         raise InvalidEvent(Code.INVALID_EVENT, f"events[{index}]: must be a JSON object")
     event_name = _required_string(event, "event_name")
     customer = _required_string(event, "customer")
     identifier = _identifier(event)
     value = _value(event)
-    timestamp, given = _timestamp(event, now)
+    timestamp, given = _timestamp(event, now, max(oldest, now - PAST_WINDOW))
     return ValidEvent(
         index=index,
         identifier=identifier or "",

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from billing.mirror.customers import account_for_customer_id
 from billing.models import Meter
+from usage.event_validation import MAX_DIGITS, InvalidEvent, parse_timestamp, storable
 from usage.selectors.periods import usage_period_for
 from usage.selectors.summary_api import GRANULARITIES
 
@@ -26,6 +27,16 @@ ERROR_ORDER = (
     ("end", None),
 )
 NOT_FOUND = {"unknown_meter", "unknown_customer"}
+CODES = {"missing_parameter", "invalid_parameter", *NOT_FOUND}
+
+
+def _storable(value: str, name: str) -> str:
+    if not storable(value):
+        raise ValidationError(
+            f"{name}: must not contain NUL or unpaired surrogate characters",
+            code="invalid_parameter",
+        )
+    return value
 
 
 def _required(name: str) -> dict:
@@ -49,7 +60,7 @@ class UsageSummaryForm(forms.Form):
         return granularity
 
     def clean_event_name(self) -> str:
-        event_name = self.cleaned_data["event_name"]
+        event_name = _storable(self.cleaned_data["event_name"], "event_name")
         self.cleaned_data["meter"] = Meter.objects.filter(event_name=event_name).first()
         if self.cleaned_data["meter"] is None:
             raise ValidationError(
@@ -58,20 +69,22 @@ class UsageSummaryForm(forms.Form):
         return event_name
 
     def clean_customer(self) -> str:
-        customer = self.cleaned_data["customer"]
+        customer = _storable(self.cleaned_data["customer"], "customer")
         self.cleaned_data["account"] = account_for_customer_id(customer_id=customer)
         if self.cleaned_data["account"] is None:
             raise ValidationError(f"customer: no account has {customer!r}", code="unknown_customer")
         return customer
 
     def _clean_time(self, name: str):
-        from usage.event_validation import InvalidEvent, parse_timestamp
-
         raw = self.cleaned_data[name]
         if not raw:
             return None
+        if raw.isascii() and raw.isdigit():
+            if len(raw) > MAX_DIGITS:  # int() refuses over 4,300 digits
+                raise ValidationError(f"{name}: not a valid unix time", code="invalid_parameter")
+            raw = int(raw)
         try:
-            return parse_timestamp(int(raw) if raw.isdigit() else raw, name=name)
+            return parse_timestamp(raw, name=name)
         except InvalidEvent as exc:
             raise ValidationError(str(exc), code="invalid_parameter") from None
 
@@ -111,5 +124,8 @@ class UsageSummaryForm(forms.Form):
             for (field, error_code), error in errors.items():
                 if field == name and (code is None or code == error_code):
                     status = 404 if error_code in NOT_FOUND else 400
-                    return status, error_code, error.messages[0], field
+                    message = error.messages[0]
+                    if error_code not in CODES:  # Django's own, e.g. a NUL character
+                        error_code, message = "invalid_parameter", f"{field}: {message}"
+                    return status, error_code, message, field
         raise ValueError("the form has no errors")

@@ -1,6 +1,5 @@
 """The usage API: thin views over ``usage.services.ingest`` and ``usage.selectors``."""
 
-import json
 from functools import wraps
 
 from django.core.exceptions import RequestDataTooBig
@@ -8,6 +7,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from usage.api_body import BodyError, parse_events
 from usage.forms import UsageSummaryForm
 from usage.selectors.summary_api import usage_summary
 from usage.services.alert_scheduling import alerts_schedule_evaluation
@@ -45,23 +45,11 @@ def events(request: HttpRequest) -> JsonResponse:
     if request.content_type != "application/json":
         return error(415, "unsupported_media_type", "send the body as application/json")
     try:
-        body = json.loads(request.body)
+        batch = parse_events(request.body, max_batch=MAX_BATCH)
     except RequestDataTooBig:
         return error(413, "batch_too_large", "the request body is too large")
-    except (UnicodeDecodeError, ValueError) as exc:
-        return error(400, "invalid_json", f"the body is not valid JSON: {exc}")
-    if not isinstance(body, dict):
-        return error(400, "invalid_json", 'the body must be an event or {"events": [...]}')
-    if "events" in body:
-        batch = body["events"]
-        if not isinstance(batch, list):
-            return error(400, "invalid_json", "events: must be a list of events")
-    else:
-        batch = [body]
-    if len(batch) > MAX_BATCH:
-        return error(
-            413, "batch_too_large", f"at most {MAX_BATCH} events per request, got {len(batch)}"
-        )
+    except BodyError as exc:
+        return error(exc.status, exc.code, exc.message)
     result = usage_events_ingest(events=batch)
     if result.account_ids:
         alerts_schedule_evaluation(account_ids=result.account_ids)

@@ -196,6 +196,9 @@ LOGGING = {
 # Usage ledger and reporting to Stripe (usage/). See README "Configuration".
 # How long ingestion caches the active meters by event name (0 disables the cache).
 USAGE_METER_CACHE_SECONDS = env.int("USAGE_METER_CACHE_SECONDS", default=30)
+# Ingestion accepts timestamps back to 35 days (Stripe's window) less the batching wait,
+# one reporting pass, the sender's too-late margin and this much more (for retries).
+USAGE_INGEST_PAST_MARGIN_SECONDS = env.int("USAGE_INGEST_PAST_MARGIN_SECONDS", default=3600)
 # Global limit on meter-event calls to Stripe from every worker together (Stripe
 # allows 1,000/s per account for v1 meter events, shared with other traffic).
 USAGE_REPORT_MAX_CALLS_PER_SECOND = env.float("USAGE_REPORT_MAX_CALLS_PER_SECOND", default=100.0)

@@ -4,6 +4,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -101,8 +102,9 @@ def _rejected(response) -> list[dict]:
     return response.json()["rejected"]
 
 
+@time_machine.travel(datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC), tick=False)
 def test_every_per_event_code_with_index_identifier_and_message(api, customer):
-    now = int(time.time())
+    now = int(time.time())  # 2026-03-01T12:00:00Z
     events = [
         {"customer": customer, "identifier": "a0"},
         {"event_name": "api_calls", "identifier": "a1"},
@@ -147,7 +149,11 @@ def test_every_per_event_code_with_index_identifier_and_message(api, customer):
         {"index": 8, "identifier": "a8", "code": "invalid_timestamp",
          "message": "timestamp: ISO 8601 needs an offset (Z or +hh:mm)"},
         {"index": 9, "identifier": "a9", "code": "timestamp_out_of_range",
-         "message": "timestamp: must be within the past 35 days"},
+         # Issue 12, item 5: 35 days back is 2026-01-25T12:00:00Z; the test settings'
+         # reporting margin is 10 min (too late) + 0 s (batch wait) + 10 s (pass
+         # interval) + 3,600 s = 1:10:10, so the oldest accepted is 13:10:10.
+         "message": "timestamp: must be 2026-01-25T13:10:10Z or later (35 days ago, less "
+                    "1:10:10 to report it to Stripe in time)"},
         {"index": 10, "identifier": "a10", "code": "timestamp_out_of_range",
          "message": "timestamp: must be at most 5 minutes in the future"},
         {"index": 11, "identifier": "x" * 101, "code": "identifier_too_long",

@@ -1,6 +1,8 @@
 """Issue 12: ingestion hardening. Each test names the issue item it covers and fails on
 the code before the fix."""
 
+import contextlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -126,3 +128,202 @@ def test_a_400_day_summary_of_full_hours_fits_in_64_bits(api, customer):
         )  # fmt: skip
         assert response.status_code == 200, response.content[:300]
         assert response.json()["total"] == 9_216_960_000_000_000_000 < 2**63 - 1
+
+
+# -- item 3: malformed values are rejected per event, never a 500 --------------------------
+def test_malformed_values_are_rejected_per_event_and_the_valid_ones_stored(api, customer):
+    """Item 3: each of these raised (ValueError, OverflowError, DataError,
+    UnicodeEncodeError) and took the batch's valid events with it; now each is rejected
+    with a code and its index, and the valid events around them are stored."""
+    ts = int(_hour_ago().timestamp())
+
+    def ok(i):
+        return {"event_name": "api_calls", "customer": customer, "identifier": f"ok-{i}",
+                "value": i, "timestamp": ts}  # fmt: skip
+
+    def bad(i, **fields):
+        return {**ok(i), "identifier": f"bad-{i}", **fields}
+
+    events = [
+        ok(0),
+        bad(1, value="1" * 5000),  # int() refuses over 4,300 digits
+        {**ok(2), "value": "0" * 5000 + "7"},  # 7 with 5,000 leading zeros: stored, 7
+        bad(3, timestamp="0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
+        bad(4, timestamp="9999-12-31T23:59:59-01:00"),  # after year 9999 in UTC
+        bad(5, timestamp=10**30),
+        bad(6, customer=customer + "\x00"),
+        bad(7, customer="cus_\ud800"),
+        bad(8, event_name="api_calls\x00"),
+        bad(9, event_name="\udfff"),
+        {**ok(10), "identifier": "id-\x00"},
+        {**ok(11), "identifier": "id-\ud83d"},
+        bad(12, value=[[[[1]]]]),
+        bad(13, timestamp={"a": [1]}),
+        ok(14),
+    ]
+    response = api.post({"events": events})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 3
+    assert body["identifiers"][0] == "ok-0" and body["identifiers"][14] == "ok-14"
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [
+        (1, "invalid_value"), (3, "invalid_timestamp"),
+        (4, "invalid_timestamp"), (5, "invalid_timestamp"), (6, "invalid_field"),
+        (7, "invalid_field"), (8, "invalid_field"), (9, "invalid_field"),
+        (10, "invalid_identifier"), (11, "invalid_identifier"), (12, "invalid_value"),
+        (13, "invalid_timestamp"),
+    ]  # fmt: skip
+    messages = {r["index"]: r["message"] for r in body["rejected"]}
+    assert messages[3] == "timestamp: outside the years 1 to 9999 in UTC"
+    assert messages[6] == "customer: must not contain NUL or unpaired surrogate characters"
+    assert sorted(UsageEvent.objects.values_list("identifier", "value")) == [
+        ("ok-0", 0), ("ok-14", 14), ("ok-2", 7)
+    ]  # fmt: skip
+
+
+def test_json_numbers_too_long_for_int_are_rejected_per_event(api, customer):
+    """Item 3: a JSON integer of 5,000 digits made json.loads raise ValueError, so the
+    whole batch was refused; now that event alone is invalid_value (or
+    invalid_timestamp)."""
+    huge = "9" * 5000
+    raw = (
+        '{"events": ['
+        f'{{"event_name": "api_calls", "customer": "{customer}", "identifier": "h1", '
+        f'"value": {huge}}},'
+        f'{{"event_name": "api_calls", "customer": "{customer}", "identifier": "h2", '
+        f'"timestamp": -{huge}}},'
+        f'{{"event_name": "api_calls", "customer": "{customer}", "identifier": "fine"}}]}}'
+    )
+    response = api.post(None, raw=raw)
+    assert response.status_code == 202, response.content[:200]
+    assert [(r["index"], r["code"]) for r in response.json()["rejected"]] == [
+        (0, "invalid_value"), (1, "invalid_timestamp")
+    ]  # fmt: skip
+    assert list(UsageEvent.objects.values_list("identifier", flat=True)) == ["fine"]
+
+
+@pytest.mark.parametrize("depth", [33, 50_000])
+def test_a_body_nested_too_deep_is_400_invalid_json(api, depth):
+    """Item 3: 50,000 nested ``[`` raised RecursionError (500); the parser now refuses
+    anything nested deeper than 32 levels, closed or not, as one 400."""
+    for raw in ("[" * depth, "[" * depth + "]" * depth, '{"events": ' + "[" * depth):
+        response = api.post(None, raw=raw)
+        assert response.status_code == 400
+        assert response.json() == {"error": {
+            "code": "invalid_json", "message": "the body nests deeper than 32 levels"
+        }}  # fmt: skip
+
+
+def test_nesting_within_the_limit_and_brackets_in_strings_are_fine(api, customer):
+    """Item 3: the depth limit counts only real nesting: 32 levels is parsed (its deep
+    value rejected per event), and brackets inside strings (escaped quotes too) do not
+    count."""
+    # {"events": [ { "value": 29 brackets: 3 + 29 = 32 levels, the limit: parsed.
+    deep = {"event_name": "api_calls", "customer": customer, "identifier": "deep",
+            "value": json.loads("[" * 29 + "1" + "]" * 29)}  # fmt: skip
+    tricky = {"event_name": "api_calls", "customer": customer, "identifier": "tricky",
+              "note": 'brackets-\\"' + "[" * 100 + "{" * 100}  # fmt: skip
+    response = api.post({"events": [deep, tricky]})
+    assert response.status_code == 202
+    assert [(r["index"], r["code"]) for r in response.json()["rejected"]] == [(0, "invalid_value")]
+    assert response.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"start": "0001-01-01T00:00:00+01:00"}, "start"),
+        ({"end": "9999-12-31T23:59:59-01:00"}, "end"),
+        ({"start": "1" * 5000}, "start"),
+        ({"customer": "cus_\x00"}, "customer"),
+        ({"event_name": "api_calls\x00"}, "event_name"),
+    ],
+)
+def test_summary_parameters_that_raised_are_400(api, customer, params, field):
+    """Item 3 (the summary API shares the timestamp parser): 400, never 500."""
+    query = {"customer": customer, "event_name": "api_calls", **params}
+    response = api.summary(**query)
+    assert response.status_code == 400, response.content[:200]
+    assert response.json()["error"]["code"] == "invalid_parameter"
+    assert response.json()["error"]["field"] == field
+
+
+# -- item 4: nothing after the commit turns a stored batch into an error ----------------------
+def test_a_dead_redis_cache_does_not_fail_a_stored_batch(api, customer, settings, caplog):
+    """Item 4: with the cache (alert debounce) on a closed port the ingest answered 500
+    after committing the batch; now it is 202 and the failure is logged."""
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        }
+    }
+    caches._settings = None
+    with contextlib.suppress(AttributeError):
+        del caches._connections.default  # the cache object is per thread
+    event = {"event_name": "api_calls", "customer": customer, "identifier": "r-1"}
+    response = api.post(event)
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 1
+    assert UsageEvent.objects.filter(identifier="r-1").exists()
+    assert "alert debounce cache unavailable" in caplog.text
+
+
+def test_a_dead_broker_does_not_fail_a_stored_batch(
+    api, customer, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    """Item 4: queueing the alert evaluation after the commit raised with the broker
+    down; now it is logged and the answer is 202 (the alert sweep catches up)."""
+    from django.core.cache import cache
+    from kombu.exceptions import OperationalError
+
+    from usage import tasks
+
+    def down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.evaluate_account_alerts, "delay", down)
+    cache.clear()  # no debounce key left by an earlier test's account with the same id
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = api.post({"event_name": "api_calls", "customer": customer, "identifier": "b-1"})
+    assert len(callbacks) == 1
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 1
+    assert "in on_commit()" in caplog.text and "Connection refused" in caplog.text
+
+
+# -- item 5: accept only what can still be reported ---------------------------------------------
+def test_the_ingestion_window_ends_where_reporting_could_still_reach_stripe(
+    api, customer, settings
+):
+    """Item 5: events between 35 days - 10 minutes (- the batching wait) and 35 days old
+    were accepted and could only become too_late. Now the oldest accepted timestamp is
+    35 days back plus 10 min (too-late margin) + USAGE_REPORT_BATCH_MAX_WAIT_SECONDS +
+    USAGE_REPORT_INTERVAL_SECONDS + USAGE_INGEST_PAST_MARGIN_SECONDS."""
+    import time_machine
+
+    settings.USAGE_REPORT_BATCH_MAX_WAIT_SECONDS = 300
+    settings.USAGE_REPORT_INTERVAL_SECONDS = 10
+    settings.USAGE_INGEST_PAST_MARGIN_SECONDS = 3600
+    now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    # 35 days back: 2026-01-25T12:00:00Z; margin 600 + 300 + 10 + 3,600 s = 1:15:10.
+    oldest = datetime(2026, 1, 25, 13, 15, 10, tzinfo=UTC)
+    events = [
+        {"event_name": "api_calls", "customer": customer, "identifier": "edge",
+         "timestamp": oldest.isoformat()},
+        {"event_name": "api_calls", "customer": customer, "identifier": "a-second-older",
+         "timestamp": int(oldest.timestamp()) - 1},
+        {"event_name": "api_calls", "customer": customer, "identifier": "35d-less-5min",
+         "timestamp": int((now - timedelta(days=35, minutes=-5)).timestamp())},
+    ]  # fmt: skip
+    with time_machine.travel(now, tick=False):
+        response = api.post({"events": events})
+    assert response.json()["accepted"] == 1
+    assert response.json()["rejected"] == [
+        {"index": i, "identifier": events[i]["identifier"], "code": "timestamp_out_of_range",
+         "message": "timestamp: must be 2026-01-25T13:15:10Z or later (35 days ago, less "
+                    "1:15:10 to report it to Stripe in time)"}
+        for i in (1, 2)
+    ]  # fmt: skip

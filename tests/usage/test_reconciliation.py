@@ -77,9 +77,12 @@ def test_events_in_flight_are_pending_not_mismatched(reported, customer):
 def test_too_late_units_are_the_explained_difference(customer, capsys):
     now = timezone.now()
     old = int((now - timedelta(days=35) + timedelta(minutes=20)).timestamp())
+    # Ingested two hours earlier (ingestion now keeps back a reporting margin of about
+    # an hour from Stripe's 35 days), reported an hour later: too late.
     usage_events_ingest(
         events=[{"event_name": "data_transfer_gb", "customer": customer, "value": 17,
-                 "timestamp": old, "identifier": "o1"}]
+                 "timestamp": old, "identifier": "o1"}],
+        now=now - timedelta(hours=2),
     )  # fmt: skip
     usage_report_pass(now=now + timedelta(hours=1))
     call_command("reconcile_usage", "--include-open")

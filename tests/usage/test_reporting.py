@@ -28,8 +28,8 @@ def _fast_retries(settings):
     settings.USAGE_REPORT_MAX_CALLS_PER_SECOND = 1000.0
 
 
-def _ingest(events):
-    result = usage_events_ingest(events=events)
+def _ingest(events, now=None):
+    result = usage_events_ingest(events=events, now=now)
     assert result.rejected == [], result.rejected
     return result
 
@@ -284,7 +284,8 @@ def test_events_past_stripes_window_are_flagged_too_late_not_dropped(
          "identifier": "old1"},
         {"event_name": "data_transfer_gb", "customer": customer, "value": 12, "timestamp": old,
          "identifier": "old2"},
-    ])  # fmt: skip
+    ], now=now - timedelta(hours=2))  # fmt: skip
+    # (ingested two hours earlier: ingestion keeps back about an hour of Stripe's 35 days)
     # The reporting pass runs an hour later (an outage): the events are now too old.
     result = usage_report_pass(now=now + timedelta(hours=1))
     report = UsageReport.objects.get()
@@ -299,8 +300,9 @@ def test_events_past_stripes_window_are_flagged_too_late_not_dropped(
 def test_report_usage_command_prints_too_late_reports(customer, capsys, monkeypatch):
     now = timezone.now()
     old = int((now - timedelta(days=35) + timedelta(minutes=5)).timestamp())
+    # Ingested two hours earlier (ingestion keeps back about an hour of Stripe's 35 days).
     _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 9,
-              "timestamp": old, "identifier": "o1"}])  # fmt: skip
+              "timestamp": old, "identifier": "o1"}], now=now - timedelta(hours=2))  # fmt: skip
     call_command("report_usage")  # within the 10-minute safety margin of the window
     out = capsys.readouterr().out
     assert "(1 too late)" in out
@@ -363,7 +365,7 @@ def test_stripe_refusing_an_old_timestamp_marks_the_report_too_late(customer, st
     usage_events_ingest(
         events=[{"event_name": "data_transfer_gb", "customer": customer, "value": 11,
                  "timestamp": old, "identifier": "w1"}],
-        now=our_now,
+        now=our_now - timedelta(hours=1),  # ingestion keeps back ~1 h of the 35 days
     )  # fmt: skip
     usage_report_pass(now=our_now)
     report = UsageReport.objects.get()

@@ -1,5 +1,11 @@
-"""After ingestion: queue alert evaluations for the accounts touched, debounced."""
+"""After ingestion: queue alert evaluations for the accounts touched, debounced.
 
+This runs after the batch has committed, so nothing here may fail the request: a cache
+or broker outage is logged and swallowed (issue 12, item 4). Nothing is lost by that:
+the alert sweep (beat, ``USAGE_ALERT_SWEEP_SECONDS``) evaluates every account anyway.
+"""
+
+import logging
 import math
 import time
 from collections.abc import Iterable
@@ -8,15 +14,27 @@ from functools import partial
 from django.core.cache import cache
 from django.db import transaction
 
+log = logging.getLogger(__name__)
+
 # account id -> when this process last asked the shared cache to schedule it.
 _recently_scheduled: dict[int, float] = {}
+
+
+def _first_to_ask(account_id: int, debounce_seconds: int) -> bool:
+    """Whether no process asked for this account within the window (shared cache);
+    True when the cache is unreachable (an evaluation too many is harmless)."""
+    try:
+        return bool(cache.add(f"alerts:scheduled:{account_id}", 1, timeout=debounce_seconds))
+    except Exception:
+        log.warning("alert debounce cache unavailable", exc_info=True)
+        return True
 
 
 def alerts_schedule_evaluation(*, account_ids: Iterable[int], debounce_seconds: int = 5) -> int:
     """Queue one evaluation per account at most every few seconds, after the ingesting
     transaction commits. A cache key debounces across processes; a memo in this process
     spares the cache a round trip per batch for an account it asked about within the
-    window."""
+    window. Never raises."""
     from usage.tasks import evaluate_account_alerts
 
     now = time.monotonic()
@@ -26,8 +44,13 @@ def alerts_schedule_evaluation(*, account_ids: Iterable[int], debounce_seconds: 
             if now - _recently_scheduled.get(account_id, -math.inf) < debounce_seconds:
                 continue
             _recently_scheduled[account_id] = now
-            if not cache.add(f"alerts:scheduled:{account_id}", 1, timeout=debounce_seconds):
+            if not _first_to_ask(account_id, debounce_seconds):
                 continue
-        transaction.on_commit(partial(evaluate_account_alerts.delay, account_id))
+        # robust: a broker error is logged by Django ("Error calling ... in on_commit()")
+        # and swallowed, whether the callback runs now or when a transaction commits.
+        # Django's log line reads the callback's __qualname__, which a partial lacks.
+        queue = partial(evaluate_account_alerts.delay, account_id)
+        queue.__qualname__ = f"evaluate_account_alerts.delay({account_id})"
+        transaction.on_commit(queue, robust=True)
         queued += 1
     return queued

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -29,9 +29,17 @@ from django.utils import timezone
 
 from billing.mirror.customers import account_ids_for_customer_ids
 from billing.models import Meter
-from usage.event_validation import MAX_HOUR_SUM, Code, InvalidEvent, ValidEvent, validate_event
+from usage.event_validation import (
+    MAX_HOUR_SUM,
+    PAST_WINDOW,
+    Code,
+    InvalidEvent,
+    ValidEvent,
+    validate_event,
+)
 from usage.services import ledger_writes
 from usage.services.hour_cap import rollups_add_within_cap
+from usage.services.report_claim import TOO_LATE_MARGIN
 
 MAX_BATCH = 1000
 
@@ -104,6 +112,28 @@ def _active_meters() -> dict[str, tuple[int, str]]:
     return meters
 
 
+def reporting_margin() -> timedelta:
+    """How much of Stripe's 35 days ingestion keeps back so that every accepted event is
+    still reportable: an event waits at most the batching wait and one reporting pass
+    before it is claimed, the sender calls a report ``too_late`` ``TOO_LATE_MARGIN``
+    before Stripe's edge, and ``USAGE_INGEST_PAST_MARGIN_SECONDS`` covers retries and
+    backoff after 429s, 5xx and worker restarts. With the defaults: 10 min + 300 s +
+    10 s + 3,600 s = 1:15:10."""
+    return TOO_LATE_MARGIN + timedelta(
+        seconds=settings.USAGE_REPORT_BATCH_MAX_WAIT_SECONDS
+        + settings.USAGE_REPORT_INTERVAL_SECONDS
+        + settings.USAGE_INGEST_PAST_MARGIN_SECONDS
+    )
+
+
+def oldest_accepted(*, now: datetime) -> datetime:
+    """The oldest timestamp ingestion accepts. Stripe takes a meter event whose timestamp
+    is within the past 35 days and at most 5 minutes in the future (design.md, "Stripe
+    facts"); accepting up to 35 days would store events that can only become
+    ``too_late`` (issue 12, item 5)."""
+    return (now - PAST_WINDOW + reporting_margin()).replace(microsecond=0)
+
+
 # -- the service ------------------------------------------------------------------------
 def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestResult:
     """Validate and store a batch (at most ``MAX_BATCH``), event by event.
@@ -114,11 +144,12 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
     if len(events) > MAX_BATCH:
         raise ValueError(f"at most {MAX_BATCH} events per request")
     now = now or timezone.now()
+    oldest = oldest_accepted(now=now)
     result = IngestResult(identifiers=[None] * len(events))
     valid: list[ValidEvent] = []
     for index, event in enumerate(events):
         try:
-            valid.append(validate_event(index, event, now))
+            valid.append(validate_event(index, event, now, oldest=oldest))
         except InvalidEvent as exc:
             identifier = event.get("identifier") if isinstance(event, dict) else None
             result.rejected.append(
