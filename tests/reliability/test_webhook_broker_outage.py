@@ -5,6 +5,7 @@ failed (500), Stripe redelivered, dj-stripe saw the Event stored and skipped the
 handlers (200), and nothing re-synced: Stripe said past_due, Meterdesk said active.
 """
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,8 +19,9 @@ from billing.services.subscriptions import subscription_create
 from billing.services.webhook_endpoints import webhook_endpoint_register
 from tests.conftest import wait_for
 from tests.reliability.brokers import celery_publishing_to, throwaway_redis  # noqa: F401
+from tests.reliability.verdict import CaseResult, record
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_status_event_received_while_redis_is_down_is_applied_when_it_returns(
@@ -28,6 +30,7 @@ def test_a_status_event_received_while_redis_is_down_is_applied_when_it_returns(
     demo_catalog,
     throwaway_redis,  # noqa: F811
 ):
+    started = time.monotonic()
     webhook_endpoint_register(base_url=live_server.url)
     account = account_create(name="Declined Co", billing_email="ap@declined.example")
     with celery_publishing_to(throwaway_redis.url):
@@ -61,3 +64,16 @@ def test_a_status_event_received_while_redis_is_down_is_applied_when_it_returns(
     assert pending.applied_at is not None
     # Applying again changes nothing.
     assert account_events_apply_pending(now=timezone.now() + timedelta(minutes=2)) == 0
+    # The fault matrix's row (f): one status event sent by Stripe, stored, applied.
+    record(
+        CaseResult(
+            case="f_webhook_redis_outage",
+            title="Webhook during a Redis outage",
+            faults="invoice.payment_failed delivered while the broker is down",
+            sent=1,
+            stored=PendingAccountEvent.objects.filter(event_id=event.id).count(),
+            reported=PendingAccountEvent.objects.filter(applied_at__isnull=False).count(),
+            lost=0 if account.status == Account.Status.PAST_DUE else 1,
+        ),
+        started=started,
+    )
