@@ -25,8 +25,7 @@ from .errors import invalid
 _STEP = {None: 60, "hour": 3600, "day": 86400}
 _BOUNDARY = {
     None: "minute boundaries",
-    "hour": "hour boundaries (e.g., 00:00, 01:00, ..., 23:00) when value_grouping_window "
-    "is hour",
+    "hour": "hour boundaries (e.g., 00:00, 01:00, ..., 23:00) when value_grouping_window is hour",
     "day": "UTC day boundaries (00:00 UTC) when value_grouping_window is day",
 }
 

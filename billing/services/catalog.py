@@ -1,4 +1,5 @@
-"""Apply a catalog file to Stripe and mirror it locally (meters, products, prices).
+"""Apply a catalog file to Stripe and mirror it locally (meters, products, prices), and
+make sure the Customer Portal has a configuration (:mod:`billing.services.portal_configuration`).
 
 Idempotent: prices are found by ``lookup_key``; an unchanged price is left alone, a
 changed one becomes a new Stripe price (``transfer_lookup_key``) and the old one is
@@ -13,6 +14,7 @@ from djstripe.models import Price, Product
 from billing.catalog.spec import Catalog, PlanSpec, PriceSpecParams
 from billing.models import Meter, Plan, PlanPrice
 from billing.services.meters import _stripe_meters_by_event_name, meter_push_to_stripe
+from billing.services.portal_configuration import portal_configuration_ensure
 from billing.stripe_api import api_key, stripe_client
 
 SPEC_HASH_KEY = "meterdesk_spec"
@@ -25,12 +27,13 @@ class ApplyReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
+    portal: str = ""  # what was done about the Customer Portal's configuration
 
     def lines(self) -> list[str]:
         out = []
         for verb in ("created", "updated", "archived", "unchanged"):
             out.extend(f"{verb:9} {what}" for what in getattr(self, verb))
-        return out
+        return out + ([self.portal] if self.portal else [])
 
 
 def _apply_meters(*, catalog: Catalog, client, report: ApplyReport) -> dict[str, Meter]:
@@ -158,4 +161,6 @@ def catalog_apply(*, catalog: Catalog, client=None) -> ApplyReport:
                         "spec_hash": spec.spec_hash,
                     },
                 )
+    portal, created = portal_configuration_ensure(client=client)
+    report.portal = f"{'created' if created else 'reused':9} portal configuration {portal}"
     return report

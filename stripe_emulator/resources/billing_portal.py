@@ -1,8 +1,16 @@
 """Customer portal: configurations and sessions (the session ``url`` is a page the
-emulator serves, see :mod:`stripe_emulator.pages`)."""
+emulator serves, see :mod:`stripe_emulator.pages`).
+
+As in Stripe's test mode, no configuration exists until one is created (Stripe: saved in
+the Dashboard or created with ``POST /v1/billing_portal/configurations``), and a session
+created without one is a 400 (:data:`NO_CONFIGURATION`). The first configuration created
+becomes the default (``is_default``), later ones do not; whether real Stripe ever makes an
+API-created configuration the default is not verified (README, "Known differences"), so
+Meterdesk passes ``configuration`` explicitly."""
 
 from __future__ import annotations
 
+from ..errors import StripeError
 from ..forms import as_bool, as_dict, merge_metadata
 from ..lists import paginate
 from ..routing import Request, route
@@ -86,13 +94,24 @@ def _new_configuration(req: Request, is_default: bool) -> dict:
     return store.add("billing_portal.configuration", config)
 
 
+# Stripe's answer, in test mode, to a session created before any portal configuration
+# was saved (word for word, typographic apostrophe included, as reported by Stripe's
+# client libraries: mozilla/fxa#13245, "Error: You can’t create a portal session in test
+# mode until you save your customer portal settings [...]", StripeInvalidRequestError).
+# The emulator only has test mode (it accepts sk_test_ keys only).
+NO_CONFIGURATION = (
+    "You can’t create a portal session in test mode until you save your customer portal "
+    "settings in test mode at https://dashboard.stripe.com/test/settings/billing/portal."
+)
+
+
 def default_configuration(req: Request) -> dict:
+    """The default configuration; Stripe never makes one by itself: until a configuration
+    is saved (created), a session without ``configuration`` is a 400."""
     for config in req.store.all("billing_portal.configuration"):
         if config["is_default"]:
             return config
-    config = _new_configuration(req, True)
-    req.emit("billing_portal.configuration.created", snapshot(req, config))
-    return config
+    raise StripeError(400, NO_CONFIGURATION)
 
 
 @route("POST", "/v1/billing_portal/configurations")

@@ -9,6 +9,8 @@ from billing.services.accounts import (
     account_ensure_stripe_customer,
     membership_add,
 )
+from billing.services.portal_configuration import portal_configuration_ensure
+from billing.stripe_api import stripe_client
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +23,9 @@ def _member(account, username: str, role: str):
 
 @pytest.fixture
 def two_accounts(stripe_emulator):
+    # Stripe (and the emulator) refuse portal sessions until a configuration is saved;
+    # ``billing_catalog apply`` ensures one, here without the rest of the catalog.
+    portal_configuration_ensure(client=stripe_client())
     a = account_create(name="Acme", billing_email="billing@acme.example")
     b = account_create(name="Globex", billing_email="billing@globex.example")
     for account in (a, b):
