@@ -66,6 +66,8 @@ class Code:
     INVALID_FIELD = "invalid_field"
     # The event would make its (customer, meter, hour) sum cross MAX_HOUR_SUM.
     HOUR_LIMIT_EXCEEDED = "hour_limit_exceeded"
+    # The customer's subscriptions had ended by the event's time (none covers it).
+    NO_SUBSCRIPTION = "no_subscription"
 
 
 @dataclass

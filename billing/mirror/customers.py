@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db.models import QuerySet
 from djstripe.models import Customer
 
+from billing.mirror.shapes import timestamp
 from billing.models import Account
 
 
@@ -49,6 +51,36 @@ def account_ids_for_customer_ids(*, customer_ids: Iterable[str]) -> dict[str, in
             "id", "subscriber_id"
         )
     )
+
+
+Span = tuple[datetime, datetime | None]
+
+
+def accounts_and_subscription_spans_for_customer_ids(
+    *, customer_ids: Iterable[str]
+) -> dict[str, tuple[int, list[Span]]]:
+    """``{customer id: (account id, [(start, ended or None), ...])}`` for the customers
+    that belong to an account: :func:`account_ids_for_customer_ids` and each customer's
+    mirrored subscription spans (``billing.mirror.periods.account_subscription_spans``,
+    per customer) in the same one query, reading three keys of each subscription's
+    JSON. The ingest hot path calls it once per batch."""
+    ids = set(customer_ids)
+    if not ids:
+        return {}
+    rows = Customer.objects.filter(id__in=ids, subscriber__isnull=False).values_list(
+        "id",
+        "subscriber_id",
+        "subscriptions__stripe_data__start_date",
+        "subscriptions__stripe_data__created",
+        "subscriptions__stripe_data__ended_at",
+    )
+    found: dict[str, tuple[int, list[Span]]] = {}
+    for customer_id, account_id, start_date, created, ended_at in rows:
+        spans = found.setdefault(customer_id, (account_id, []))[1]
+        started = timestamp(start_date) or timestamp(created)
+        if started is not None:
+            spans.append((started, timestamp(ended_at)))
+    return found
 
 
 def accounts_with_stripe_customer() -> QuerySet[Account]:

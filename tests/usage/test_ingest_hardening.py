@@ -327,3 +327,78 @@ def test_the_ingestion_window_ends_where_reporting_could_still_reach_stripe(
                     "1:15:10 to report it to Stripe in time)"}
         for i in (1, 2)
     ]  # fmt: skip
+
+
+# -- canceled subscriptions: rejected deliberately ---------------------------------------------
+def test_usage_after_the_customers_subscription_ended_is_rejected_no_subscription(
+    api, make_customers, subscribe
+):
+    """Issue 12, "usage for a canceled subscription is accepted and reported with nothing
+    flagging it": an event timed after the customer's subscription ended is rejected
+    no_subscription; before that, and before the first subscription started (reported
+    in calendar months), it is stored; a resend of an event stored while the mirror
+    still showed the subscription live stays a duplicate."""
+    from djstripe.models import Subscription
+
+    customer, never_subscribed = make_customers(2)
+    sub = subscribe(customer)
+    now = timezone.now().replace(microsecond=0)
+    started, ended = now - timedelta(days=10), now - timedelta(days=1)
+
+    def event(identifier, at, who=customer):
+        return {"event_name": "api_calls", "customer": who, "identifier": identifier,
+                "timestamp": int(at.timestamp())}  # fmt: skip
+
+    # Stored while the mirror still shows the subscription live:
+    assert api.post(event("late-1", now - timedelta(hours=1))).json()["accepted"] == 1
+    # The mirror learns it started 10 days ago and ended 1 day ago (customer.subscription.deleted).
+    row = Subscription.objects.get(id=sub.id)
+    Subscription.objects.filter(id=sub.id).update(
+        stripe_data={**row.stripe_data, "status": "canceled",
+                     "start_date": int(started.timestamp()), "ended_at": int(ended.timestamp())}
+    )  # fmt: skip
+    events = [
+        event("before-start", started - timedelta(days=2)),
+        event("inside", ended - timedelta(seconds=1)),
+        event("at-the-end", ended),
+        event("late-1", now - timedelta(hours=1)),  # a resend: duplicate
+        event("late-2", now - timedelta(hours=1)),
+        {**event("x", now), "identifier": None},
+        event("other", now - timedelta(hours=1), who=never_subscribed),
+    ]
+    body = api.post({"events": events}).json()
+    assert (body["accepted"], body["duplicates"]) == (3, 1)
+    assert body["identifiers"][:5] == ["before-start", "inside", None, "late-1", None]
+    assert [(r["index"], r["identifier"], r["code"]) for r in body["rejected"]] == [
+        (2, "at-the-end", "no_subscription"), (4, "late-2", "no_subscription"),
+        (5, None, "no_subscription"),
+    ]  # fmt: skip
+    assert body["rejected"][0]["message"] == (
+        f"timestamp: the customer {customer!r} had no live subscription at "
+        f"{ended:%Y-%m-%dT%H:%M:%SZ} (its subscription had ended)"
+    )
+    assert not UsageEvent.objects.filter(identifier__in=["at-the-end", "late-2"]).exists()
+
+
+@pytest.mark.parametrize(
+    ("spans", "day", "ended"),
+    [
+        ([], 5, False),  # never subscribed: kept
+        ([(10, None)], 5, False),  # before the first subscription started: kept
+        ([(10, None)], 12, False),  # live
+        ([(10, 20)], 19, False),
+        ([(10, 20)], 20, True),  # ended at 20 (end is exclusive)
+        ([(10, 20), (25, None)], 22, True),  # in the gap between two subscriptions
+        ([(10, 20), (25, None)], 26, False),
+        ([(10, 20), (15, 30)], 25, False),  # overlapping: the second still covers it
+    ],
+)
+def test_which_times_have_no_live_subscription(spans, day, ended):
+    """The rule of no_subscription, day by day (spans: [start, end) in days)."""
+    from usage.services.ingest import subscription_ended_before
+
+    def at(d):
+        return None if d is None else datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=d)
+
+    spans = [(at(s), at(e)) for s, e in spans]
+    assert subscription_ended_before(spans, at(day)) is ended

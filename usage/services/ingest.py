@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.mirror.customers import account_ids_for_customer_ids
+from billing.mirror.customers import accounts_and_subscription_spans_for_customer_ids
 from billing.models import Meter
 from usage.event_validation import (
     MAX_HOUR_SUM,
@@ -134,6 +134,17 @@ def oldest_accepted(*, now: datetime) -> datetime:
     return (now - PAST_WINDOW + reporting_margin()).replace(microsecond=0)
 
 
+def subscription_ended_before(spans, moment: datetime) -> bool:
+    """Whether the customer had no live subscription at ``moment`` because one had
+    ended by then: some span ended at or before it and none covers it. Usage from
+    before the first subscription started is kept (reported in calendar months, as
+    the README describes), as is usage of accounts that never subscribed."""
+    if not spans:
+        return False
+    covered = any(start <= moment and (end is None or moment < end) for start, end in spans)
+    return not covered and any(end is not None and end <= moment for _, end in spans)
+
+
 # -- the service ------------------------------------------------------------------------
 def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestResult:
     """Validate and store a batch (at most ``MAX_BATCH``), event by event.
@@ -162,11 +173,13 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
             )
 
     meters = _active_meters() if valid else {}
-    customers = account_ids_for_customer_ids(customer_ids={v.customer for v in valid})
+    customers = accounts_and_subscription_spans_for_customer_ids(
+        customer_ids={v.customer for v in valid}
+    )
     resolved: list[ValidEvent] = []
     for row in valid:
         meter = meters.get(row.event_name)
-        account_id = customers.get(row.customer)
+        account_id, _ = customers.get(row.customer, (None, None))
         if meter is None:
             result.rejected.append(
                 Rejection(
@@ -187,9 +200,21 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
             )
         else:
             row.meter_id, row.account_id = meter[0], account_id
-            if not row.identifier:
-                row.identifier = f"md_{uuid.uuid4().hex}"
             resolved.append(row)
+
+    # Events at a time the customer's subscriptions had ended (read with the customers);
+    # a retry of one stored before the end is still a duplicate (checked below).
+    outside: list[ValidEvent] = []
+    if any(spans for _, spans in customers.values()):
+        live = []
+        for row in resolved:
+            ended = subscription_ended_before(customers[row.customer][1], row.timestamp)
+            (outside if ended else live).append(row)
+        resolved = live
+
+    for row in resolved:
+        if not row.identifier:
+            row.identifier = f"md_{uuid.uuid4().hex}"
 
     # The first occurrence of an identifier in the batch is the one inserted; later
     # ones are duplicates or conflicts of it.
@@ -201,12 +226,27 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
     with transaction.atomic():
         inserted = ledger_writes.insert_events(to_insert, now)
         known = [i for i in first if i not in inserted]
+        known += [r.identifier for r in outside if r.identifier and r.identifier not in first]
         # Refused rows are deleted again and dropped from ``inserted``.
         over_cap = rollups_add_within_cap(rows=[first[i] for i in inserted], ids=inserted)
         stored = ledger_writes.stored_hashes(known) if known else {}
     for identifier in inserted:
         stored[identifier] = first[identifier].payload_hash
 
+    for row in outside:
+        if row.identifier and stored.get(row.identifier) == row.payload_hash:
+            result.duplicates += 1
+            result.identifiers[row.index] = row.identifier
+        else:
+            result.rejected.append(
+                Rejection(
+                    row.index,
+                    row.identifier or None,
+                    Code.NO_SUBSCRIPTION,
+                    f"timestamp: the customer {row.customer!r} had no live subscription at "
+                    f"{row.timestamp:%Y-%m-%dT%H:%M:%SZ} (its subscription had ended)",
+                )
+            )
     refused = {row.identifier for row in over_cap}
     for row in resolved:
         if row.identifier in refused:
