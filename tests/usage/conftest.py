@@ -68,12 +68,16 @@ def subscribe(demo_catalog):
 
 
 def stripe_total(client, *, event_name: str, customer: str, start, end) -> int:
-    """What Stripe (the emulator) aggregated for the customer over [start, end)."""
+    """What Stripe (the emulator) aggregated for the customer over the minute-aligned
+    window covering [start, end): Stripe refuses bounds off minute boundaries, and these
+    tests have no reports of neighbouring periods in the edge minutes."""
     from decimal import Decimal
 
     from billing.models import Meter
+    from usage.services.reconciliation_window import covering_window
 
     meter = Meter.objects.get(event_name=event_name)
+    start, end = covering_window(start=start, end=end)
     page = client.v1.billing.meters.event_summaries.list(
         meter.stripe_id,
         {
