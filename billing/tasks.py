@@ -20,3 +20,12 @@ def suspend_overdue_accounts() -> int:
     from billing.services.accounts import accounts_suspend_overdue
 
     return accounts_suspend_overdue()
+
+
+@shared_task(name="billing.tasks.sync_meters_from_stripe")
+def sync_meters_from_stripe() -> int:
+    """Meter status from Stripe (a meter deactivated there becomes inactive here, and
+    ingestion refuses it within USAGE_METER_CACHE_SECONDS)."""
+    from billing.services.meters import meters_sync_from_stripe
+
+    return meters_sync_from_stripe()

@@ -23,17 +23,25 @@ app.conf.imports = ["config.tasks"]
 
 def beat_schedule() -> dict:
     """Every periodic job of the product, in one place; intervals come from Django settings
-    (``USAGE_REPORT_INTERVAL_SECONDS``, ``USAGE_ALERT_SWEEP_SECONDS``). Tasks are thin:
+    (``USAGE_REPORT_INTERVAL_SECONDS``, ``USAGE_ALERT_SWEEP_SECONDS``,
+    ``BILLING_METER_SYNC_SECONDS``). Tasks are thin:
     they call a service. Entries are added here as the features they drive land; none
     names a missing task."""
     report_every = float(settings.USAGE_REPORT_INTERVAL_SECONDS)
     sweep_every = float(settings.USAGE_ALERT_SWEEP_SECONDS)
+    meter_sync_every = float(settings.BILLING_METER_SYNC_SECONDS)
     return {
         # Status events whose task was never queued (broker down during the webhook).
         "billing-apply-pending-account-events": {
             "task": "billing.tasks.apply_pending_account_events",
             "schedule": 60.0,
             "options": {"expires": 60.0},
+        },
+        # A meter deactivated (or reactivated) in Stripe: its status here follows.
+        "billing-sync-meters-from-stripe": {
+            "task": "billing.tasks.sync_meters_from_stripe",
+            "schedule": meter_sync_every,
+            "options": {"expires": meter_sync_every},
         },
         "billing-suspend-overdue-accounts": {
             "task": "billing.tasks.suspend_overdue_accounts",

@@ -1,10 +1,14 @@
 """Meters: pushed to Stripe from Meterdesk, and synced back."""
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Meter
 from billing.stripe_api import stripe_client
+
+log = logging.getLogger(__name__)
 
 
 class MeterConflict(ValueError):
@@ -65,17 +69,43 @@ def meter_push_to_stripe(*, meter: Meter, client=None, remote_by_name=None) -> M
     return meter
 
 
-@transaction.atomic
+def _remote_for(meter: Meter, by_id: dict, by_name: dict):
+    """The Stripe meter a local one is: by id once known, else by event name (an
+    active meter preferred: Stripe may hold an old, deactivated one of the same name)."""
+    if meter.stripe_id and meter.stripe_id in by_id:
+        return by_id[meter.stripe_id]
+    candidates = by_name.get(meter.event_name, [])
+    return next((m for m in candidates if m.status == "active"), None) or next(
+        iter(candidates), None
+    )
+
+
 def meters_sync_from_stripe(*, client=None) -> int:
-    """Refresh id and status of every local meter from Stripe; returns how many matched."""
+    """Refresh id and status of every local meter from Stripe (``GET /v1/billing/meters``,
+    all statuses); returns how many matched. A meter deactivated in Stripe becomes
+    inactive here, and ingestion refuses it once its meter cache expires
+    (``USAGE_METER_CACHE_SECONDS``). Beat runs this every ``BILLING_METER_SYNC_SECONDS``.
+    Stripe is read before the transaction, so no row lock waits on the network."""
     client = client or stripe_client()
-    remote_by_name = _stripe_meters_by_event_name(client)
+    remote = list(client.v1.billing.meters.list({"limit": 100}).auto_paging_iter())
+    by_id = {m.id: m for m in remote}
+    by_name: dict[str, list] = {}
+    for m in remote:
+        by_name.setdefault(m.event_name, []).append(m)
     matched = 0
-    for meter in Meter.objects.select_for_update():
-        remote = remote_by_name.get(meter.event_name)
-        if remote is None:
-            continue
-        _apply_remote(meter, remote)
-        meter.save(update_fields=["stripe_id", "status", "synced_at"])
-        matched += 1
+    with transaction.atomic():
+        for meter in Meter.objects.select_for_update().order_by("pk"):
+            found = _remote_for(meter, by_id, by_name)
+            if found is None:
+                continue
+            if found.status != meter.status:
+                log.warning(
+                    "meter %s is %s in Stripe (was %s here)",
+                    meter.event_name,
+                    found.status,
+                    meter.status,
+                )
+            _apply_remote(meter, found)
+            meter.save(update_fields=["stripe_id", "status", "synced_at"])
+            matched += 1
     return matched

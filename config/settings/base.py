@@ -196,6 +196,8 @@ LOGGING = {
 # Usage ledger and reporting to Stripe (usage/). See README "Configuration".
 # How long ingestion caches the active meters by event name (0 disables the cache).
 USAGE_METER_CACHE_SECONDS = env.int("USAGE_METER_CACHE_SECONDS", default=30)
+# Seconds between beat's syncs of meter status from Stripe (GET /v1/billing/meters).
+BILLING_METER_SYNC_SECONDS = env.float("BILLING_METER_SYNC_SECONDS", default=300.0)
 # Ingestion accepts timestamps back to 35 days (Stripe's window) less the batching wait,
 # one reporting pass, the sender's too-late margin and this much more (for retries).
 USAGE_INGEST_PAST_MARGIN_SECONDS = env.int("USAGE_INGEST_PAST_MARGIN_SECONDS", default=3600)

@@ -402,3 +402,59 @@ def test_which_times_have_no_live_subscription(spans, day, ended):
 
     spans = [(at(s), at(e)) for s, e in spans]
     assert subscription_ended_before(spans, at(day)) is ended
+
+
+# -- meters deactivated in Stripe: synced by beat ------------------------------------------------
+def test_beat_syncs_a_meter_deactivated_in_stripe_and_ingestion_refuses_it(
+    api, customer, stripe_client, settings
+):
+    """Issue 12, "a meter deactivated in Stripe keeps being accepted until someone syncs":
+    beat runs billing.tasks.sync_meters_from_stripe every BILLING_METER_SYNC_SECONDS; it
+    reads GET /v1/billing/meters (the emulator) and marks the meter inactive; ingestion
+    refuses it once its meter cache (USAGE_METER_CACHE_SECONDS) expires. Reactivated, it
+    is accepted again after the next sync."""
+    import time
+
+    from billing.tasks import sync_meters_from_stripe
+    from config.celery import app, beat_schedule
+
+    settings.BILLING_METER_SYNC_SECONDS = 45
+    entry = beat_schedule()["billing-sync-meters-from-stripe"]
+    assert (entry["task"], entry["schedule"]) == ("billing.tasks.sync_meters_from_stripe", 45.0)
+    assert entry["task"] in app.tasks
+
+    settings.USAGE_METER_CACHE_SECONDS = 1
+    meter = Meter.objects.get(event_name="api_calls")
+
+    def post(identifier):
+        body = api.post({"event_name": "api_calls", "customer": customer, "identifier": identifier})
+        return body.json()
+
+    assert post("m-1")["accepted"] == 1  # loads the meter cache
+    stripe_client.v1.billing.meters.deactivate(meter.stripe_id)
+    assert sync_meters_from_stripe.apply().get() == Meter.objects.count()
+    meter.refresh_from_db()
+    assert meter.status == Meter.Status.INACTIVE
+    time.sleep(1.1)  # the meter cache expires
+    assert [r["code"] for r in post("m-2")["rejected"]] == ["unknown_meter"]
+
+    stripe_client.v1.billing.meters.reactivate(meter.stripe_id)
+    sync_meters_from_stripe.apply().get()
+    time.sleep(1.1)
+    assert post("m-3")["accepted"] == 1
+
+
+def test_the_sync_prefers_the_known_id_then_an_active_meter_of_the_same_name():
+    """Issue 12 (meter sync): Stripe can hold an old, deactivated meter with the same event
+    name as the live one; matching by name alone could mark the live meter inactive."""
+    from types import SimpleNamespace as NS
+
+    from billing.services.meters import _remote_for
+
+    old = NS(id="mtr_old", event_name="api_calls", status="inactive")
+    live = NS(id="mtr_live", event_name="api_calls", status="active")
+    by_id = {m.id: m for m in (old, live)}
+    by_name = {"api_calls": [old, live]}
+    assert _remote_for(Meter(event_name="api_calls", stripe_id=""), by_id, by_name) is live
+    assert _remote_for(Meter(event_name="api_calls", stripe_id="mtr_old"), by_id, by_name) is old
+    assert _remote_for(Meter(event_name="seats", stripe_id=""), by_id, by_name) is None
