@@ -27,7 +27,7 @@ test: $(STAMP)
 
 ## The fault matrix (tests/reliability/) at full scale, on PostgreSQL + Redis (DATABASE_URL
 ## and REDIS_URL default to the local services, as in .ci/run; each case starts its own
-## redis-server, and the PostgreSQL crash its own cluster): 20,000 events a case under
+## redis-server, and the PostgreSQL crash its own cluster): 40,000 events a case under
 ## Stripe 429/5xx, timeouts after Stripe recorded, worker SIGKILLs, Redis and PostgreSQL
 ## crash-restarts, and the webhook during a Redis outage. Prints the table
 ## (var/reliability/results.json) and the wall time; under 10 minutes on 2 cores.

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -87,7 +88,64 @@ def test_production_passes_deploy_checks_with_its_variables():
         "WARNING",
     )
     assert result.returncode == 0, result.stderr
-    assert "no issues" in result.stdout
+    assert "no issues (0 silenced)" in result.stdout
+
+
+_AXES_PROBE = """
+import json
+import django
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test.utils import override_settings
+
+django.setup()
+found = {}
+without = [m for m in settings.MIDDLEWARE if m != "axes.middleware.AxesMiddleware"]
+for name, override in (
+    ("middleware", {"MIDDLEWARE": without}),
+    ("backend", {"AUTHENTICATION_BACKENDS": ["django.contrib.auth.backends.ModelBackend"]}),
+):
+    with override_settings(**override):
+        try:
+            call_command("check", deploy=True, fail_level="WARNING")
+            found[name] = ""
+        except SystemCheckError as exc:
+            found[name] = str(exc)
+print(json.dumps({
+    "apps": settings.INSTALLED_APPS, "middleware": settings.MIDDLEWARE,
+    "backends": settings.AUTHENTICATION_BACKENDS, "found": found,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_production_deploy_checks_cover_login_throttling():
+    """django-axes (issue 12, item 6) is installed in production with its middleware last
+    and its backend first, and ``check --deploy`` is what catches either going missing
+    (axes.W002 / axes.W003), so the deploy test above guards them."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE"} and not k.startswith("STRIPE_")
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "SECRET_KEY": "x" * 30 + "-y7*Hq!93kLzP0wQeR2tU5vB8nM1",
+            "ALLOWED_HOSTS": "example.com",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _AXES_PROBE], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "axes" in seen["apps"]
+    assert seen["middleware"][-1] == "axes.middleware.AxesMiddleware"
+    assert seen["backends"][0] == "axes.backends.AxesStandaloneBackend"
+    assert "axes.W002" in seen["found"]["middleware"]
+    assert "axes.W003" in seen["found"]["backend"]
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ class Scale:
 
 
 SCALE = (
-    Scale(customers=10, events=20_000, batch=500, pause=0.25, repeats=3, outage=2, settle=240)
+    Scale(customers=20, events=40_000, batch=500, pause=0.2, repeats=4, outage=2, settle=240)
     if FULL
     else Scale(customers=2, events=160, batch=20, pause=0.1, repeats=1, outage=1, settle=90)
 )

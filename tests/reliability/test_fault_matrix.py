@@ -4,7 +4,7 @@ as Stripe. Each case ends with the ledger compared to Stripe's event summaries p
 (customer, meter, period): 0 units lost, 0 double-billed (see ``verdict.py``).
 
 ``make test`` runs them small; ``make reliability`` (``MD_RELIABILITY_FULL=1``) runs
-20,000 events a case and repeats each fault. Case (e), the PostgreSQL crash, is in
+40,000 events a case and repeats each fault. Case (e), the PostgreSQL crash, is in
 ``test_postgres_crash.py``; case (f), the webhook during a Redis outage, in
 ``test_webhook_broker_outage.py``.
 """

@@ -72,7 +72,9 @@ def test_a_status_event_received_while_redis_is_down_is_applied_when_it_returns(
             faults="invoice.payment_failed delivered while the broker is down",
             sent=1,
             stored=PendingAccountEvent.objects.filter(event_id=event.id).count(),
-            reported=PendingAccountEvent.objects.filter(applied_at__isnull=False).count(),
+            reported=PendingAccountEvent.objects.filter(
+                event_id=event.id, applied_at__isnull=False
+            ).count(),
             lost=0 if account.status == Account.Status.PAST_DUE else 1,
         ),
         started=started,
