@@ -32,7 +32,7 @@ def _stored_sums(keys: set[RollupKey]) -> dict[RollupKey, int]:
     where = reduce(or_, (Q(account_id=a, meter_id=m, hour=h) for a, m, h in keys))
     rows = UsageRollup.objects.select_for_update().filter(where).order_by()
     return {
-        (a, m, ledger_writes._as_utc(h)): s
+        (a, m, ledger_writes.as_utc(h)): s
         for a, m, h, s in rows.values_list("account_id", "meter_id", "hour", "sum_value")
     }
 

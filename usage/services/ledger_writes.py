@@ -37,7 +37,7 @@ def _source(columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, lis
     return "VALUES " + ",".join([one] * len(rows)), params
 
 
-def _as_utc(value) -> datetime:
+def as_utc(value) -> datetime:
     """A datetime column as returned by the driver (SQLite: a naive UTC string)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -142,7 +142,7 @@ def upsert_rollups(rows: list[ValidEvent], ids: dict[str, int]) -> set[RollupKey
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, MAX_HOUR_SUM])
-        return {(a, m, _as_utc(h)) for a, m, h in cursor.fetchall()}
+        return {(a, m, as_utc(h)) for a, m, h in cursor.fetchall()}
 
 
 def stored_hashes(identifiers: list[str]) -> dict[str, str]:
