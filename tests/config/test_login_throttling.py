@@ -46,3 +46,32 @@ def test_a_few_typos_then_the_right_password_signs_in(client, user):
     response = _login(client, "ada", "the-right-password-1")
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_behind_a_proxy_each_client_is_throttled_by_its_own_address(client, user, settings):
+    """With TRUSTED_PROXY_COUNT=1 every request comes from the proxy's address; one
+    visitor's wrong passwords must not lock out another visitor."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = "10.0.0.2"
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            reverse("login"),
+            {"username": f"guess-{attempt}", "password": "x"},
+            REMOTE_ADDR=proxy,
+            # the attacker forges a left entry; the proxy appends the real address
+            HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.66",
+        )
+    other = client.post(
+        reverse("login"),
+        {"username": "ada", "password": "the-right-password-1"},
+        REMOTE_ADDR=proxy,
+        HTTP_X_FORWARDED_FOR="198.51.100.20",
+    )
+    assert other.status_code == 302
+    attacker = client.post(
+        reverse("login"),
+        {"username": "ada", "password": "the-right-password-1"},
+        REMOTE_ADDR=proxy,
+        HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.66",
+    )
+    assert attacker.status_code == 429
