@@ -41,6 +41,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="deliver events for endpoints whose URL starts with FROM to TO instead "
         "(like stripe listen --forward-to); repeatable",
     )
+    parser.add_argument(
+        "--meter-error-delay",
+        type=float,
+        default=0.5,
+        help="seconds (real time) before meter event errors are reported as a "
+        "v1.billing.meter.error_report_triggered thin event",
+    )
     parser.add_argument("--tick", type=float, default=1.0, help="real-time period check, seconds")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
@@ -59,6 +66,7 @@ def main(argv=None) -> int:
         webhook_retry_base=args.webhook_retry_base,
         tick_seconds=args.tick,
         forwarding=Forwarding(args.forward_webhooks),
+        meter_error_delay=args.meter_error_delay,
     )
     server = make_server(emulator, args.host, args.port, verbose=args.verbose)
     emulator.start()

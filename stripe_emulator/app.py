@@ -19,6 +19,7 @@ from .faults import Faults
 from .forms import decode_form
 from .forwarding import Forwarding
 from .idempotency import IdempotencyCache, fingerprint
+from .meter_errors import MeterErrorReporter
 from .routing import Request, Response, match
 from .store import Store, random_token
 from .webhooks import Dispatcher, emit, set_current_request
@@ -40,6 +41,7 @@ class Emulator:
         webhook_retry_base: float = 0.2,
         tick_seconds: float = 1.0,
         forwarding: Forwarding | None = None,
+        meter_error_delay: float = 0.5,
     ):
         self.store = Store(state_file, base_url)
         self.faults = faults or Faults()
@@ -48,6 +50,7 @@ class Emulator:
             self.store, retry_base=webhook_retry_base, forwarding=forwarding
         )
         self.tick_seconds = tick_seconds
+        self.meter_errors = MeterErrorReporter(self, meter_error_delay)
         self._stop = threading.Event()
         self._deferred: list[tuple[str, str, str]] = []
 
@@ -82,6 +85,7 @@ class Emulator:
         with self.store.lock:
             self.store.reset()
             self.idempotency.clear()
+            self.meter_errors.clear()
             self.dispatcher.reset()
             self.dispatcher.forwarding.reset()
             self.store.save()

@@ -13,9 +13,10 @@ Two settings model what happens after Stripe *did* record a meter event:
   event Stripe has. The response is lost before an idempotent result is kept, so the
   client's retry (same Idempotency-Key) reaches Stripe's identifier check.
 - ``duplicate_identifiers``: what a meter event whose identifier is already recorded gets:
-  ``"replay"`` (200 with the stored event, the default) or ``"reject"``, live Stripe's
-  answer: 400 ``invalid_request_error`` "An event already exists with identifier '...'."
-  with ``Stripe-Should-Retry: false``. Either way it is not counted again.
+  ``"reject"`` (the default), live Stripe's answer: 400 ``invalid_request_error`` "An
+  event already exists with identifier '...'." with ``Stripe-Should-Retry: false``; or
+  ``"replay"`` (200 with the stored event, kinder than Stripe). Either way it is not
+  counted again.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Faults:
         self._lock = threading.Lock()
         self._random = random.Random(seed)
         self.after_record_rate, self.after_record_ms = 0.0, 30_000
-        self.duplicate_identifiers = "replay"
+        self.duplicate_identifiers = "reject"
         self.configure(rate=rate, statuses=statuses, latency_ms=latency_ms)
 
     def configure(

@@ -36,6 +36,7 @@ PREFIXES = {
     "webhook_endpoint": "we",
     "charge": "ch",
     "payment_intent": "pi",
+    "v2.core.event_destination": "ed",
 }
 
 

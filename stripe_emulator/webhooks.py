@@ -7,6 +7,11 @@ emitted (so, in order per object), signed with the endpoint secret::
 
     Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{raw_body}")>
 
+Thin events (v2, :func:`emit_thin`) go to event destinations with ``event_payload:
+thin`` the same way and are signed the same way: stripe-python 15 verifies them with
+``StripeClient.parse_event_notification`` -> ``WebhookSignature.verify_header``, the
+check ``construct_event`` makes for snapshot events.
+
 A non-2xx answer or a connection error is retried with exponential backoff
 (``retry_base`` seconds doubling up to ``retry_cap``, at most ``max_attempts``
 tries); then the event is given up for that endpoint and the next one is sent. API
@@ -103,11 +108,11 @@ class Dispatcher:
             for attempt in range(1, self.max_attempts + 1):
                 if generation != self._generation:
                     return
-                with self.store.lock:
-                    endpoint = self.store.get("webhook_endpoint", endpoint_id)
+                with self.store.lock:  # a webhook endpoint, or a v2 event destination
+                    endpoint = self.store.find(endpoint_id)
                 if endpoint is None:
                     return
-                url = self.forwarding.rewrite(endpoint["url"])
+                url = self.forwarding.rewrite(endpoint.get("_url") or endpoint["url"])
                 status = self._post(url, endpoint["_secret"], body)
                 del self.deliveries[:-999]  # keep the last thousand attempts
                 self.deliveries.append(
@@ -182,3 +187,41 @@ def emit(
     store.add("event", event)
     body = json.dumps({k: v for k, v in event.items() if not k.startswith("_")}, indent=2)
     return [(endpoint["id"], event["id"], body) for endpoint in endpoints]
+
+
+def _iso_now(store: Store) -> str:
+    from datetime import UTC, datetime
+
+    now = datetime.fromtimestamp(store.real_now(), UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def emit_thin(
+    store: Store, event_type: str, related_object: dict, data: dict
+) -> list[tuple[str, str, str]]:
+    """Store a v2 Event (``GET /v2/core/events/{id}`` serves it whole) and return the
+    deliveries of its thin notification (the event without ``data``) to the enabled
+    thin event destinations that enable ``event_type``. Call with ``store.lock`` held."""
+    destinations = [
+        d
+        for d in store.all("v2.core.event_destination")
+        if d["status"] == "enabled"
+        and d["event_payload"] == "thin"
+        and ("*" in d["enabled_events"] or event_type in d["enabled_events"])
+    ]
+    destinations.reverse()  # oldest first
+    event = {
+        "id": "evt_test_" + random_token(40),
+        "object": "v2.core.event",
+        "context": None,
+        "created": _iso_now(store),
+        "data": data,
+        "livemode": False,
+        "reason": None,
+        "related_object": related_object,
+        "type": event_type,
+    }
+    store.add("v2.core.event", event)
+    thin = {k: v for k, v in event.items() if k != "data" and not k.startswith("_")}
+    body = json.dumps(thin, indent=2)
+    return [(d["id"], event["id"], body) for d in destinations]

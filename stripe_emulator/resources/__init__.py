@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     billing_portal,
     customers,
     emulator,
+    event_destinations,
     invoices,
     meter_events,
     meters,

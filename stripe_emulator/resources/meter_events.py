@@ -1,166 +1,74 @@
 """Meter events (v1 and the v2 session/stream), adjustments and event summaries.
 
-Choices where Stripe's behaviour is asynchronous or unspecified:
+As Stripe does (sources in :mod:`stripe_emulator.meter_event_validation`):
 
-- A meter event whose ``identifier`` was already recorded is answered 200 with the
-  already-stored event and is NOT counted again (Stripe deduplicates identifiers for at
-  least 24 hours; the emulator remembers them until reset). With the fault setting
-  ``duplicate_identifiers: "reject"`` it gets live Stripe's answer instead: 400 "An event
-  already exists with identifier ...", ``Stripe-Should-Retry: false``.
-- Validation is synchronous: unknown/inactive meter, missing or unknown customer, a value
-  that is not a whole number, or a timestamp outside [now - 35 days, now + 5 minutes]
-  (``now`` being the customer's test clock time, if any) are 400s. A v2 stream batch is
-  validated as a whole before any of it is recorded.
+- ``POST /v1/billing/meter_events`` refuses at once only a malformed request and an
+  ``identifier`` it already has: 400 "An event already exists with identifier ...",
+  ``Stripe-Should-Retry: false`` (Stripe: "We'll enforce uniqueness within a rolling 24
+  hour period", https://docs.stripe.com/api/v2/billing/meter-events/create; the emulator
+  remembers identifiers until reset). The event's content (meter inactive, customer
+  missing or unknown, value not a whole number, timestamp outside [now - 35 days, now +
+  5 minutes], ``now`` being the customer's test clock time) is checked after the 200: a
+  failing event is not recorded (nor its identifier) and is reported later as a
+  ``v1.billing.meter.error_report_triggered`` thin event (:mod:`stripe_emulator.
+  meter_errors`). The fault setting ``duplicate_identifiers: "replay"`` makes a known
+  identifier a 200 with the stored event instead (kinder than Stripe; tests only).
+- ``POST /v2/billing/meter_events`` validates synchronously: content errors are 400s.
+- The v2 stream refuses a malformed batch whole; content errors are reported later.
 - Event summaries are listed newest window first (Stripe's list order); with
   ``value_grouping_window`` only windows holding events are listed.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from datetime import UTC, datetime
 
 from ..errors import StripeError, invalid, missing_param
 from ..forms import as_dict, as_int, as_list, one_of
 from ..lists import paginate
+from ..meter_event_validation import content_error, iso, parse_event
 from ..routing import Request, route
 from ..store import Store, random_token
 from ..summary_windows import check_summary_window
 from .common import get_or_404, require
 
-PAST_WINDOW = 35 * 86400
-FUTURE_WINDOW = 5 * 60
 CANCEL_WINDOW = 24 * 3600
 SESSION_SECONDS = 15 * 60
 STREAM_MAX = 100
-_WHOLE = re.compile(r"^-?\d+$")
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_iso(value: str, param: str) -> int:
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    except (ValueError, AttributeError):
-        raise invalid(f"Invalid timestamp: {value}", param=param) from None
-
-
-def _whole_number(raw: str, param: str) -> int:
-    """A meter event value. Stripe documents no maximum: payload values are strings and
-    must be whole numbers (docs.stripe.com/billing/subscriptions/usage-based/
-    recording-usage-api, "Usage values"); only its asynchronous error report names a
-    code for overlong values, ``meter_event_value_too_many_digits`` (stripe-python 15,
-    stripe/events/_v1_billing_meter_error_report_triggered_event.py), without a digit
-    count. So the emulator invents no lower limit: it accepts every whole number it can
-    parse, and refuses only one too long to parse at all (more than
-    ``sys.get_int_max_str_digits()`` digits, 4,300 by default) with that code, as a 400
-    like its other validation, instead of failing with a 500."""
-    try:
-        return int(raw)
-    except ValueError:
-        raise invalid(
-            "Meter event value has too many digits.",
-            param=param,
-            code="meter_event_value_too_many_digits",
-        ) from None
-
-
-def _active_meter(store: Store, event_name: str, param: str) -> dict:
-    for meter in store.all("billing.meter"):
-        if meter["event_name"] == event_name and meter["status"] == "active":
-            return meter
-    raise invalid(f"No active meter was found for event_name '{event_name}'.", param=param)
-
-
-def validate_event(req: Request, params: dict, prefix: str = "", *, iso_time=False) -> dict:
-    """A meter event ready to record (or the stored duplicate); raises Stripe's 400s."""
-    store = req.store
-    event_name = params.get("event_name")
-    if not event_name:
-        raise missing_param(f"{prefix}event_name")
-    meter = _active_meter(store, event_name, f"{prefix}event_name")
-    payload = params.get("payload")
-    if not isinstance(payload, dict):
-        raise missing_param(f"{prefix}payload")
-    payload = {str(k): str(v) for k, v in payload.items()}
-    customer_key = meter["customer_mapping"]["event_payload_key"]
-    value_key = meter["value_settings"]["event_payload_key"]
-    customer_id = payload.get(customer_key)
-    if not customer_id:
-        raise missing_param(f"{prefix}payload[{customer_key}]")
-    if store.get("customer", customer_id) is None:
-        raise invalid(
-            f"No such customer: '{customer_id}'",
-            param=f"{prefix}payload[{customer_key}]",
-            code="resource_missing",
-        )
-    raw_value = payload.get(value_key)
-    if raw_value is None:
-        if meter["default_aggregation"]["formula"] != "count":
-            raise missing_param(f"{prefix}payload[{value_key}]")
-        value = 1
-    elif not _WHOLE.match(raw_value.strip()):
-        raise invalid(
-            f"Meter event values must be whole numbers, got '{raw_value}'.",
-            param=f"{prefix}payload[{value_key}]",
-            code="parameter_invalid_integer",
-        )
-    else:
-        value = _whole_number(raw_value, f"{prefix}payload[{value_key}]")
-    identifier = params.get("identifier") or random_token(24)
-    if len(identifier) > 100:
-        raise invalid("identifier must be at most 100 characters.", param=f"{prefix}identifier")
-    now = store.customer_now(customer_id)
-    if params.get("timestamp") in (None, ""):
-        timestamp = now
-    elif iso_time:
-        timestamp = parse_iso(params["timestamp"], f"{prefix}timestamp")
-    else:
-        timestamp = as_int(params["timestamp"], f"{prefix}timestamp")
-    if timestamp < now - PAST_WINDOW:
-        raise invalid(
-            "Meter event timestamps must be within the past 35 days.",
-            param=f"{prefix}timestamp",
-            code="timestamp_too_far_in_past",
-        )
-    if timestamp > now + FUTURE_WINDOW:
-        raise invalid(
-            "Meter event timestamps can be at most 5 minutes in the future.",
-            param=f"{prefix}timestamp",
-            code="timestamp_in_future",
-        )
-    return {
-        "event_name": event_name,
-        "identifier": identifier,
-        "payload": payload,
-        "timestamp": timestamp,
-        "created": time.time(),
-        "meter": meter["id"],
-        "customer": customer_id,
-        "value": value,
-        "cancelled": False,
-    }
-
-
-def record(store: Store, event: dict, *, duplicates: str = "replay") -> dict:
-    """Store a validated event unless its identifier is known; return the stored one, or
-    with ``duplicates="reject"`` refuse it as live Stripe does (400, not retryable)."""
+def check_new(store: Store, event: dict, *, duplicates: str = "reject") -> dict | None:
+    """None when the identifier is new; else live Stripe's 400 "An event already exists
+    with identifier ..." with ``Stripe-Should-Retry: false`` (the message as quoted in
+    langfuse/langfuse#16292, which met it on live Stripe), or with ``duplicates="replay"``
+    (a fault setting, kinder than Stripe) the stored event, answered 200 again."""
     existing = store.meter_event_ids.get(event["identifier"])
-    if existing is not None and duplicates == "reject":
-        raise StripeError(
-            400,
-            f"An event already exists with identifier '{event['identifier']}'.",
-            param="identifier",
-            headers={"Stripe-Should-Retry": "false"},
-        )
-    if existing is not None:
+    if existing is None or duplicates == "replay":
         return existing
+    raise StripeError(
+        400,
+        f"An event already exists with identifier '{event['identifier']}'.",
+        param="identifier",
+        headers={"Stripe-Should-Retry": "false"},
+    )
+
+
+def record(store: Store, event: dict) -> dict:
+    """Store an event whose content passed :func:`content_error` (value set)."""
+    if event["identifier"] in store.meter_event_ids:  # a v2 stream repeating itself
+        return store.meter_event_ids[event["identifier"]]
     store.meter_events.append(event)
     store.meter_event_ids[event["identifier"]] = event
     return event
+
+
+def _report_later(req: Request, event: dict, error) -> None:
+    """Accept an event that fails asynchronously: not recorded, reported to the event
+    destinations later. Stripe's sample error names ``request.identifier``, "The request
+    idempotency key" (stripe-python 15): the Idempotency-Key header when sent, else the
+    event's identifier (Meterdesk sends both equal)."""
+    key = req.headers.get("Idempotency-Key") or event["identifier"]
+    req.app.meter_errors.add(event["meter"], error, key)
 
 
 def aggregate(store: Store, meter: dict, customer_id: str, start: int, end: int) -> int:
@@ -209,14 +117,29 @@ def _v2_shape(event: dict) -> dict:
 
 @route("POST", "/v1/billing/meter_events")
 def create_v1(req: Request):
-    event = validate_event(req, req.params)
-    return _v1_shape(record(req.store, event, duplicates=req.app.faults.duplicate_identifiers))
+    """Answered 200 unless malformed or a known identifier; content errors come later."""
+    event = parse_event(req, req.params)
+    stored = check_new(req.store, event, duplicates=req.app.faults.duplicate_identifiers)
+    if stored is not None:
+        return _v1_shape(stored)
+    error = content_error(req.store, event)
+    if error is not None:
+        _report_later(req, event, error)
+        return _v1_shape(event)
+    return _v1_shape(record(req.store, event))
 
 
 @route("POST", "/v2/billing/meter_events")
 def create_v2(req: Request):
-    event = validate_event(req, req.params, iso_time=True)
-    return _v2_shape(record(req.store, event, duplicates=req.app.faults.duplicate_identifiers))
+    """ "Events are validated synchronously": content errors are 400s here."""
+    event = parse_event(req, req.params, iso_time=True)
+    stored = check_new(req.store, event, duplicates=req.app.faults.duplicate_identifiers)
+    if stored is not None:
+        return _v2_shape(stored)
+    error = content_error(req.store, event)
+    if error is not None:
+        raise error.as_400()
+    return _v2_shape(record(req.store, event))
 
 
 def _cancel(req: Request, params: dict) -> tuple[str, str]:
@@ -302,12 +225,16 @@ def stream(req: Request):
         raise missing_param("events")
     if len(events) > STREAM_MAX:
         raise invalid(f"At most {STREAM_MAX} events per request.", param="events")
-    validated = [
-        validate_event(req, as_dict(e, f"events[{i}]"), f"events[{i}].", iso_time=True)
+    parsed = [  # a malformed event refuses the whole request
+        parse_event(req, as_dict(e, f"events[{i}]"), f"events[{i}].", iso_time=True)
         for i, e in enumerate(events)
     ]
-    for event in validated:
-        record(req.store, event)
+    for event in parsed:  # "processed asynchronously, including validation"
+        error = content_error(req.store, event)
+        if error is not None:
+            req.app.meter_errors.add(event["meter"], error, event["identifier"])
+        else:
+            record(req.store, event)
     return {}
 
 

@@ -23,7 +23,7 @@ NO_FAULTS = {
     "rate": 0,
     "latency_ms": 0,
     "after_record_rate": 0,
-    "duplicate_identifiers": "replay",
+    "duplicate_identifiers": "reject",  # live Stripe's answer, the default
 }
 
 

@@ -53,7 +53,7 @@ def meter_and_customer(stripe_emulator):
     control(
         stripe_emulator,
         "/_emulator/faults",
-        {"after_record_rate": 0, "duplicate_identifiers": "replay"},
+        {"after_record_rate": 0, "duplicate_identifiers": "reject"},
     )
 
 

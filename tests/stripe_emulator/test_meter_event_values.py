@@ -1,6 +1,6 @@
 """Meter event values as large as Stripe takes them: no documented maximum, whole numbers
-only; a value too long to parse is a 400 ``meter_event_value_too_many_digits`` (Stripe's
-code for it), never a 500."""
+only; a value too long to parse is ``meter_event_value_too_many_digits`` (Stripe's code
+for it; a 400 from v2, which validates synchronously), never a 500."""
 
 from __future__ import annotations
 
@@ -40,9 +40,14 @@ def test_large_whole_numbers_are_accepted_and_summed_exactly(setup):
 
 
 def test_a_value_too_long_to_parse_is_a_400_not_a_500(setup):
+    """Through v2 (validated synchronously); through v1 the same code arrives in the
+    asynchronous error report (test_meter_event_errors.py)."""
     client, customer, _m = setup
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        _create(client, customer.id, "9" * 5_000)
+        client.v2.billing.meter_events.create(
+            {"event_name": "api_call",
+             "payload": {"stripe_customer_id": customer.id, "value": "9" * 5_000}}
+        )  # fmt: skip
     assert caught.value.http_status == 400
     assert caught.value.code == "meter_event_value_too_many_digits"
     assert caught.value.param == "payload[value]"

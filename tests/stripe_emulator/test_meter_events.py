@@ -45,23 +45,20 @@ def test_shape_and_default_timestamp_is_the_clock_time(setup):
 
 
 @pytest.mark.parametrize(
-    ("changes", "param"),
+    ("params", "param"),
     [
-        ({"value": "1.5"}, "payload[value]"),  # whole numbers only
-        ({"value": "ten"}, "payload[value]"),
-        ({"timestamp": T0 - 35 * DAY - 1}, "timestamp"),  # more than 35 days old
-        ({"timestamp": T0 + 301}, "timestamp"),  # more than 5 minutes ahead
-        ({"customer": "cus_unknown"}, "payload[stripe_customer_id]"),
-        ({"event_name": "nope"}, "event_name"),  # no meter listens to it
+        ({"payload": {"value": "1"}}, "event_name"),  # malformed requests: refused at once
+        ({"event_name": "api_call"}, "payload"),
+        ({"event_name": "api_call", "payload": {"value": "1"}, "identifier": "x" * 101},
+         "identifier"),
+        ({"event_name": "api_call", "payload": {"value": "1"}, "timestamp": "soon"}, "timestamp"),
+        ({"event_name": "nope", "payload": {"value": "1"}}, "event_name"),  # no such meter
     ],
-)
-def test_invalid_events_are_400s(setup, changes, param):
-    client, customer, _m = setup
-    params = event(changes.get("customer", customer.id), changes.get("value", "1"))
-    if "timestamp" in changes:
-        params["timestamp"] = changes["timestamp"]
-    if "event_name" in changes:
-        params["event_name"] = changes["event_name"]
+)  # fmt: skip
+def test_malformed_events_are_400s(setup, params, param):
+    """Content errors (customer, value, timestamp, inactive meter) are asynchronous: see
+    test_meter_event_errors.py."""
+    client, _customer, _m = setup
     with pytest.raises(stripe.InvalidRequestError) as info:
         client.v1.billing.meter_events.create(params)
     assert info.value.http_status == 400
@@ -75,11 +72,19 @@ def test_window_edges_are_accepted(setup):
     assert total(client, m.id, customer.id) == 3
 
 
-def test_duplicate_identifier_is_acknowledged_not_counted(setup):
+def test_duplicate_identifier_is_a_non_retryable_400_and_not_counted(setup):
+    """Live Stripe: 400 invalid_request_error "An event already exists with identifier
+    ..." and Stripe-Should-Retry: false (the old emulator answered 200)."""
     client, customer, m = setup
-    first = client.v1.billing.meter_events.create(event(customer.id, "5", identifier="dup"))
-    again = client.v1.billing.meter_events.create(event(customer.id, "9", identifier="dup"))
-    assert again.payload.value == "5" and again.timestamp == first.timestamp
+    client.v1.billing.meter_events.create(event(customer.id, "5", identifier="dup"))
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.billing.meter_events.create(event(customer.id, "9", identifier="dup"))
+    assert info.value.http_status == 400
+    assert info.value.error.type == "invalid_request_error"
+    assert info.value.user_message.startswith("An event already exists with identifier")
+    assert info.value.headers["Stripe-Should-Retry"] == "false"
+    with pytest.raises(stripe.InvalidRequestError):  # the same through v2
+        client.v2.billing.meter_events.create(event(customer.id, "9", identifier="dup"))
     assert total(client, m.id, customer.id) == 5
 
 
@@ -97,18 +102,12 @@ def test_custom_payload_keys(client):
     client.v1.billing.meter_events.create(
         {"event_name": "rows", "payload": {"account": customer.id, "rows": "12"}}
     )
-    with pytest.raises(stripe.InvalidRequestError) as info:
-        client.v1.billing.meter_events.create(
+    with pytest.raises(stripe.InvalidRequestError) as info:  # v2 validates synchronously
+        client.v2.billing.meter_events.create(
             {"event_name": "rows", "payload": {"stripe_customer_id": customer.id, "rows": "1"}}
         )
     assert info.value.param == "payload[account]"
-
-
-def test_inactive_meter_refuses_events(setup):
-    client, customer, m = setup
-    client.v1.billing.meters.deactivate(m.id)
-    with pytest.raises(stripe.InvalidRequestError):
-        client.v1.billing.meter_events.create(event(customer.id))
+    assert info.value.code == "meter_event_no_customer_defined"
 
 
 def test_adjustment_cancels_an_event(setup):
@@ -139,11 +138,16 @@ def test_v2_session_and_stream(emulator, setup):
         streamer.v2.billing.meter_event_stream.create(
             {"events": [event(customer.id, "1") for _ in range(101)]}
         )
-    with pytest.raises(stripe.InvalidRequestError):  # the batch is validated as a whole
+    with pytest.raises(stripe.InvalidRequestError):  # a malformed event refuses the batch
         streamer.v2.billing.meter_event_stream.create(
-            {"events": [event(customer.id, "1", identifier="ok"), event(customer.id, "x")]}
+            {"events": [event(customer.id, "1", identifier="ok"), {"payload": {}}]}
         )
     assert total(client, m.id, customer.id) == 300
+    # Content is validated asynchronously: the good event counts, the bad one is reported.
+    streamer.v2.billing.meter_event_stream.create(
+        {"events": [event(customer.id, "1", identifier="ok"), event(customer.id, "x")]}
+    )
+    assert total(client, m.id, customer.id) == 301
     with pytest.raises(stripe.TemporarySessionExpiredError):
         make_client(emulator, "mes_tok_unknown").v2.billing.meter_event_stream.create(
             {"events": [event(customer.id)]}
