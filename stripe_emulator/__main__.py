@@ -11,6 +11,7 @@ import sys
 from .app import Emulator
 from .faults import Faults
 from .forwarding import Forwarding, parse_rule
+from .request_log import RequestLog
 from .server import make_server
 
 
@@ -50,6 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--tick", type=float, default=1.0, help="real-time period check, seconds")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--log-requests",
+        metavar="FILE",
+        help="append every /v1 and /v2 request (method, path, params, status) as JSON lines",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,6 +72,7 @@ def main(argv=None) -> int:
         webhook_retry_base=args.webhook_retry_base,
         tick_seconds=args.tick,
         forwarding=Forwarding(args.forward_webhooks),
+        request_log=RequestLog(args.log_requests) if args.log_requests else None,
         meter_error_delay=args.meter_error_delay,
     )
     server = make_server(emulator, args.host, args.port, verbose=args.verbose)

@@ -19,6 +19,8 @@ from .faults import Faults
 from .forms import decode_form
 from .forwarding import Forwarding
 from .idempotency import IdempotencyCache, fingerprint
+from .param_rules import check_params
+from .request_log import RequestLog
 from .meter_errors import MeterErrorReporter
 from .routing import Request, Response, match
 from .store import Store, random_token
@@ -41,9 +43,11 @@ class Emulator:
         webhook_retry_base: float = 0.2,
         tick_seconds: float = 1.0,
         forwarding: Forwarding | None = None,
+        request_log: RequestLog | None = None,
         meter_error_delay: float = 0.5,
     ):
         self.store = Store(state_file, base_url)
+        self.request_log = request_log
         self.faults = faults or Faults()
         self.idempotency = IdempotencyCache()
         self.dispatcher = Dispatcher(
@@ -92,6 +96,12 @@ class Emulator:
 
     # -- requests ---------------------------------------------------------------------
     def handle(self, method: str, raw_path: str, headers, body: bytes) -> Response:
+        response = self._handle(method, raw_path, headers, body)
+        if self.request_log is not None:
+            self.request_log.record(method, raw_path, headers, body, response.status)
+        return response
+
+    def _handle(self, method: str, raw_path: str, headers, body: bytes) -> Response:
         parts = urlsplit(raw_path)
         path = parts.path.rstrip("/") or "/"
         request_id = "req_" + random_token(14)
@@ -117,6 +127,8 @@ class Emulator:
                 return Response(404, b"Not found", "text/plain")
             self._authenticate(route.auth, headers, v2)
             params = self._params(method, parts.query, headers, body, v2)
+            if api:  # Stripe's parameter rules, before the handler (param_rules.json)
+                check_params(method, route.template, params)
             request = Request(self, method, path, params, headers, args, request_id)
             key = headers.get("Idempotency-Key") if method in ("POST", "DELETE") else None
             set_current_request(request_id, key)

@@ -47,6 +47,7 @@ class Route:
     pattern: re.Pattern
     handler: Any
     auth: str  # "secret" (sk_test_ key), "session" (v2 meter event session token), "none"
+    template: str = ""  # "/v1/customers/{id}": the key of its parameter rules
 
 
 ROUTES: list[Route] = []
@@ -57,7 +58,7 @@ def route(method: str, template: str, *, auth: str = "secret"):
     pattern = re.compile(f"^{regex}$")
 
     def register(fn):
-        ROUTES.append(Route(method, pattern, fn, auth))
+        ROUTES.append(Route(method, pattern, fn, auth, template))
         return fn
 
     return register

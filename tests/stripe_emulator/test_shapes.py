@@ -151,7 +151,10 @@ def served(emulator_url) -> dict[str, dict]:
         emulator_url,
         "POST",
         "/v1/billing_portal/configurations",
-        {"default_return_url": "https://example.com/account"},
+        {  # features is required by Stripe (and by the emulator's parameter rules)
+            "default_return_url": "https://example.com/account",
+            "features[invoice_history][enabled]": "true",
+        },
     )
     out["billing_portal.configuration"] = get(f"/v1/billing_portal/configurations/{config['id']}")
     out["billing_portal.session"] = call(
