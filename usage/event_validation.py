@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 MAX_IDENTIFIER = 100
-# Values are whole numbers, at most MAX_VALUE per event.
-MAX_VALUE = 10**15
+# Values are whole numbers, at most MAX_VALUE per event: 10**14, so that one event
+# always fits in an empty hour (MAX_HOUR_SUM below holds 9.6 of them).
+MAX_VALUE = 10**14
 # ... and at most MAX_HOUR_SUM per (account, meter, hour) in the rollups, so that no sum
 # of hours anyone takes can overflow a signed 64-bit integer (2**63 - 1 =
 # 9,223,372,036,854,775,807; SQLite's SUM() raises and PostgreSQL's bigint columns
@@ -28,8 +29,7 @@ MAX_VALUE = 10**15
 #   400 * 24 + 1 = 9,601 hour buckets: 9,601 * 9.6e14 = 9,216,960,000,000,000,000 < 2**63;
 # - the reporting claim sums one billing period, at most a year (Stripe's longest
 #   interval, 366 days = 8,784 hours): 8,784 * 9.6e14 = 8.43e18 < 2**63.
-# It is below MAX_VALUE (2**63 / 9,601 = 960,667,850,937,899): a single event above it
-# is refused hour_limit_exceeded whatever its hour holds.
+# (2**63 / 9,601 = 960,667,850,937,899, rounded down to 9.6e14.)
 MAX_HOUR_SUM = 960 * 10**12
 # Stripe's rule for meter events (design.md, "Stripe facts"): the timestamp must be
 # within the past 35 days and at most 5 minutes in the future. Ingestion accepts a

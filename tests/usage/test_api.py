@@ -139,7 +139,7 @@ def test_every_per_event_code_with_index_identifier_and_message(api, customer):
         {"index": 3, "identifier": "a3", "code": "unknown_customer",
          "message": "customer: no account has the Stripe customer 'cus_nobody'"},
         {"index": 4, "identifier": "a4", "code": "invalid_value",
-         "message": "value: must be between 0 and 1000000000000000"},
+         "message": "value: must be between 0 and 100000000000000"},
         {"index": 5, "identifier": "a5", "code": "invalid_value",
          "message": "value: must be a whole number >= 0"},
         {"index": 6, "identifier": "a6", "code": "invalid_value",

@@ -78,8 +78,8 @@ def test_the_issue_batches_at_max_value_never_answer_500(api, customer):
     """Item 1 (ingest): 11 batches of 930 events in one hour answered 500 from the 10th
     on (the rollup addition overflowed bigint). Now every batch is 202: at 10**12 an
     hour holds 960 events (960 * 10**12 = MAX_HOUR_SUM), so the first batch stores 930,
-    the second 30 and refuses 900, the others refuse all; one event at MAX_VALUE alone
-    is over the hour's cap."""
+    the second 30 and refuses 900, the others refuse all; even one event of MAX_VALUE
+    (10**14, which always fits an empty hour) is refused in the full hour."""
     ts = int(_hour_ago().timestamp())
     accepted = []
     for batch in range(11):
@@ -94,11 +94,17 @@ def test_the_issue_batches_at_max_value_never_answer_500(api, customer):
     assert accepted == [930, 30] + [0] * 9
     response = api.post(
         {"event_name": "data_transfer_gb", "customer": customer, "identifier": "max",
-         "value": MAX_VALUE, "timestamp": ts + 3600}
+         "value": MAX_VALUE, "timestamp": ts + 1}
     )  # fmt: skip
     assert response.json()["rejected"][0]["code"] == "hour_limit_exceeded"
     ledger, rollups = _ledger_and_rollups()
     assert ledger == rollups == {"s": MAX_HOUR_SUM, "n": 960}
+    # The next (empty) hour takes it: 9.6e14 = 9.6 events of 10**14.
+    response = api.post(
+        {"event_name": "data_transfer_gb", "customer": customer, "identifier": "max-next",
+         "value": MAX_VALUE, "timestamp": ts + 3600}
+    )  # fmt: skip
+    assert response.json()["accepted"] == 1
 
 
 def test_a_400_day_summary_of_full_hours_fits_in_64_bits(api, customer):

@@ -44,7 +44,7 @@ _ID_CHUNK = 500
 # too many; event summaries return ``aggregated_value`` as a float
 # (docs.stripe.com/api/billing/meter-event-summary/object), exact for whole numbers up
 # to 2**53. So the cap is our own: 9 * 10**15 is at least the per-event maximum
-# (``usage.event_validation.MAX_VALUE``, 10**15, so every event fits in one report),
+# (``usage.event_validation.MAX_VALUE``, 10**14, so every event fits in one report),
 # below 2**53 = 9,007,199,254,740,992 (a report stays exact as a float) and about 1,000
 # times below a signed 64-bit integer's maximum (2**63 - 1 ≈ 9.22 * 10**18, PostgreSQL's
 # bigint), so no report value, and no sum the claim forms, can overflow a column.
