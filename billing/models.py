@@ -156,3 +156,50 @@ class PendingAccountEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class ThinEventDestination(models.Model):
+    """A Stripe v2 event destination delivering thin events (``event_payload: thin``) to
+    ``/stripe/thin-events/``: dj-stripe 2.11 receives only v1 snapshot events, so thin
+    ones (``v1.billing.meter.error_report_triggered``) have their own receiver, verified
+    with the destination's signing secret (shown by Stripe only when it is created)."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=255)
+    enabled_events = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} -> {self.url}"
+
+
+class ThinEvent(models.Model):
+    """A verified thin event (inbox row, one per Stripe event id): the receiver stores it
+    and answers 200; a task fetches the whole event (``GET /v2/core/events/{id}``), hands
+    it to the handlers registered for its type (:mod:`billing.thin_events`) and records
+    what they did. Rows not processed yet are retried by a beat task."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=255)
+    related_object_id = models.CharField(max_length=255, blank=True)
+    created = models.CharField(max_length=64, help_text="Stripe's created time (ISO 8601)")
+    received_at = models.DateTimeField(auto_now_add=True)
+    data = models.JSONField(null=True, blank=True, help_text="The event's data, as fetched")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    outcome = models.TextField(blank=True, help_text="What the handlers did with it")
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="billing_thin_event_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_id}"

@@ -29,3 +29,18 @@ def sync_meters_from_stripe() -> int:
     from billing.services.meters import meters_sync_from_stripe
 
     return meters_sync_from_stripe()
+
+
+@shared_task(name="billing.tasks.process_thin_event")
+def process_thin_event(thin_event_id: int) -> bool:
+    from billing.services.thin_events import thin_event_process
+
+    return thin_event_process(thin_event_id=thin_event_id)
+
+
+@shared_task(name="billing.tasks.process_pending_thin_events")
+def process_pending_thin_events() -> int:
+    """Thin events whose task was lost (broker down) or failed (Stripe unreachable)."""
+    from billing.services.thin_events import thin_events_process_pending
+
+    return thin_events_process_pending()

@@ -37,6 +37,12 @@ def beat_schedule() -> dict:
             "schedule": 60.0,
             "options": {"expires": 60.0},
         },
+        # Thin events (meter error reports) stored but not processed yet.
+        "billing-process-pending-thin-events": {
+            "task": "billing.tasks.process_pending_thin_events",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
         # A meter deactivated (or reactivated) in Stripe: its status here follows.
         "billing-sync-meters-from-stripe": {
             "task": "billing.tasks.sync_meters_from_stripe",

@@ -3,12 +3,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from billing.views_thin_events import thin_events
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboards:home", permanent=False)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/revenue/", include("revenue.urls")),
     path("admin/", admin.site.urls),
+    path("stripe/thin-events/", thin_events, name="thin_events"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("billing/", include("billing.urls")),
     path("dashboard/", include("dashboards.urls")),

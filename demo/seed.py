@@ -29,6 +29,7 @@ from billing.services.catalog import catalog_apply
 from billing.services.stripe_sync import stripe_sync_everything
 from billing.services.subscriptions import subscription_create
 from billing.services.test_clocks import test_clock_advance
+from billing.services.thin_events import thin_event_destination_register
 from billing.services.webhook_endpoints import webhook_endpoint_register
 from billing.stripe_api import stripe_client
 from demo.accounts import ACCOUNTS, day_events
@@ -80,6 +81,8 @@ def demo_seed(
     catalog_apply(catalog=load_catalog(CATALOG), client=client)
     # Stripe's webhooks reach this server (renewals, failed payments, portal changes).
     webhook_endpoint_register(base_url=base_url)
+    # Its thin events too: meter event errors Stripe reports after answering 200.
+    thin_event_destination_register(base_url=base_url, client=client)
     plans = {plan.key: plan for plan in Plan.objects.all()}
     start = (now - relativedelta(months=1) - timedelta(days=19)).replace(
         minute=0, second=0, microsecond=0

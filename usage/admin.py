@@ -83,13 +83,14 @@ class UsageReportAdmin(admin.ModelAdmin):
         "value",
         "event_count",
         "status",
+        "stripe_error_code",
         "amount_at_stake",
         "attempts",
         "last_error",
         "next_attempt_at",
         "sent_at",
     ]
-    list_filter = ["status", "event_name"]
+    list_filter = ["status", "stripe_error_code", "event_name"]
     search_fields = ["=identifier", "=stripe_customer_id", "account__name"]
     list_select_related = ["account", "meter"]
     actions = ["retry"]
@@ -113,6 +114,8 @@ class UsageReportAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed / too-late reports")
     def retry(self, request, queryset):
+        """Queued again; one Stripe accepted and then refused (a meter error report) is
+        re-sent under a new identifier (usage.services.reporting.usage_report_retry)."""
         count = sum(usage_report_retry(report=report) for report in queryset)
         self.message_user(request, f"{count} report(s) queued again for the next pass.")
 

@@ -12,3 +12,9 @@ class UsageConfig(AppConfig):
         from usage.selectors.unreported import customer_deletion_guard
 
         customer_deletion_guard_register(name="usage.unreported", guard=customer_deletion_guard)
+
+        # Stripe's asynchronous meter event errors (thin events, received by billing).
+        from billing.thin_events import thin_event_handler_register
+        from usage.services.meter_errors import EVENT_TYPE, meter_error_report_apply
+
+        thin_event_handler_register(event_type=EVENT_TYPE, handler=meter_error_report_apply)

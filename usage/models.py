@@ -69,6 +69,17 @@ class UsageReport(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     stripe_response_id = models.CharField(max_length=255, blank=True)
+    stripe_error_code = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Stripe's error code when it refused the event (at once, or later in a "
+        "v1.billing.meter.error_report_triggered report)",
+    )
+    resends = models.PositiveIntegerField(
+        default=0,
+        help_text="Times re-queued after Stripe accepted and then refused it: each resend "
+        "has a new identifier (and Idempotency-Key)",
+    )
 
     class Meta:
         ordering = ["-id"]

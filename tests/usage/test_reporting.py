@@ -240,6 +240,49 @@ def test_crash_after_stripe_accepted_is_resent_and_counted_once(
                         start=start, end=end) == 40  # fmt: skip
 
 
+def test_a_duplicate_identifier_after_a_crash_is_delivered_once(
+    customer, subscribe, stripe_client, monkeypatch, settings
+):
+    """Stripe recorded the event but its idempotent 200 is gone (the key expired, or the
+    answer was lost before Stripe kept it): the resend after the crash gets live
+    Stripe's 400 "An event already exists with identifier ..." (Stripe-Should-Retry:
+    false), which means delivered. The report ends sent, once; Stripe counts it once."""
+    subscribe(customer)
+    start, end = _period(stripe_client, customer)
+    _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 40,
+              "timestamp": int(time.time()), "identifier": "dup1"}])  # fmt: skip
+    calls = []
+    real_send = report_send._send
+
+    def recorded_then_killed(client, report):
+        calls.append("first")
+        client.v1.billing.meter_events.create(  # Stripe has it; no idempotent result kept
+            {"event_name": report.event_name, "identifier": report.identifier,
+             "timestamp": int(report.timestamp.timestamp()),
+             "payload": {"stripe_customer_id": report.stripe_customer_id,
+                         "value": str(report.value)}},
+            {"idempotency_key": "another-key"},
+        )  # fmt: skip
+        raise SystemExit("killed before the answer was handled")
+
+    def counting_send(client, report):
+        calls.append("resend")
+        return real_send(client, report)
+
+    monkeypatch.setattr(report_send, "_send", recorded_then_killed)
+    with pytest.raises(SystemExit):
+        usage_report_pass()
+    monkeypatch.setattr(report_send, "_send", counting_send)
+    later = timezone.now() + timedelta(seconds=settings.USAGE_REPORT_LEASE_SECONDS + 1)
+    usage_report_pass(now=later)
+    usage_report_pass(now=later + timedelta(seconds=1))
+    report = UsageReport.objects.get()
+    assert (report.status, report.stripe_response_id) == ("sent", "duplicate-identifier")
+    assert calls == ["first", "resend"]
+    assert stripe_total(stripe_client, event_name="data_transfer_gb", customer=customer,
+                        start=start, end=end) == 40  # fmt: skip
+
+
 def test_late_events_produce_a_further_report_into_their_period(customer, subscribe, stripe_client):
     subscribe(customer)
     start, end = _period(stripe_client, customer)
@@ -309,28 +352,39 @@ def test_report_usage_command_prints_too_late_reports(customer, capsys, monkeypa
     assert f"too late: report {UsageReport.objects.get().pk} 9 GB of data_transfer_gb" in out
 
 
-def test_stripe_refusing_the_event_marks_it_failed_and_admin_retry_requeues(
-    customer, subscribe, stripe_client, admin_client
+def test_a_synchronous_400_marks_it_failed_and_admin_retry_keeps_the_identifier(
+    customer, subscribe, stripe_client, admin_client, monkeypatch
 ):
-    from billing.models import Meter
+    """A 400 at once (a malformed request: Stripe recorded nothing) is failed with
+    Stripe's code; the retry sends the same identifier. (Content errors arrive later, in
+    meter error reports: test_meter_error_reports.py.)"""
+    import stripe
 
     subscribe(customer)
     start, end = _period(stripe_client, customer)
-    meter = Meter.objects.get(event_name="data_transfer_gb")
-    stripe_client.v1.billing.meters.deactivate(meter.stripe_id)
     _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 3,
               "timestamp": int(time.time()), "identifier": "f1"}])  # fmt: skip
+    real_send = report_send._send
+
+    def refuse(client, report):
+        raise stripe.InvalidRequestError(
+            "Invalid integer: soon", "timestamp", code="parameter_invalid_integer",
+            http_status=400,
+        )  # fmt: skip
+
+    monkeypatch.setattr(report_send, "_send", refuse)
     result = usage_report_pass()
     report = UsageReport.objects.get()
     assert (result.failed, report.status, report.attempts) == (1, "failed", 1)
-    assert "No active meter" in report.last_error
+    assert report.stripe_error_code == "parameter_invalid_integer"
+    identifier = report.identifier
 
-    stripe_client.v1.billing.meters.reactivate(meter.stripe_id)
+    monkeypatch.setattr(report_send, "_send", real_send)
     admin_client.post(
         "/admin/usage/usagereport/", {"action": "retry", "_selected_action": [report.pk]}
     )
     report.refresh_from_db()
-    assert report.status == "pending"
+    assert (report.status, report.identifier, report.resends) == ("pending", identifier, 0)
     usage_report_pass()
     report.refresh_from_db()
     assert report.status == "sent"
@@ -356,20 +410,24 @@ def test_one_report_in_flight_per_customer_and_meter(customer):
         UsageReport.objects.filter(pk=second.pk).update(status="sending")
 
 
-def test_stripe_refusing_an_old_timestamp_marks_the_report_too_late(customer, stripe_client):
-    # Our clock is an hour behind Stripe's here, so our own check lets the report through
-    # and Stripe's 35-day window refuses it: the report must end too_late, not failed.
-    real_now = timezone.now()
-    our_now = real_now - timedelta(hours=1)
-    old = int((real_now - timedelta(days=35, minutes=30)).timestamp())
-    usage_events_ingest(
-        events=[{"event_name": "data_transfer_gb", "customer": customer, "value": 11,
-                 "timestamp": old, "identifier": "w1"}],
-        now=our_now - timedelta(hours=1),  # ingestion keeps back ~1 h of the 35 days
-    )  # fmt: skip
-    usage_report_pass(now=our_now)
+def test_a_synchronous_old_timestamp_400_marks_the_report_too_late(customer, monkeypatch):
+    """Should Stripe refuse the 35-day window at once (the emulator reports it later:
+    test_meter_error_reports.py), the report is too_late, not failed."""
+    import stripe
+
+    def refuse(client, report):
+        raise stripe.InvalidRequestError(
+            "Meter event timestamps must be within the past 35 days.", "timestamp",
+            code="timestamp_too_far_in_past", http_status=400,
+        )  # fmt: skip
+
+    monkeypatch.setattr(report_send, "_send", refuse)
+    _ingest([{"event_name": "data_transfer_gb", "customer": customer, "value": 11,
+              "identifier": "w1"}])  # fmt: skip
+    usage_report_pass()
     report = UsageReport.objects.get()
     assert (report.status, report.value, report.attempts) == ("too_late", 11, 1)
+    assert report.stripe_error_code == "timestamp_too_far_in_past"
     assert "35 days" in report.last_error
 
 

@@ -91,6 +91,25 @@ def _suggestion(*, meter: Meter, ledger: int, remote: int, too_late: int) -> tup
     )
 
 
+def _failed_note(*, account_id: int, meter_id: int, period_start: datetime) -> str:
+    """What Stripe refused of this period (at once or in a meter error report), with its
+    codes: the reason Stripe is short, named first in the suggested action."""
+    failed = UsageReport.objects.filter(
+        account_id=account_id,
+        meter_id=meter_id,
+        period_start=period_start,
+        status=UsageReport.Status.FAILED,
+    ).values_list("stripe_error_code", "value")
+    if not failed:
+        return ""
+    codes = sorted({code or "error" for code, _ in failed})
+    units = sum(value for _, value in failed)
+    return (
+        f"{len(failed)} report(s) of this period ({units} units) were refused by Stripe "
+        f"({', '.join(codes)}): fix the cause, then retry them in admin (Usage reports). "
+    )
+
+
 def _window(
     *, account_id: int, meter: Meter, start: datetime, end: datetime
 ) -> tuple[datetime, datetime]:
@@ -173,6 +192,8 @@ def usage_reconcile(
                     status, action = _suggestion(
                         meter=meter, ledger=ledger, remote=remote, too_late=too_late
                     )
+        if status != Status.MATCH:
+            action = _failed_note(**where) + action
         result, _ = ReconciliationResult.objects.update_or_create(
             account_id=account_id,
             meter_id=meter_id,

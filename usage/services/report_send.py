@@ -99,9 +99,9 @@ def _mark_retry(report_id: int, *, error: str, now: datetime) -> str:
     return status
 
 
-def _mark(report: UsageReport, *, status: str, error: str) -> None:
+def _mark(report: UsageReport, *, status: str, error: str, code: str = "") -> None:
     UsageReport.objects.filter(pk=report.pk, status=Status.SENDING).update(
-        status=status, lease_until=None, last_error=error[:2000]
+        status=status, lease_until=None, last_error=error[:2000], stripe_error_code=code[:64]
     )
 
 
@@ -136,12 +136,13 @@ def usage_report_send(*, report_id: int, client, limiter, now: datetime | None =
         if status == 400 and _is_duplicate_identifier(exc):
             _mark_sent(report, response_id="duplicate-identifier", now=timezone.now())
             return Status.SENT
-        code = (getattr(getattr(exc, "error", None), "code", None) or "").lower()
+        error = getattr(exc, "error", None)
+        code = (getattr(error, "code", None) or getattr(exc, "code", None) or "").lower()
         if status == 400 and code == "timestamp_too_far_in_past":
-            _mark(report, status=Status.TOO_LATE, error=text)
+            _mark(report, status=Status.TOO_LATE, error=text, code=code)
             return Status.TOO_LATE
         if status in (400, 404):  # Stripe will never accept it as it is: staff decide
-            _mark(report, status=Status.FAILED, error=text)
+            _mark(report, status=Status.FAILED, error=text, code=code)
             return Status.FAILED
         # 429, 5xx, 401/403 (configuration), timeouts and connection errors: retry,
         # counting the backoff from now (or from the pass's clock, if it is ahead).

@@ -50,11 +50,43 @@ def usage_report_pass(
     return usage_reports_send_due(now=now, client=client, limiter=limiter, result=result)
 
 
+def resend_identifier(identifier: str, resend: int) -> str:
+    """The identifier of a report's ``resend``-th resend: the original's plus ``.r<n>``."""
+    return f"{identifier.split('.r')[0]}.r{resend}"
+
+
 def usage_report_retry(*, report: UsageReport, now: datetime | None = None) -> bool:
-    """Staff action: put a failed (or too-late) report back in the queue."""
+    """Staff action: put a failed (or too-late) report back in the queue.
+
+    A report Stripe accepted (200) and refused later, in an asynchronous error report
+    (``stripe_error_code`` set, ``sent_at`` set), is re-sent under a NEW identifier and
+    Idempotency-Key: reusing the key within 24 hours would get Stripe's stored 200 back
+    without the event being processed again ("Subsequent requests with the same key
+    return the same result", https://docs.stripe.com/api/idempotent_requests), and
+    whether Stripe keeps the identifier of an event it refused is not documented (its
+    uniqueness is enforced "within a rolling 24 hour period",
+    https://docs.stripe.com/api/v2/billing/meter-events/create); a new one is safe
+    either way, since Stripe never counted the old one. Any other failed report keeps
+    its identifier: after timeouts Stripe may hold it, and the identifier makes the
+    resend count once."""
     now = now or timezone.now()
+    report = UsageReport.objects.get(pk=report.pk)
+    changes = {
+        "status": Status.PENDING,
+        "next_attempt_at": now,
+        "attempts": 0,
+        "last_error": "",
+        "stripe_error_code": "",
+    }
+    if report.stripe_error_code and report.sent_at is not None:
+        changes.update(
+            identifier=resend_identifier(report.identifier, report.resends + 1),
+            resends=report.resends + 1,
+            sent_at=None,
+            stripe_response_id="",
+        )
     return bool(
         UsageReport.objects.filter(
             pk=report.pk, status__in=[Status.FAILED, Status.TOO_LATE]
-        ).update(status=Status.PENDING, next_attempt_at=now, attempts=0, last_error="")
+        ).update(**changes)
     )
