@@ -72,7 +72,6 @@ def make_line(app: Emulator, sub: dict, item: dict, quantity: int, start: int, e
         "quantity": quantity,
         "quantity_decimal": str(quantity),
         "subscription": sub["id"],
-        "subscription_item": item["id"],  # pre-basil key, still read by dj-stripe 2.11
         "subtotal": amount,
         "taxes": [],
     }

@@ -28,7 +28,7 @@ def finalize(app: Emulator, invoice: dict, now: int) -> None:
     invoice["invoice_pdf"] = f"{store.base_url}/invoices/{invoice['id']}?format=pdf"
     if invoice["collection_method"] == "send_invoice":
         days = 30
-        sub = store.get("subscription", invoice["subscription"] or "")
+        sub = store.get("subscription", invoice["_subscription"] or "")
         if sub and sub.get("days_until_due"):
             days = sub["days_until_due"]
         invoice["due_date"] = now + days * 86400
@@ -38,7 +38,7 @@ def finalize(app: Emulator, invoice: dict, now: int) -> None:
 def payment_method_for(app: Emulator, invoice: dict, override: str | None = None) -> dict | None:
     store = app.store
     candidates = [override, invoice.get("default_payment_method")]
-    sub = store.get("subscription", invoice["subscription"] or "")
+    sub = store.get("subscription", invoice["_subscription"] or "")
     if sub:
         candidates.append(sub.get("default_payment_method"))
     customer = store.get("customer", invoice["customer"])
@@ -53,7 +53,6 @@ def payment_method_for(app: Emulator, invoice: dict, override: str | None = None
 def mark_paid(app: Emulator, invoice: dict, now: int) -> None:
     invoice.update(
         status="paid",
-        paid=True,
         amount_paid=invoice["amount_due"],
         amount_remaining=0,
         next_payment_attempt=None,
@@ -82,7 +81,7 @@ def attempt_payment(app: Emulator, invoice: dict, now: int, pm_override=None) ->
         return True
     invoice["next_payment_attempt"] = None
     app.emit("invoice.payment_failed", present(app.store, invoice))
-    sub = app.store.get("subscription", invoice["subscription"] or "")
+    sub = app.store.get("subscription", invoice["_subscription"] or "")
     if sub:
         failed = "incomplete" if invoice["billing_reason"] == "subscription_create" else "past_due"
         set_subscription_status(app, invoice, failed)
@@ -90,7 +89,7 @@ def attempt_payment(app: Emulator, invoice: dict, now: int, pm_override=None) ->
 
 
 def set_subscription_status(app: Emulator, invoice: dict, status: str) -> None:
-    sub = app.store.get("subscription", invoice["subscription"] or "")
+    sub = app.store.get("subscription", invoice["_subscription"] or "")
     if not sub or sub["status"] in ("canceled", "incomplete_expired") or sub["status"] == status:
         return
     if status == "active" and sub.get("latest_invoice") != invoice["id"]:

@@ -106,7 +106,6 @@ def new_invoice(
         "next_payment_attempt": None,
         "number": None,
         "on_behalf_of": None,
-        "paid": False,
         "parent": (
             {
                 "type": "subscription_details",
@@ -141,7 +140,8 @@ def new_invoice(
             "paid_at": None,
             "voided_at": None,
         },
-        "subscription": sub["id"] if sub else None,
+        # dahlia: no top-level subscription (parent.subscription_details), kept hidden
+        "_subscription": sub["id"] if sub else None,
         "subtotal": total,
         "subtotal_excluding_tax": total,
         "test_clock": customer.get("test_clock"),

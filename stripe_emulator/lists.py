@@ -11,6 +11,9 @@ from .store import Store, render
 # object name -> function(store, rendered) -> rendered, registered by resource modules
 # for fields built at read time (a subscription's items, an invoice's lines...).
 PRESENTERS: dict[str, Callable[[Store, dict], dict]] = {}
+# Fields Stripe leaves out unless expanded ("This field is not included by default. To
+# include it in the response, expand the tiers field." -- the Price object's ``tiers``).
+INCLUDABLE: dict[str, tuple[str, ...]] = {"price": ("tiers",)}
 
 
 def presenter(object_name: str):
@@ -27,6 +30,8 @@ def present(store: Store, obj: dict, expand: Iterable[str] = ()) -> dict:
     fn = PRESENTERS.get(out.get("object", ""))
     if fn:
         out = fn(store, out)
+    for key in INCLUDABLE.get(out.get("object", ""), ()):
+        out.pop(key, None)
     for path in expand:
         _expand(store, out, path.split("."), depth=0)
     return out
@@ -36,6 +41,9 @@ def _expand(store: Store, node, parts: list[str], depth: int) -> None:
     if not parts or not isinstance(node, dict) or depth > 4:
         return
     key, rest = parts[0], parts[1:]
+    if key not in node and key in INCLUDABLE.get(node.get("object", ""), ()):
+        stored = store.find(node.get("id", ""))
+        node[key] = render(stored).get(key) if stored else None
     if key not in node:
         return
     value = node[key]

@@ -128,8 +128,9 @@ def list_(req: Request):
     objs = req.store.all("customer")
     if req.params.get("email"):
         objs = [c for c in objs if c["email"] == req.params["email"]]
-    if req.params.get("test_clock"):
-        objs = [c for c in objs if c["test_clock"] == req.params["test_clock"]]
+    # Stripe: "The response will not include customers with test clocks if this
+    # parameter is not set." (CustomerListParams.test_clock)
+    objs = [c for c in objs if c["test_clock"] == (req.params.get("test_clock") or None)]
     return paginate(req.store, objs, req.params, "/v1/customers")
 
 

@@ -229,6 +229,7 @@ def mark_uncollectible(req: Request):
 def list_(req: Request):
     objs = req.store.all("invoice")
     for key in ("customer", "subscription", "status", "collection_method"):
-        if req.params.get(key):
-            objs = [i for i in objs if i[key] == req.params[key]]
+        if req.params.get(key):  # "_subscription": dahlia has no top-level field
+            field = "_subscription" if key == "subscription" else key
+            objs = [i for i in objs if i[field] == req.params[key]]
     return paginate(req.store, objs, req.params, "/v1/invoices")

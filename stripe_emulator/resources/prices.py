@@ -14,7 +14,7 @@ from ..forms import (
     merge_metadata,
     one_of,
 )
-from ..lists import paginate, present
+from ..lists import expand_paths, paginate, present
 from ..routing import Request, route
 from ..store import Store
 from .common import changed, get_or_404, show, snapshot
@@ -198,12 +198,13 @@ def new_price(req: Request, params: dict) -> dict:
     return price
 
 
-def plan_from_price(price: dict) -> dict | None:
-    """The legacy ``plan`` shape of a recurring price (as on subscription items)."""
+def plan_from_price(price: dict, *, tiers: list | None = None) -> dict | None:
+    """The legacy ``plan`` shape of a recurring price (as on subscription items); its
+    ``tiers`` only when asked for (``expand[]=tiers``), as for prices."""
     recurring = price.get("recurring")
     if not recurring:
         return None
-    return {
+    plan = {
         "id": price["id"],
         "object": "plan",
         "active": price["active"],
@@ -219,12 +220,19 @@ def plan_from_price(price: dict) -> dict | None:
         "meter": recurring["meter"],
         "nickname": price["nickname"],
         "product": price["product"],
-        "tiers": price.get("tiers"),
         "tiers_mode": price["tiers_mode"],
         "transform_usage": price["transform_quantity"],
         "trial_period_days": None,
         "usage_type": recurring["usage_type"],
     }
+    if tiers is not None:
+        plan["tiers"] = tiers
+    return plan
+
+
+def _with_tiers(store: Store, price: dict, wanted: bool) -> dict | None:
+    stored = store.get("price", price["id"]) or {}
+    return plan_from_price(price, tiers=stored.get("tiers") if wanted else None)
 
 
 @route("POST", "/v1/prices")
@@ -286,7 +294,8 @@ def list_(req: Request):
 def list_plans(req: Request):
     prices = [p for p in _filtered_prices(req) if p["recurring"]]
     page = paginate(req.store, prices, {**req.params, "expand": []}, "/v1/plans")
-    page["data"] = [plan_from_price(p) for p in page["data"]]
+    wanted = "data.tiers" in expand_paths(req.params)
+    page["data"] = [_with_tiers(req.store, p, wanted) for p in page["data"]]
     return page
 
 
@@ -295,4 +304,4 @@ def retrieve_plan(req: Request):
     price = get_or_404(req, "price", req.args["id"], label="plan")
     if not price["recurring"]:
         raise invalid(f"No such plan: '{price['id']}'")
-    return plan_from_price(present(req.store, price))
+    return _with_tiers(req.store, present(req.store, price), "tiers" in expand_paths(req.params))

@@ -68,6 +68,24 @@ def _apply(req: Request, sub: dict) -> None:
         )
 
 
+def _billing_mode(raw, now: int) -> dict:
+    """Since 2025-09-30.clover a subscription created through the API is ``flexible``
+    unless ``billing_mode[type]=classic`` is passed (changelog: "Makes flexible billing
+    mode the default for new subscriptions")."""
+    requested = as_dict(raw, "billing_mode")
+    mode = requested.get("type") or "flexible"
+    flexible = as_dict(requested.get("flexible"), "billing_mode[flexible]")
+    return {
+        "type": mode,
+        "flexible": (
+            {"proration_discounts": flexible.get("proration_discounts") or "included"}
+            if mode == "flexible"
+            else None
+        ),
+        "updated_at": now,
+    }
+
+
 @route("POST", "/v1/subscriptions")
 def create(req: Request):
     store, params = req.store, req.params
@@ -85,7 +103,7 @@ def create(req: Request):
         "automatic_tax": {"enabled": False, "liability": None, "disabled_reason": None},
         "billing_cycle_anchor": now,
         "billing_cycle_anchor_config": None,
-        "billing_mode": {"type": "classic", "flexible": None},
+        "billing_mode": _billing_mode(params.get("billing_mode"), now),
         "billing_schedules": [],
         "billing_thresholds": None,
         "cancel_at": None,
@@ -239,6 +257,10 @@ def list_(req: Request):
     for key in ("customer", "test_clock", "collection_method"):
         if params.get(key):
             objs = [s for s in objs if s[key] == params[key]]
+    if not params.get("test_clock") and not params.get("customer"):
+        # Stripe: "The response will not include subscriptions with test clocks if this
+        # and the customer parameter is not set." (SubscriptionListParams.test_clock)
+        objs = [s for s in objs if not s["test_clock"]]
     if params.get("price"):
         objs = [
             s

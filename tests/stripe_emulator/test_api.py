@@ -99,7 +99,12 @@ def test_expand(client):
     )
     assert sub.customer.email == "ops@example.com"
     assert sub.latest_invoice.total == 3000  # 3 seats x 1,000
-    listed = client.v1.subscriptions.list({"expand": ["data.customer"]})
+    # The customer is on a test clock: Stripe lists its subscriptions only when asked
+    # for that clock (or that customer).
+    assert client.v1.subscriptions.list({"expand": ["data.customer"]}).data == []
+    listed = client.v1.subscriptions.list(
+        {"expand": ["data.customer"], "test_clock": customer.test_clock}
+    )
     assert listed.data[0].customer.id == customer.id
     item = sub["items"].data[0]
     assert item.price.id == price.id and item.plan.amount == 1000 and item.quantity == 3

@@ -44,6 +44,14 @@ SERVED = [
 ]
 
 
+# Keys the vendored fixtures still carry but API 2025-03-31.basil and later (the dahlia
+# API this app pins) removed, so the emulator does not serve them: stripe-python 15's
+# Invoice class has no ``subscription`` (it is ``parent.subscription_details.subscription``;
+# changelog "Invoicing resources now specify how they were generated",
+# https://docs.stripe.com/changelog/basil/2025-03-31/adds-new-parent-field-to-invoicing-objects).
+REMOVED_SINCE_BASIL = {"invoice": {"subscription"}}
+
+
 def json_type(value) -> str:
     if value is None:
         return "null"
@@ -173,6 +181,9 @@ def served(emulator_url) -> dict[str, dict]:
 @pytest.mark.parametrize("object_type", SERVED)
 def test_every_fixture_key_is_served_with_a_compatible_type(served, object_type):
     expected = json.loads(FIXTURES.read_text())["resources"][object_type]
+    for key in REMOVED_SINCE_BASIL.get(object_type, ()):
+        expected.pop(key)
+        assert key not in served[object_type], f"{object_type}.{key} was removed in basil"
     actual = served[object_type]
     missing = sorted(set(expected) - set(actual))
     assert not missing, f"{object_type} lacks {missing}"
