@@ -375,5 +375,5 @@ class PlanAdmin(admin.ModelAdmin):
         return len(obj.prices.all())
 
 
-# Registers the guarded Customer admin and the event inbox.
-from billing import admin_customers, admin_events  # noqa: E402, F401
+# Registers the guarded Customer admin, the dahlia Invoice admin and the event inbox.
+from billing import admin_customers, admin_events, admin_invoices  # noqa: E402, F401
