@@ -23,22 +23,33 @@ def object_id(value: Any) -> str:
     return str(value or "")
 
 
+# Invoice lines are read in dahlia's shape only: API 2025-03-31.basil removed the line's
+# top-level ``price``, ``subscription_item`` and ``proration`` (now under ``pricing`` and
+# ``parent``), and Stripe answers every request in the pinned version.
+
+
 def line_price_id(line: Mapping[str, Any]) -> str:
-    """The price of an invoice line: dahlia's ``pricing.price_details.price``, else the
-    older ``price`` field; "" when the line has no price (a one-off amount)."""
+    """The price of an invoice line (``pricing.price_details.price``); "" when the line
+    has no price (a one-off amount)."""
     details = (line.get("pricing") or {}).get("price_details") or {}
-    return object_id(details.get("price") or line.get("price"))
+    return object_id(details.get("price"))
+
+
+def _line_parent_details(line: Mapping[str, Any]) -> Mapping[str, Any]:
+    parent = line.get("parent") or {}
+    return parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
 
 
 def line_subscription_item(line: Mapping[str, Any]) -> str:
-    """The subscription item an invoice line bills ("" for none)."""
+    """The subscription item an invoice line bills
+    (``parent.subscription_item_details.subscription_item``; "" for none)."""
     details = (line.get("parent") or {}).get("subscription_item_details") or {}
-    return object_id(details.get("subscription_item") or line.get("subscription_item"))
+    return object_id(details.get("subscription_item"))
 
 
 def line_is_proration(line: Mapping[str, Any]) -> bool:
-    details = (line.get("parent") or {}).get("subscription_item_details") or {}
-    return bool(details.get("proration") or line.get("proration"))
+    """Whether the line is a proration (``parent.*_details.proration``)."""
+    return bool(_line_parent_details(line).get("proration"))
 
 
 def subscription_items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
