@@ -1,7 +1,9 @@
 """Selectors: the account's invoices for its invoices page, with their usage lines.
 
 Read through ``billing.mirror.invoices`` (typed invoices and lines); the period shown is
-the one the invoice bills (its metered lines', else its first line's)."""
+the one the invoice bills (its metered lines', else its first line's). A renewal
+invoice is a draft for about an hour after its period ends (Stripe's finalization grace
+period): shown as such, with when it finalizes, and its usage lines as not final."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +26,13 @@ class InvoiceRow:
     created: datetime | None
     lines: tuple[InvoiceLine, ...]
     usage_lines: tuple[InvoiceLine, ...]
+    finalizes_at: datetime | None = None  # a draft's scheduled finalization
+
+    @property
+    def is_draft(self) -> bool:
+        """Not final: Stripe may still change its usage lines (usage reported for the
+        period in the grace hour) until it finalizes it."""
+        return self.status == "draft"
 
     @classmethod
     def of(cls, invoice: Invoice) -> "InvoiceRow":
@@ -41,6 +50,7 @@ class InvoiceRow:
             created=invoice.created,
             lines=invoice.lines,
             usage_lines=invoice.usage_lines,
+            finalizes_at=invoice.automatically_finalizes_at,
         )
 
 

@@ -56,6 +56,7 @@ def _ingest(events: list[dict], now: datetime) -> int:
 def _apply_stripe_events(client, accounts: dict[str, Account]) -> None:
     """Account status from Stripe's events, in order (the webhook path does the same)."""
     events = list(client.v1.events.list({"limit": 100}).auto_paging_iter())
+    events.reverse()  # listed newest first; many share a second, so keep their order
     for event in sorted(events, key=lambda e: e.created):
         obj = event.data.object
         customer = getattr(obj, "customer", None)
@@ -107,7 +108,7 @@ def demo_seed(
         by_customer[customer.id] = account
         subscription_create(account=account, plan=plans[spec.plan], payment_method=None)
         period_ends = [start + relativedelta(months=k) for k in (1, 2)]
-        day, day_index = start, 0
+        day, day_index, clock_at = start, 0, start
         while day < now:
             week_end = min(day + timedelta(days=7), now)
             boundary = next((e for e in period_ends if day < e <= week_end), None)
@@ -133,6 +134,7 @@ def demo_seed(
             day = week_end
             moment = week_end - timedelta(seconds=1)
             test_clock_advance(client=client, clock_id=clock.id, to=moment)
+            clock_at = moment
             _ingest(events, moment)
             usage_report_pass(now=moment, flush=True)
             if boundary is not None and boundary <= now:
@@ -145,10 +147,12 @@ def demo_seed(
                             }
                         },
                     )
-                test_clock_advance(
-                    client=client, clock_id=clock.id, to=boundary + timedelta(minutes=1)
-                )
-        test_clock_advance(client=client, clock_id=clock.id, to=now)
+                # Past the period end and the hour its renewal invoice stays a draft
+                # (Stripe finalizes and charges it then), so the demo shows it settled.
+                clock_at = min(boundary + timedelta(hours=1, minutes=1), now)
+                test_clock_advance(client=client, clock_id=clock.id, to=clock_at)
+        if clock_at < now:
+            test_clock_advance(client=client, clock_id=clock.id, to=now)
         logins.append((spec.name, plans[spec.plan].name, spec.slug, password))
     log("Mirroring Stripe into dj-stripe...")
     stripe_sync_everything(client=client)

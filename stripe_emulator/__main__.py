@@ -49,6 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="seconds (real time) before meter event errors are reported as a "
         "v1.billing.meter.error_report_triggered thin event",
     )
+    parser.add_argument(
+        "--invoice-finalize-delay",
+        type=int,
+        default=3600,
+        help="seconds of clock time a renewal invoice stays a draft before it is "
+        "finalized and charged (Stripe: about an hour)",
+    )
     parser.add_argument("--tick", type=float, default=1.0, help="real-time period check, seconds")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument(
@@ -74,6 +81,7 @@ def main(argv=None) -> int:
         forwarding=Forwarding(args.forward_webhooks),
         request_log=RequestLog(args.log_requests) if args.log_requests else None,
         meter_error_delay=args.meter_error_delay,
+        invoice_finalize_delay=args.invoice_finalize_delay,
     )
     server = make_server(emulator, args.host, args.port, verbose=args.verbose)
     emulator.start()

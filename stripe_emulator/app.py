@@ -19,9 +19,9 @@ from .faults import Faults
 from .forms import decode_form
 from .forwarding import Forwarding
 from .idempotency import IdempotencyCache, fingerprint
+from .meter_errors import MeterErrorReporter
 from .param_rules import check_params
 from .request_log import RequestLog
-from .meter_errors import MeterErrorReporter
 from .routing import Request, Response, match
 from .store import Store, random_token
 from .webhooks import Dispatcher, emit, set_current_request
@@ -45,6 +45,7 @@ class Emulator:
         forwarding: Forwarding | None = None,
         request_log: RequestLog | None = None,
         meter_error_delay: float = 0.5,
+        invoice_finalize_delay: int = 3600,
     ):
         self.store = Store(state_file, base_url)
         self.request_log = request_log
@@ -55,6 +56,7 @@ class Emulator:
         )
         self.tick_seconds = tick_seconds
         self.meter_errors = MeterErrorReporter(self, meter_error_delay)
+        self.invoice_finalize_delay = invoice_finalize_delay  # clock seconds, renewal drafts
         self._stop = threading.Event()
         self._deferred: list[tuple[str, str, str]] = []
 

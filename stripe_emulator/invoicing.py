@@ -5,9 +5,11 @@
 - When a period ends (a test clock advance, or real time for subscriptions without a
   clock), one invoice is made: licensed items for the new period (in advance) and
   metered items for the closed period (in arrears, quantity = the meter's aggregation
-  over the customer's events in [period start, period end)). It is then finalized
-  and the default payment method charged: ``paid``, or ``open`` with the subscription
-  ``past_due`` when the charge fails.
+  over the customer's events in [period start, period end)). It is a draft for
+  ``--invoice-finalize-delay`` seconds of clock time (default 3600, Stripe's hour), then
+  its usage lines are brought up to date, it is finalized and the default payment
+  method charged: ``paid``, or ``open`` with the subscription ``past_due`` when the
+  charge fails (:mod:`stripe_emulator.renewal_drafts`).
 - Line amounts come from :mod:`stripe_emulator.rating` (each rounded once); lines are
   built in :mod:`stripe_emulator.invoice_lines`, payment in
   :mod:`stripe_emulator.invoice_payment`.
@@ -19,8 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import renewal_drafts
 from .invoice_lines import licensed_lines, metered_lines, sub_items
-from .invoice_payment import finalize_and_pay
 from .lists import present
 from .periods import period_bounds
 from .store import random_token
@@ -202,7 +204,8 @@ def close_period(app: Emulator, sub: dict) -> dict | None:
 
 
 def _cycle_invoice(app: Emulator, customer: dict, sub: dict, lines, start: int, end: int):
-    """The invoice that closes a period: created, linked, finalized and charged."""
+    """The invoice that closes a period: created as a draft and linked; finalized and
+    charged later (:mod:`stripe_emulator.renewal_drafts`)."""
     invoice = new_invoice(
         app,
         customer,
@@ -214,7 +217,7 @@ def _cycle_invoice(app: Emulator, customer: dict, sub: dict, lines, start: int, 
         period=(start, end),
     )
     sub["latest_invoice"] = invoice["id"]
-    finalize_and_pay(app, invoice, end)
+    renewal_drafts.schedule(app, invoice, end)
     return invoice
 
 
@@ -227,17 +230,26 @@ def end_subscription(app: Emulator, sub: dict, now: int) -> None:
 
 def close_due_periods(app: Emulator, clock_id: str | None) -> int:
     """Close every period that has ended for subscriptions of customers on ``clock_id``
-    (None: customers without a clock, against real time). Returns how many closed."""
+    (None: customers without a clock, against real time) and finalize the renewal drafts
+    that are due, in time order. Returns how many periods closed and drafts finalized."""
     store = app.store
-    closed = 0
-    for sub in store.all("subscription"):
-        if sub.get("test_clock") != clock_id or sub["status"] not in CYCLING:
-            continue
+    done = 0
+    while True:
         now = store.clock_now(clock_id)
-        while sub["status"] in CYCLING and current_period(app, sub)[1] <= now:
-            close_period(app, sub)
-            closed += 1
-    return closed
+        ends = [
+            (current_period(app, sub)[1], sub["_seq"], sub)
+            for sub in store.all("subscription")
+            if sub.get("test_clock") == clock_id and sub["status"] in CYCLING
+        ]
+        ended = min((e for e in ends if e[0] <= now), default=None, key=lambda e: e[:2])
+        drafts = renewal_drafts.due(app, clock_id, now)
+        if ended is None and not drafts:
+            return done
+        if drafts and (ended is None or drafts[0]["automatically_finalizes_at"] <= ended[0]):
+            renewal_drafts.finalize(app, drafts[0])
+        else:
+            close_period(app, ended[2])
+        done += 1
 
 
 def preview_for_subscription(app: Emulator, sub: dict) -> dict:

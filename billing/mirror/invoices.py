@@ -69,6 +69,13 @@ class Invoice:
     lines: tuple[InvoiceLine, ...]
     lines_expected: int | None = None  # how many lines Stripe says there are
     lines_complete: bool = True  # False when only part of the lines is mirrored
+    # A draft's scheduled finalization (Stripe: about an hour after a renewal is created;
+    # its usage lines may still change until then), else None.
+    automatically_finalizes_at: datetime | None = None
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == "draft"
 
     @property
     def usage_lines(self) -> tuple[InvoiceLine, ...]:
@@ -157,6 +164,7 @@ def invoice_from_stripe(
         lines_expected=expected,
         lines_complete=not lines_obj.get("has_more")
         and (expected is None or expected <= len(raw_lines)),
+        automatically_finalizes_at=timestamp(data.get("automatically_finalizes_at")),
     )
 
 

@@ -33,8 +33,8 @@ def test_invoices_list_amounts_periods_status_links_and_usage_lines(
             "payload": {"stripe_customer_id": customer.id, "value": "12345"},
         }
     )
-    test_clock_advance(
-        client=stripe_client, clock_id=clock.id, to=datetime(2026, 10, 1, 0, 1, tzinfo=UTC)
+    test_clock_advance(  # past the period end and the hour the renewal is a draft
+        client=stripe_client, clock_id=clock.id, to=datetime(2026, 10, 1, 1, 1, tzinfo=UTC)
     )
     stripe_sync_everything(client=stripe_client)
 
@@ -48,3 +48,49 @@ def test_invoices_list_amounts_periods_status_links_and_usage_lines(
     assert "Sep 1 – Oct 1, 2026" in renewal  # the usage period, not the next one
     assert "12,345 → $4.69" in html
     assert "View invoice" in html
+
+
+def test_a_renewal_draft_says_when_it_finalizes_and_its_usage_is_not_final(
+    client, stripe_client, demo_catalog, settings
+):
+    """Right after the period end Stripe's renewal invoice is a draft for an hour; the
+    page says so (not "paid", not a bare "draft") and marks its usage lines as not final;
+    after the hour it is paid and the marks are gone."""
+    settings.TIME_ZONE = "UTC"
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    clock = stripe_client.v1.test_helpers.test_clocks.create(
+        {"frozen_time": int(start.timestamp())}
+    )
+    account = account_create(name="Drafty", billing_email="ap@drafty.example")
+    customer = account_ensure_stripe_customer(
+        account=account, payment_method="pm_card_visa", test_clock=clock.id
+    )
+    subscription_create(account=account, plan=demo_catalog["pro"])
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=start + timedelta(days=5))
+    stripe_client.v1.billing.meter_events.create(
+        {
+            "event_name": "api_calls",
+            "identifier": "calls-sept-draft",
+            "timestamp": int((start + timedelta(days=3)).timestamp()),
+            "payload": {"stripe_customer_id": customer.id, "value": "12345"},
+        }
+    )
+    october = datetime(2026, 10, 1, tzinfo=UTC)
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=october + timedelta(minutes=1))
+    stripe_sync_everything(client=stripe_client)
+    client.force_login(make_user(account, "dora"))
+
+    html = client.get(reverse("dashboards:invoices")).content.decode()
+    assert html.count('class="pill pill-paid"') == 1  # only the first invoice
+    assert 'data-testid="draft"' in html
+    # Finalizes an hour after the period end: Oct 1, 01:00 UTC.
+    assert "— finalizes at <time" in html and "Oct 1, 01:00 UTC" in html
+    assert 'data-testid="usage-not-final"' in html
+    assert "12,345 → $4.69 (so far)" in html
+
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=october + timedelta(hours=1))
+    stripe_sync_everything(client=stripe_client)
+    html = client.get(reverse("dashboards:invoices")).content.decode()
+    assert html.count('class="pill pill-paid"') == 2
+    assert 'data-testid="draft"' not in html and "usage-not-final" not in html
+    assert "12,345 → $4.69</li>" in html

@@ -64,7 +64,9 @@ def _use(client, *, account, customer, meter, per_day: dict[datetime, int], now,
         client.v1.billing.meter_events.create(
             {
                 "event_name": meter,
-                "identifier": f"stripe-{seq}-{customer}-{day:%m%d}",
+                # Per meter too: Stripe refuses an identifier it has (Pro sends calls and
+                # seats on 17 Jan; the kinder old emulator silently kept only the calls).
+                "identifier": f"stripe-{seq}-{meter}-{customer}-{day:%m%d}",
                 "timestamp": int((day + timedelta(hours=3)).timestamp()),
                 "payload": {"stripe_customer_id": customer, "value": str(amount)},
             }

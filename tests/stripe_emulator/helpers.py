@@ -10,6 +10,7 @@ import stripe
 T0 = 1767225600  # 2026-01-01T00:00:00Z, the test clocks' start
 FEB_1 = 1769904000  # 2026-02-01T00:00:00Z, end of the first monthly period
 MAR_1 = 1772323200  # 2026-03-01T00:00:00Z
+DRAFT_HOUR = 3600  # a renewal invoice is a draft this long (the emulator's default)
 
 
 def wait_ready(client: stripe.StripeClient, clock_id: str, timeout: float = 10.0):
@@ -89,11 +90,12 @@ def renewal_invoice(client, subscription_id: str):
 
 def bill_one_period(client, *, formula: str = "sum", values=(), pm="pm_card_visa", **pricing):
     """A customer on a clock subscribes to one metered price, sends ``values`` as meter
-    events, and the clock moves to the period end. Returns (renewal invoice, subscription)."""
+    events, and the clock moves to the period end and past the hour the renewal stays a
+    draft (finalized and charged). Returns (renewal invoice, subscription)."""
     clock, customer = clock_customer(client, pm)
     m = meter(client, f"units_{uuid.uuid4().hex[:8]}", formula)
     price = metered_price(client, product(client).id, m.id, **pricing)
     sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
     send_usage(client, customer.id, m.event_name, values)
-    advance(client, clock.id, FEB_1)
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
     return renewal_invoice(client, sub.id), client.v1.subscriptions.retrieve(sub.id)

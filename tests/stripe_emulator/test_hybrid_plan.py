@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import stripe
 
 from .conftest import make_client
@@ -74,16 +75,16 @@ def test_hybrid_plan_renewal_invoice_summaries_and_signed_webhooks(
                 "payload": {"stripe_customer_id": customer.id, "value": "300"},
             }
         )
-    for i in range(0, 40, 8):  # re-sent identifiers are acknowledged, not counted twice
-        again = client.v1.billing.meter_events.create(
-            {
-                "event_name": "api_call",
-                "identifier": f"v1-{i}",
-                "timestamp": T0 + i * 3600,
-                "payload": {"stripe_customer_id": customer.id, "value": "300"},
-            }
-        )
-        assert again.identifier == f"v1-{i}"
+    for i in range(0, 40, 8):  # re-sent identifiers are refused (400), not counted twice
+        with pytest.raises(stripe.InvalidRequestError, match="already exists"):
+            client.v1.billing.meter_events.create(
+                {
+                    "event_name": "api_call",
+                    "identifier": f"v1-{i}",
+                    "timestamp": T0 + i * 3600,
+                    "payload": {"stripe_customer_id": customer.id, "value": "300"},
+                }
+            )
     session = client.v2.billing.meter_event_session.create()
     streamer = make_client(emulator, session.authentication_token)
     batch = [
@@ -101,7 +102,7 @@ def test_hybrid_plan_renewal_invoice_summaries_and_signed_webhooks(
     preview = client.v1.invoices.create_preview({"subscription": sub.id})
     assert preview.total == 9900 + 469  # what the renewal will be, as it stands
 
-    advance(client, clock.id, FEB_1)
+    advance(client, clock.id, FEB_1 + 3600)  # the period end, and the renewal's hour as a draft
 
     renewal = client.v1.invoices.list({"subscription": sub.id, "status": "paid"}).data[0]
     # 12,345 units: first 10,000 at 0; 2,345 x 0.2 cents = 469 cents; plus 9,900 in advance.

@@ -59,14 +59,15 @@ def test_real_time_thread_closes_periods_without_a_test_clock(client, emulator):
     )
     sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
     end = sub["items"].data[0].current_period_end
-    # Move the emulator's own clock two days on; the background thread (--tick 0.2 s in
-    # these tests) closes both daily periods: 1 + 2 invoices of 100 each.
-    moved = control(emulator, "/_emulator/time/advance", {"seconds": 2 * 86400})
+    # Move the emulator's own clock two days and an hour on; the background thread (--tick
+    # 0.2 s in these tests) closes both daily periods and, an hour after each, finalizes
+    # and charges its renewal draft: 1 + 2 invoices of 100 each, all paid.
+    moved = control(emulator, "/_emulator/time/advance", {"seconds": 2 * 86400 + 3600})
     assert moved["now"] >= end + 86400
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         invoices = client.v1.invoices.list({"subscription": sub.id}).data
-        if len(invoices) == 3:
+        if len(invoices) == 3 and all(i.status == "paid" for i in invoices):
             break
         time.sleep(0.05)
     assert [i.total for i in invoices] == [100, 100, 100]
