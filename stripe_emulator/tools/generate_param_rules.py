@@ -55,17 +55,26 @@ def stripe_version(root: Path) -> str:
 
 
 # -- the services: (METHOD, path template) -> Params class name --------------------------
-def service_endpoints(root: Path) -> dict[tuple[str, str], str]:
-    found: dict[tuple[str, str], str] = {}
+def service_endpoints(root: Path) -> dict[tuple[str, str], tuple[Path, str]]:
+    """(METHOD, path) -> (the params module file, the Params class name). v1 and v2 reuse
+    class names (``MeterEventCreateParams``), so the module comes from the service's
+    own import of it."""
+    found: dict[tuple[str, str], tuple[Path, str]] = {}
     for path in sorted(root.rglob("_*_service.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {
+            alias.name: root.parent.joinpath(*node.module.split(".")).with_suffix(".py")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stripe.params")
+            for alias in node.names
+        }
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef):
                 continue
             params_class = _params_annotation(fn)
             call = _request_call(fn)
-            if params_class and call:
-                found.setdefault(call, params_class)
+            if params_class in modules and call:
+                found.setdefault(call, (modules[params_class], params_class))
     return found
 
 
@@ -93,11 +102,39 @@ def _request_call(fn: ast.FunctionDef) -> tuple[str, str] | None:
 
 # -- the params modules: class name -> (fields, required) --------------------------------
 class ParamsIndex:
+    """Every TypedDict of ``stripe/params/**`` under a qualified name: ``Name`` in the
+    root package, ``v2.billing.Name`` in a subpackage (v1 and v2 share class names)."""
+
     def __init__(self, root: Path):
+        self.params = root / "params"
         self.classes: dict[str, list[tuple[str, ast.expr, str]]] = {}
         self.totals: dict[str, bool] = {}
-        for path in sorted((root / "params").rglob("*.py")):
+        self.file_of: dict[str, Path] = {}
+        self.in_file: dict[Path, dict[str, str]] = {}
+        self.in_package: dict[Path, dict[str, str]] = {}
+        for path in sorted(self.params.rglob("*.py")):
+            self._file = path
             self._read(ast.parse(path.read_text(encoding="utf-8")))
+
+    def qualified(self, path: Path, name: str) -> str:
+        package = ".".join(path.parent.relative_to(self.params).parts)
+        return f"{package}.{name}" if package else name
+
+    def resolve(self, name: str, context: Path) -> str | None:
+        """The class ``name`` as seen from the module ``context``: the module's own, else
+        its package's, else the root package's."""
+        return (
+            self.in_file.get(context, {}).get(name)
+            or self.in_package.get(context.parent, {}).get(name)
+            or self.in_package.get(self.params, {}).get(name)
+        )
+
+    def _define(self, name: str, fields: list, total: bool) -> None:
+        key = self.qualified(self._file, name)
+        self.in_file.setdefault(self._file, {})[name] = key
+        self.in_package.setdefault(self._file.parent, {}).setdefault(name, key)
+        if key not in self.classes:
+            self.classes[key], self.totals[key], self.file_of[key] = fields, total, self._file
 
     def _read(self, tree: ast.Module) -> None:
         for node in tree.body:
@@ -111,10 +148,11 @@ class ParamsIndex:
                         if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
                             doc = str(nxt.value.value)
                         fields.append((stmt.target.id, stmt.annotation, doc))
-                self.classes.setdefault(node.name, fields)
                 total = next((k.value for k in node.keywords if k.arg == "total"), None)
-                self.totals[node.name] = not (
-                    isinstance(total, ast.Constant) and total.value is False
+                self._define(
+                    node.name,
+                    fields,
+                    not (isinstance(total, ast.Constant) and total.value is False),
                 )
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 call = node.value  # X = TypedDict("X", {"in": ...}) for keyword names
@@ -122,10 +160,8 @@ class ParamsIndex:
                     name = node.targets[0].id
                     keys = call.args[1]
                     if isinstance(keys, ast.Dict):
-                        self.classes[name] = [
-                            (k.value, v, "") for k, v in zip(keys.keys, keys.values, strict=True)
-                        ]
-                        self.totals[name] = True
+                        pairs = zip(keys.keys, keys.values, strict=True)
+                        self._define(name, [(k.value, v, "") for k, v in pairs], True)
 
 
 class Builder:
@@ -136,12 +172,14 @@ class Builder:
         self.defs: dict[str, dict] = {}
 
     def object_rule(self, name: str) -> dict:
+        """The rule of the class with qualified ``name`` (kept once in ``defs``)."""
         if name not in self.defs:
             self.defs[name] = {}  # placeholder: recursive types
+            context = self.index.file_of[name]
             fields, required = {}, []
             for key, annotation, doc in self.index.classes[name]:
                 optional, node = self._strip_not_required(annotation)
-                fields[key] = self.rule(node, doc)
+                fields[key] = self.rule(node, context, doc)
                 if not optional and self.index.totals.get(name, True):
                     required.append(key)
             self.defs[name] = {"t": "obj", "f": fields, "req": sorted(required)}
@@ -174,7 +212,7 @@ class Builder:
             return [a for x in inner for a in self._alternatives(x)]
         return [node]
 
-    def rule(self, annotation: ast.expr, doc: str = "") -> dict:
+    def rule(self, annotation: ast.expr, context: Path, doc: str = "") -> dict:
         alternatives = self._alternatives(annotation)
         empty = False
         enum: list = []
@@ -188,7 +226,7 @@ class Builder:
                     else:
                         enum.append(v.value)
             else:
-                rules.append(self._single(alt, doc))
+                rules.append(self._single(alt, context, doc))
         if enum:
             if all(isinstance(v, bool) for v in enum):
                 enum_rule = {"t": "bool"}
@@ -205,7 +243,7 @@ class Builder:
             out = {**out, "empty": True}
         return out
 
-    def _single(self, node: ast.expr, doc: str) -> dict:
+    def _single(self, node: ast.expr, context: Path, doc: str) -> dict:
         node = self._parse(node)
         if isinstance(node, ast.Name):
             if node.id == "str":
@@ -218,16 +256,17 @@ class Builder:
                 return {"t": "num"}
             if node.id in ("Any", "object"):
                 return {"t": "any", "of": []}
-            if node.id in self.index.classes:
-                return self.object_rule(node.id)
+            name = self.index.resolve(node.id, context)
+            if name is not None:
+                return self.object_rule(name)
             raise ValueError(f"unknown type {node.id}")
         if isinstance(node, ast.Subscript):
             head = getattr(node.value, "id", "")
             if head == "List":
-                return {"t": "arr", "i": self.rule(node.slice)}
+                return {"t": "arr", "i": self.rule(node.slice, context)}
             if head in ("Dict", "UntypedStripeObject"):
                 value = node.slice.elts[1] if isinstance(node.slice, ast.Tuple) else node.slice
-                return {"t": "map", "v": self.rule(value, doc)}
+                return {"t": "map", "v": self.rule(value, context, doc)}
         raise ValueError(f"unsupported annotation {ast.unparse(node)}")
 
 
@@ -252,16 +291,17 @@ def emulator_routes() -> list[tuple[str, str]]:
 def build() -> dict:
     root = stripe_root()
     endpoints = service_endpoints(root)
-    builder = Builder(ParamsIndex(root))
+    index = ParamsIndex(root)
+    builder = Builder(index)
     served, unmatched = {}, []
     for method, template in emulator_routes():
-        key = (method, _PLACEHOLDER.sub("{}", template))
-        params_class = endpoints.get(key)
-        if params_class is None:
+        found = endpoints.get((method, _PLACEHOLDER.sub("{}", template)))
+        if found is None:
             unmatched.append(f"{method} {template}")
             continue
-        builder.object_rule(params_class)
-        served[f"{method} {template}"] = params_class
+        name = index.resolve(found[1], found[0])
+        builder.object_rule(name)
+        served[f"{method} {template}"] = name
     return {
         "source": f"stripe-python {stripe_version(root)} (stripe/params/**, *_service.py)",
         "default_max_length": DEFAULT_MAX_LENGTH,

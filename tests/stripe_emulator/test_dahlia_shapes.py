@@ -65,9 +65,7 @@ def test_lists_leave_out_test_clock_objects_unless_asked(client):
     plain = client.v1.customers.create({"email": "plain@example.com"})
     on_clock_sub = _seat_subscription(client, on_clock)
     assert [c.id for c in client.v1.customers.list().data] == [plain.id]
-    assert [c.id for c in client.v1.customers.list({"test_clock": clock.id}).data] == [
-        on_clock.id
-    ]
+    assert [c.id for c in client.v1.customers.list({"test_clock": clock.id}).data] == [on_clock.id]
     assert client.v1.subscriptions.list().data == []
     by_clock = client.v1.subscriptions.list({"test_clock": clock.id}).data
     by_customer = client.v1.subscriptions.list({"customer": on_clock.id}).data
