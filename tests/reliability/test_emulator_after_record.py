@@ -97,10 +97,16 @@ def test_recorded_then_timed_out_and_the_retry_is_a_non_retryable_duplicate(
     assert _total(client, meter_id, customer) == 7
 
 
-def test_duplicates_are_replayed_by_default(stripe_emulator, meter_and_customer):
+def test_duplicates_are_refused_by_default_and_replayed_on_request(
+    stripe_emulator, meter_and_customer
+):
     meter_id, customer = meter_and_customer
     client = _client(stripe_emulator)
     first = client.v1.billing.meter_events.create(_event(customer, 5))
-    again = client.v1.billing.meter_events.create(_event(customer, 5))
+    with pytest.raises(stripe.InvalidRequestError) as refused:  # live Stripe's answer
+        client.v1.billing.meter_events.create(_event(customer, 5))
+    assert refused.value.headers["Stripe-Should-Retry"] == "false"
+    control(stripe_emulator, "/_emulator/faults", {"duplicate_identifiers": "replay"})
+    again = client.v1.billing.meter_events.create(_event(customer, 5))  # the kinder mode
     assert again.identifier == first.identifier == "mdu_same"
     assert _total(client, meter_id, customer) == 5
