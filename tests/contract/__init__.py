@@ -1,0 +1,1 @@
+"""The contract suite: Stripe behaviour Meterdesk relies on, against the emulator and real Stripe test mode."""
