@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: demo test reliability lint format bench run worker beat emulator migrate install clean
+.PHONY: demo test contract reliability lint format bench run worker beat emulator migrate install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,17 @@ demo: $(STAMP)
 ## The whole test suite. Uses PostgreSQL / Redis when DATABASE_URL / REDIS_URL are set.
 test: $(STAMP)
 	$(BIN)/python -m pytest --ds=config.settings.test $(PYTEST_ARGS)
+
+## The contract suite (tests/contract/): the Stripe behaviour Meterdesk relies on, against
+## the emulator and, when STRIPE_CONTRACT_SECRET_KEY=sk_test_... is set, real Stripe test
+## mode (skipped with the reason otherwise). A live-mode key is refused before anything runs.
+contract: $(STAMP)
+	@case "$$STRIPE_CONTRACT_SECRET_KEY" in sk_live_*|rk_live_*) \
+		echo "make contract: refusing a live-mode STRIPE_CONTRACT_SECRET_KEY; the suite runs only against Stripe test mode (sk_test_... or rk_test_...)" >&2; \
+		exit 2;; esac
+	@# COLUMNS: pytest -v prints a skip's reason on the test's line only if it fits the width
+	COLUMNS="$${COLUMNS:-200}" $(BIN)/python -m pytest --ds=config.settings.test -p no:cacheprovider \
+		-v tests/contract $(PYTEST_ARGS)
 
 ## The fault matrix (tests/reliability/) at full scale, on PostgreSQL + Redis (DATABASE_URL
 ## and REDIS_URL default to the local services, as in .ci/run; each case starts its own

@@ -1,1 +1,2 @@
-"""The contract suite: Stripe behaviour Meterdesk relies on, against the emulator and real Stripe test mode."""
+"""The contract suite: the Stripe behaviour Meterdesk relies on, checked against the
+emulator and against real Stripe test mode (README, "Contract suite")."""

@@ -101,7 +101,7 @@ def test_a_repeated_identifier_is_a_400_not_to_retry(backend):
 
 
 def test_unknown_parameters_are_400_parameter_unknown_naming_the_param(backend):
-    clock, customer = backend.clock_customer()
+    _clock, customer = backend.clock_customer()
     meter = backend.meter("strict")
     with pytest.raises(stripe.InvalidRequestError) as err:
         backend.client.v1.billing.meter_events.create(
