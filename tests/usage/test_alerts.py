@@ -45,9 +45,13 @@ def test_default_rules_fire_once_each_to_owner_and_billing(
         assert "10,500" in html and "<table" in html
         assert "http://127.0.0.1:8000/dashboard/alerts/" in message.body
         assert 'href="http://127.0.0.1:8000/dashboard/"' in html
-    assert "reached 10,500 calls, 100% of the 10,000 included" in mail.outbox[1].subject + (
-        mail.outbox[0].subject
-    )
+    # 10,500 of 10,000 is 105% (not the rule's 100%); the rule's own share in brackets.
+    subjects = mail.outbox[1].subject + mail.outbox[0].subject
+    assert "reached 10,500 calls, 105% of the 10,000 included (alert at 100%)" in subjects
+    assert "reached 10,500 calls, 105% of the 10,000 included (alert at 80%)" in subjects
+    # The spend the alert e-mail talks about, as base + usage: Pro's base $99.00 and
+    # 500 calls over the allowance at 0.2¢ = $1.00, plus 3 seats at $10 = $30.00.
+    assert "Spend so far: $130.00 = $99.00 base + $31.00 usage" in mail.outbox[0].body
     assert all(d.sent_at is not None for d in AlertDelivery.objects.all())
     # Evaluating again changes nothing.
     for _ in range(3):

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from billing.models import Account
 from billing.money import format_money
 from billing.selectors import BILLING_ROLES
+from billing.units import quantity_text
 from usage.models import AlertDelivery, AlertRule
 from usage.selectors.summary_lines import MeterLine, PeriodSummary
 
@@ -24,6 +25,16 @@ class Check:
     threshold: int
     crossed: bool
     summary: str
+
+
+def spend_breakdown_text(*, base_fee: int, usage: int, currency: str) -> str:
+    """"$99.00 base + $60.00 usage": what a spend alert's amount is made of."""
+    return f"{format_money(base_fee, currency)} base + {format_money(usage, currency)} usage"
+
+
+def spend_so_far(summary: PeriodSummary) -> int:
+    """What spend alerts compare with: the base fee plus the usage charges so far."""
+    return summary.base_fee + summary.usage_cost_so_far
 
 
 def _line_for(summary: PeriodSummary, meter_id: int | None) -> MeterLine | None:
@@ -44,22 +55,26 @@ def alert_check(*, rule: AlertRule, summary: PeriodSummary) -> Check | None:
         )
         projected = rule.kind == Kind.PROJECTED_USAGE_SHARE
         observed = line.projection.projected if projected else line.usage
-        unit = line.meter.unit_label
+        # Floored: a crossed rule never reads as less than its threshold, and 13,707 of
+        # 10,000 is "137%", not the rule's "100%".
+        share = observed * 100 // line.allowance
         text = (
             f"{line.meter.display_name}: {'projected to reach' if projected else 'reached'} "
-            f"{observed:,} {unit}s, {rule.threshold_percent}% of the {line.allowance:,} included"
+            f"{quantity_text(observed, line.meter.unit_label)}, {share}% of the "
+            f"{line.allowance:,} included (alert at {rule.threshold_percent}%)"
         )
     else:
         if rule.currency != money:
             return None
         projected = rule.kind == Kind.PROJECTED_SPEND
         usage_cost = summary.projected_usage_cost[1] if projected else summary.usage_cost_so_far
-        observed = summary.base_fee + usage_cost
+        observed = summary.base_fee + usage_cost  # = spend_so_far(summary) when not projected
         threshold = rule.amount
         text = (
             f"Spend {'projected to reach' if projected else 'reached'} "
-            f"{format_money(observed, money)} this period "
-            f"(alert at {format_money(threshold, money)})"
+            f"{format_money(observed, money)} this period = "
+            f"{spend_breakdown_text(base_fee=summary.base_fee, usage=usage_cost, currency=money)}"
+            f" (alert at {format_money(threshold, money)})"
         )
     return Check(
         rule=rule,
