@@ -9,23 +9,29 @@ also implements; tests compare the two, so they must never share code.
 """
 
 from billing.pricing.allowance import included_units
+from billing.pricing.breakdown import Breakdown, BreakdownRow, PriceTerm, breakdown, price_table
 from billing.pricing.from_stripe import price_spec_from_stripe
 from billing.pricing.period import estimate_current_period, lines_total, rate_line, rate_period
 from billing.pricing.rating import billable_quantity, line_amount, rate, rate_quantity
 from billing.pricing.types import LineItem, PriceSpec, Rating, Tier, TierCharge
 
 __all__ = [
+    "Breakdown",
+    "BreakdownRow",
     "LineItem",
     "PriceSpec",
+    "PriceTerm",
     "Rating",
     "Tier",
     "TierCharge",
     "billable_quantity",
+    "breakdown",
     "estimate_current_period",
     "included_units",
     "line_amount",
     "lines_total",
     "price_spec_from_stripe",
+    "price_table",
     "rate",
     "rate_line",
     "rate_period",
