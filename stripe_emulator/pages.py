@@ -1,5 +1,16 @@
 """HTML pages the emulator serves: the hosted invoice page (``hosted_invoice_url``) and
-the customer portal (a billing portal session's ``url``)."""
+the customer portal (a billing portal session's ``url``).
+
+Like Stripe's, the hosted invoice page of an open invoice has a **Pay** form ("The Hosted
+Invoice Page provides a secure, private URL where your customers can: View the details,
+amounts, and status of the invoice. Pay the invoice using any of the enabled payment
+methods", https://docs.stripe.com/invoicing/hosted-invoice-page), and the portal lets the
+customer replace their payment method and pay open invoices from its invoice history ("a
+Stripe-hosted product which enables your customers to update payment methods, manage
+invoices, manage subscriptions, and view their payment history",
+https://support.stripe.com/questions/billing-customer-portal). The forms post to
+:mod:`stripe_emulator.page_actions`; where Stripe shows a card form, these offer Stripe's
+test cards (https://docs.stripe.com/testing)."""
 
 from __future__ import annotations
 
@@ -14,7 +25,20 @@ body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;color:#1a
 table{border-collapse:collapse;width:100%}td,th{padding:.4rem;border-bottom:1px solid #e3e8ee;
 text-align:left}.amount{text-align:right}.badge{padding:.1rem .4rem;border-radius:.3rem;
 background:#e3e8ee}.note{color:#697386;font-size:.85rem}
+.pay{margin:1rem 0;padding:1rem;border:1px solid #e3e8ee;border-radius:.5rem}
+button{background:#635bff;color:#fff;border:0;border-radius:.3rem;padding:.5rem 1rem;
+font-size:1rem;cursor:pointer}select{font-size:1rem;padding:.3rem;max-width:100%}
+.error{color:#b3093c}.ok{color:#0e6245}
 """
+
+# Test cards offered where Stripe would show a card form: token -> label. Stripe's test
+# numbers (https://docs.stripe.com/testing); the emulator's behaviour for each is in
+# resources/payment_methods.py (TEST_TOKENS).
+TEST_CARDS = {
+    "pm_card_visa": "Visa 4242 4242 4242 4242 (test card, succeeds)",
+    "pm_card_mastercard": "Mastercard 5555 5555 5555 4444 (test card, succeeds)",
+    "pm_card_chargeCustomerFail": "Visa 4000 0000 0000 0341 (test card, charge fails)",
+}
 
 
 def _page(title: str, body: str, status: int = 200) -> Response:
@@ -57,7 +81,62 @@ def hosted_invoice(req: Request):
         f"<tr><td colspan='2'>Amount due</td><td class='amount'>"
         f"{_money(invoice['amount_remaining'], invoice['currency'])}</td></tr></table>"
     )
+    notice = _notice(req.params)
+    if invoice["status"] == "open" and invoice["amount_remaining"] > 0:
+        body = notice + _pay_form(req, invoice) + body
+    else:
+        body = notice + body
     return _page(f"Invoice {invoice['number']}", body)
+
+
+def _notice(params: dict) -> str:
+    if params.get("paid"):
+        return "<p class='ok' id='notice' role='status'>Payment received. Thank you!</p>"
+    if params.get("declined"):
+        return (
+            "<p class='error' id='notice' role='alert'>Your card was declined. "
+            "Try another card.</p>"
+        )
+    if params.get("updated"):
+        return "<p class='ok' id='notice' role='status'>Payment method updated.</p>"
+    return ""
+
+
+def card_label(pm: dict | None) -> str:
+    if not pm:
+        return "none"
+    card = pm.get("card") or {}
+    return (
+        f"{str(card.get('brand', 'card')).title()} \u2022\u2022\u2022\u2022 {card.get('last4', '')}"
+    )
+
+
+def _card_options(req: Request, customer_id: str, *, with_saved: bool) -> str:
+    options = "".join(
+        f"<option value='{escape(token)}'>{escape(label)}</option>"
+        for token, label in TEST_CARDS.items()
+    )
+    customer = req.store.get("customer", customer_id) or {}
+    saved_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    saved = req.store.get("payment_method", saved_id) if saved_id else None
+    if with_saved and saved:
+        options += (
+            f"<option value='{escape(saved['id'])}'>Card on file: "
+            f"{escape(card_label(saved))}</option>"
+        )
+    return options
+
+
+def _pay_form(req: Request, invoice: dict) -> str:
+    amount = _money(invoice["amount_remaining"], invoice["currency"])
+    return (
+        f"<form class='pay' method='post' action='/invoices/{escape(invoice['id'])}/pay'>"
+        f"<p><strong>Amount due: {amount}</strong></p>"
+        f"<label for='card'>Pay with</label> "
+        f"<select id='card' name='payment_method'>"
+        f"{_card_options(req, invoice['customer'], with_saved=True)}</select> "
+        f"<button type='submit' id='pay'>Pay {amount}</button></form>"
+    )
 
 
 @route("GET", "/p/session/{token}", auth="none")
@@ -87,10 +166,11 @@ def portal(req: Request):
             f"<tr><td><a href='{escape(i['hosted_invoice_url'] or '')}'>"
             f"{escape(i['number'] or i['id'])}</a></td><td>{_date(i['created'])}</td>"
             f"<td class='badge'>{escape(i['status'])}</td>"
-            f"<td class='amount'>{_money(i['total'], i['currency'])}</td></tr>"
+            f"<td class='amount'>{_money(i['total'], i['currency'])}</td>"
+            f"<td>{_pay_link(i)}</td></tr>"
             for i in invoices
         )
-        or "<tr><td colspan='4'>No invoices yet.</td></tr>"
+        or "<tr><td colspan='5'>No invoices yet.</td></tr>"
     )
     back = (
         f"<p><a id='return' href='{escape(session['return_url'])}'>&larr; Return</a></p>"
@@ -101,11 +181,41 @@ def portal(req: Request):
         f"{back}<h1>Billing for {escape(customer.get('name') or customer.get('email') or '')}</h1>"
         f"<p id='customer'>{escape(customer.get('id', ''))} · "
         f"{escape(customer.get('email') or '')}</p>"
+        f"{_notice(req.params)}"
         f"<h2>Subscriptions</h2><table>{sub_rows}</table>"
+        f"{_payment_method_section(req, session, customer)}"
         f"<h2>Invoice history</h2><table><tr><th>Invoice</th><th>Date</th><th>Status</th>"
-        f"<th class='amount'>Total</th></tr>{invoice_rows}</table>"
+        f"<th class='amount'>Total</th><th></th></tr>{invoice_rows}</table>"
     )
     return _page("Customer portal", body)
+
+
+def _pay_link(invoice: dict) -> str:
+    """Stripe's portal links an open invoice to its hosted page to pay it."""
+    if invoice["status"] != "open" or not invoice["amount_remaining"]:
+        return ""
+    amount = _money(invoice["amount_remaining"], invoice["currency"])
+    return (
+        f"<a class='pay-link' href='{escape(invoice['hosted_invoice_url'] or '')}'>Pay {amount}</a>"
+    )
+
+
+def _payment_method_section(req: Request, session: dict, customer: dict) -> str:
+    config = req.store.get("billing_portal.configuration", session["configuration"]) or {}
+    feature = (config.get("features") or {}).get("payment_method_update") or {}
+    saved_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    current = req.store.get("payment_method", saved_id) if saved_id else None
+    html = f"<h2>Payment method</h2><p id='payment-method'>{escape(card_label(current))}</p>"
+    if not feature.get("enabled"):
+        return html
+    token = session["url"].rsplit("/", 1)[-1]
+    return html + (
+        f"<form class='pay' method='post' action='/p/session/{escape(token)}/payment_method'>"
+        f"<label for='card'>New card</label> <select id='card' name='payment_method'>"
+        f"{_card_options(req, customer.get('id', ''), with_saved=False)}</select> "
+        f"<button type='submit' id='update-payment-method'>Update payment method</button>"
+        f"</form>"
+    )
 
 
 def _item_label(store, item_id: str) -> str:

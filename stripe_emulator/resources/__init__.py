@@ -1,6 +1,6 @@
 """One module per resource family; importing this package registers every route."""
 
-from .. import pages  # noqa: F401
+from .. import page_actions, pages  # noqa: F401
 from . import (  # noqa: F401
     account,
     billing_portal,
