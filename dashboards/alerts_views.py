@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Meter
-from dashboards.access import account_for_request
+from dashboards.access import account_for_request, account_url, render_not_found
 from dashboards.forms import AlertRuleForm
 from usage.models import AlertRule
 from usage.selectors.alerts import alerts_sent_this_period
@@ -44,12 +44,14 @@ def _account(request, *staff_permissions: str):
 
 @require_GET
 @login_required
+@render_not_found
 def alerts(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/alerts.html", _context(request, _account(request)))
 
 
 @require_POST
 @login_required
+@render_not_found
 def alert_add(request: HttpRequest) -> HttpResponse:
     account = _account(request, "usage.add_alertrule")
     context = _context(request, account)
@@ -77,16 +79,17 @@ def alert_add(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "dashboards/alerts.html#rules", context, status=status)
     if form is None:
-        return redirect("dashboards:alerts")
+        return redirect(account_url(request, "dashboards:alerts"))
     return render(request, "dashboards/alerts.html", context, status=status)
 
 
 @require_POST
 @login_required
+@render_not_found
 def alert_remove(request: HttpRequest, rule_id: int) -> HttpResponse:
     account = _account(request, "usage.delete_alertrule")
     if not alert_rule_delete(account=account, rule_id=rule_id):
         raise Http404("no such rule")
     if request.htmx:
         return render(request, "dashboards/alerts.html#rules", _context(request, account))
-    return redirect("dashboards:alerts")
+    return redirect(account_url(request, "dashboards:alerts"))

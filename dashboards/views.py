@@ -9,7 +9,7 @@ from django_htmx.http import HttpResponseStopPolling
 from billing.access import account_may_use_product
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.selectors import user_manages_billing
-from dashboards.access import account_for_request, period_offset
+from dashboards.access import account_for_request, account_query, period_offset, render_not_found
 from dashboards.chart import chart_payload
 from dashboards.invoices import invoices_for_account
 from usage.selectors.alerts import alerts_sent_this_period
@@ -29,6 +29,7 @@ def _existing_offset(request: HttpRequest, state) -> int:
 
 @require_GET
 @login_required
+@render_not_found
 def home(request: HttpRequest) -> HttpResponse:
     account = account_for_request(request)
     state = subscription_state_for_account(account=account) if account else None
@@ -49,7 +50,7 @@ def home(request: HttpRequest) -> HttpResponse:
             if summary
             else []
         ),
-        "account_query": f"&account={account.pk}" if request.GET.get("account") else "",
+        "account_query": account_query(request),
     }
     if request.htmx:
         response = render(request, "dashboards/home.html#summary", context)
@@ -92,6 +93,7 @@ def chart(request: HttpRequest, event_name: str) -> JsonResponse:
 
 @require_GET
 @login_required
+@render_not_found
 def invoices(request: HttpRequest) -> HttpResponse:
     account = account_for_request(request)
     return render(
@@ -103,6 +105,7 @@ def invoices(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@render_not_found
 def usage_csv(request: HttpRequest) -> HttpResponse:
     account = account_for_request(request)
     if account is None:
