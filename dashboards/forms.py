@@ -5,12 +5,27 @@ from django import forms
 from billing.money import major_to_minor
 from usage.models import AlertRule
 
+USAGE_FIELDS = ("meter", "threshold_percent")
+SPEND_FIELDS = ("amount",)
+
 
 class AlertRuleForm(forms.Form):
+    """One alert rule. Only the fields of the chosen kind are read and validated: a share
+    left at 0 (or junk) does not block a spend rule, nor an amount a usage rule."""
+
     kind = forms.ChoiceField(label="Alert me when", choices=AlertRule.Kind.choices)
     meter = forms.ChoiceField(label="Meter", required=False)
     threshold_percent = forms.IntegerField(
-        label="Share of the allowance (%)", required=False, min_value=1, max_value=1000
+        label="Share of the included allowance (%)",
+        required=False,
+        min_value=1,
+        max_value=1000,
+        error_messages={
+            # min/max messages are %-formatted with the limit: "%%" is a literal percent.
+            "min_value": "Enter a share between 1%% and 1000%%.",
+            "max_value": "Enter a share between 1%% and 1000%%.",
+            "invalid": "Enter a whole number of percent, like 80.",
+        },
     )
     amount = forms.DecimalField(
         label="Amount",
@@ -18,6 +33,10 @@ class AlertRuleForm(forms.Form):
         min_value=Decimal("0.01"),
         max_digits=14,
         decimal_places=3,
+        error_messages={
+            "min_value": "Enter an amount above zero.",
+            "invalid": "Enter an amount like 150 or 150.50.",
+        },
     )
 
     def __init__(self, *args, meters=(), currency: str = "usd", **kwargs):
@@ -25,6 +44,36 @@ class AlertRuleForm(forms.Form):
         self.fields["meter"].choices = [("", "—")] + [(m.pk, m.display_name) for m in meters]
         self.fields["amount"].label = f"Amount ({currency.upper()})"
         self.currency = currency
+
+    @property
+    def chosen_kind(self) -> str:
+        """The kind asked for (bound) or shown first (unbound)."""
+        if self.is_bound:
+            return self.data.get(self.add_prefix("kind"), "")
+        return self.initial.get("kind", AlertRule.Kind.USAGE_SHARE)
+
+    def fields_of_kind(self, kind: str) -> tuple[str, ...]:
+        if kind in AlertRule.USAGE_KINDS:
+            return USAGE_FIELDS
+        if kind in AlertRule.SPEND_KINDS:
+            return SPEND_FIELDS
+        return ()
+
+    def full_clean(self):
+        # The other kind's fields are skipped entirely (a disabled field is not read from
+        # the data), then put back so the form renders them as typed.
+        ignored = [
+            name
+            for name in USAGE_FIELDS + SPEND_FIELDS
+            if name not in self.fields_of_kind(self.chosen_kind)
+        ]
+        for name in ignored:
+            self.fields[name].disabled = True
+        try:
+            super().full_clean()
+        finally:
+            for name in ignored:
+                self.fields[name].disabled = False
 
     def clean_amount(self) -> int | None:
         """The amount typed in major units, as minor units (half up)."""
