@@ -12,6 +12,7 @@ from billing.selectors import user_manages_billing
 from dashboards.access import account_for_request, account_query, period_offset, render_not_found
 from dashboards.chart import chart_payload
 from dashboards.invoices import invoices_for_account
+from dashboards.past_due import append_status_banner, status_banner_context
 from usage.selectors.alerts import alerts_sent_this_period
 from usage.selectors.rollups import latest_event_at
 from usage.selectors.series import daily_series
@@ -51,9 +52,11 @@ def home(request: HttpRequest) -> HttpResponse:
             else []
         ),
         "account_query": account_query(request),
+        **status_banner_context(account=account),
     }
     if request.htmx:
         response = render(request, "dashboards/home.html#summary", context)
+        append_status_banner(request, response, context)
         if summary is None or summary.closed:
             # Nothing left to update: show the final numbers and stop the polling.
             stop = HttpResponseStopPolling(response.content)

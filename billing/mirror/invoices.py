@@ -72,6 +72,8 @@ class Invoice:
     # A draft's scheduled finalization (Stripe: about an hour after a renewal is created;
     # its usage lines may still change until then), else None.
     automatically_finalizes_at: datetime | None = None
+    # What is left to pay (Stripe's amount_remaining: amount_due - amount_paid).
+    amount_remaining: int = 0
 
     @property
     def is_draft(self) -> bool:
@@ -165,6 +167,7 @@ def invoice_from_stripe(
         lines_complete=not lines_obj.get("has_more")
         and (expected is None or expected <= len(raw_lines)),
         automatically_finalizes_at=timestamp(data.get("automatically_finalizes_at")),
+        amount_remaining=int(data.get("amount_remaining") or 0),
     )
 
 
@@ -206,6 +209,16 @@ def account_invoices(*, account: Account, limit: int = 24) -> list[Invoice]:
     """The account's newest mirrored invoices (any status), newest first."""
     rows = MirroredInvoice.objects.filter(customer__subscriber=account).select_related("customer")
     return _typed(rows.order_by("-created")[:limit])
+
+
+def open_invoices_for_account(*, account: Account) -> list[Invoice]:
+    """The account's open invoices with something left to pay (what a past-due customer
+    pays: ``amount_remaining`` and ``hosted_invoice_url``), oldest first."""
+    rows = MirroredInvoice.objects.filter(
+        customer__subscriber=account, stripe_data__status="open"
+    ).select_related("customer")
+    invoices = _typed(rows.order_by("created"), statuses=("open",))
+    return [invoice for invoice in invoices if invoice.amount_remaining > 0]
 
 
 def finalized_invoices(
