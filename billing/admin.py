@@ -79,12 +79,20 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "stripe_customer_id", "current_plan", "created_at"]
+    list_display = [
+        "name",
+        "status",
+        "stripe_customer_id",
+        "current_plan",
+        "created_at",
+        "view_as_customer",
+    ]
     list_filter = ["status"]
     search_fields = ["name", "billing_email", "djstripe_customers__id"]
     inlines = [MembershipInline]
     actions = ["subscribe_to_plan", "sync_everything_from_stripe"]
     readonly_fields = [
+        "view_as_customer",
         "stripe_customer_id",
         "current_plan",
         "subscription_display",
@@ -94,7 +102,7 @@ class AccountAdmin(admin.ModelAdmin):
         "created_at",
     ]
     fieldsets = [
-        (None, {"fields": ["name", "billing_email", "status"]}),
+        (None, {"fields": ["name", "billing_email", "status", "view_as_customer"]}),
         (
             "Stripe",
             {
@@ -111,6 +119,14 @@ class AccountAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("djstripe_customers")
+
+    @admin.display(description="Dashboard")
+    def view_as_customer(self, obj: Account) -> str:
+        """The customer's dashboard as they see it (staff need ``billing.view_account``)."""
+        if obj.pk is None:
+            return EMPTY
+        url = f"{reverse('dashboards:home')}?account={obj.pk}"
+        return format_html('<a href="{}">View dashboard as customer</a>', url)
 
     @admin.display(description="Stripe customer")
     def stripe_customer_id(self, obj: Account) -> str:
@@ -375,5 +391,7 @@ class PlanAdmin(admin.ModelAdmin):
         return len(obj.prices.all())
 
 
-# Registers the guarded Customer admin, the dahlia Invoice admin and the event inbox.
-from billing import admin_customers, admin_events, admin_invoices  # noqa: E402, F401
+# Registers the guarded Customer admin, the dahlia Invoice admin and the event inbox,
+# then unregisters the dj-stripe admins nobody here uses.
+from billing import admin_customers, admin_events, admin_invoices  # noqa: E402, F401, I001
+from billing import admin_djstripe  # noqa: E402, F401

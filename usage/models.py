@@ -330,6 +330,7 @@ class AlertDelivery(models.Model):
 
     class Meta:
         ordering = ["-sent_at"]
+        verbose_name_plural = "alert deliveries"
         constraints = [
             models.UniqueConstraint(
                 fields=["account", "rule", "period_start"], name="alert_once_per_rule_period"
