@@ -11,9 +11,22 @@ from billing.models import Meter
 from dashboards.access import account_for_request, account_url, render_not_found
 from dashboards.forms import AlertRuleForm
 from usage.models import AlertRule
-from usage.selectors.alerts import alerts_sent_this_period
+from usage.selectors.alerts import alerts_sent_this_period, spend_so_far
+from usage.selectors.summaries import period_summary
 from usage.services.alert_scheduling import alerts_schedule_evaluation
 from usage.services.alerts import alert_rule_create, alert_rule_delete
+
+
+def _spend_so_far(account, state) -> dict | None:
+    """What spend rules compare with: base fee + usage charges this period."""
+    if state is None:
+        return None
+    summary = period_summary(account=account, state=state, offset=0)
+    return {
+        "base_fee": summary.base_fee,
+        "usage": summary.usage_cost_so_far,
+        "total": spend_so_far(summary),
+    }
 
 
 def _context(request, account, form=None):
@@ -26,6 +39,7 @@ def _context(request, account, form=None):
         "currency": currency,
         "form": form or AlertRuleForm(meters=meters, currency=currency),
         "meters": meters,
+        "spend": _spend_so_far(account, state),
         "rules": AlertRule.objects.filter(account=account).select_related("meter"),
         "sent": (
             alerts_sent_this_period(account=account, period_start=state.period_start)

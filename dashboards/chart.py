@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from billing.mirror.subscriptions import ItemState, SubscriptionState
+from billing.units import unit_plural
 from usage.selectors.projection_inputs import meter_projection
 from usage.selectors.series import GRANULARITIES, bucket_series, daily_series
 
@@ -85,6 +86,7 @@ def chart_payload(
             "event_name": meter.event_name,
             "display_name": meter.display_name,
             "unit_label": meter.unit_label,
+            "unit_plural": unit_plural(meter.unit_label),
             "aggregation": meter.aggregation,
         },
         "period": {

@@ -61,8 +61,8 @@ When there are too few days to measure residuals (under two complete days for
 the daily rate itself: a deliberately wide range. The low bound is never below
 ``usage_so_far`` (usage cannot be taken back).
 
-``last`` meters: the projection is the current last value; the range is the lowest
-and highest last value seen this period (per rollup hour).
+``last`` meters: the projection is the current last value; the range runs from it to
+the highest last value seen this period (per rollup hour), never below the current value.
 
 Before the period starts (nothing elapsed) the method is ``none`` and the
 projection equals the usage so far. After it ends the projection is the final
@@ -246,11 +246,13 @@ def project_usage(
         return Projection(
             usage_so_far=current,
             projected=current,
-            low=min(values),
+            # Never below the current value: a period's lower values are history, not a
+            # forecast (seats 5 -> 3 projects 3, range 3..5; 2 -> 3 projects 3, range 3).
+            low=current,
             high=max(values),
             method="last_value",
-            note="Last-value meter: the current value; the range is this period's lowest "
-            "and highest value.",
+            note="Last-value meter: the current value; the range runs up to this period's "
+            "highest value.",
         )
 
     usage_so_far = sum(v for _, v in points)

@@ -298,7 +298,7 @@ def test_history_overlapping_the_period_is_ignored():
 
 
 # -- last, none ---------------------------------------------------------------------------
-def test_last_meter_projects_the_current_value_with_the_periods_min_and_max():
+def test_last_meter_projects_the_current_value_never_below_it_up_to_the_periods_max():
     series = [(NOV_1 + timedelta(hours=h), v) for h, v in enumerate([5, 8, 3, 6])]
     p = project_usage(
         series=series,
@@ -307,7 +307,9 @@ def test_last_meter_projects_the_current_value_with_the_periods_min_and_max():
         period_end=DEC_1,
         now=NOV_1 + timedelta(days=2),
     )
-    assert (p.method, p.usage_so_far, p.projected, p.low, p.high) == ("last_value", 6, 6, 3, 8)
+    # Values 5, 8, 3, 6: current 6. Issue 14: the range no longer drops to the period's
+    # low of 3 (below the current value); it runs from 6 up to the period's high of 8.
+    assert (p.method, p.usage_so_far, p.projected, p.low, p.high) == ("last_value", 6, 6, 6, 8)
 
 
 @pytest.mark.parametrize("aggregation", ["sum", "count", "last"])

@@ -97,7 +97,7 @@ def _rebase(projection: Projection, usage: int, aggregation: str) -> Projection:
             projection,
             usage_so_far=usage,
             projected=usage,
-            low=min(projection.low, usage),
+            low=usage,  # never below the current value
             high=max(projection.high, usage),
         )
     delta = usage - projection.usage_so_far
