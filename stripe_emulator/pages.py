@@ -72,7 +72,8 @@ def hosted_invoice(req: Request):
     )
     body = (
         f"<h1>Invoice {escape(invoice['number'] or invoice['id'])}</h1>"
-        f"<p>Status: <span class='badge' id='status'>{escape(invoice['status'])}</span></p>"
+        f"<p>Status: <span class='badge' id='status'>{escape(invoice['status'])}</span>"
+        f"{_paid_on(invoice)}</p>"
         f"<p>Billed to {escape(invoice['customer_name'] or invoice['customer_email'] or '')}"
         f" ({escape(invoice['customer'])}) on {_date(invoice['created'])}</p>"
         f"<table><tr><th>Description</th><th>Period</th><th class='amount'>Amount</th></tr>"
@@ -87,6 +88,11 @@ def hosted_invoice(req: Request):
     else:
         body = notice + body
     return _page(f"Invoice {invoice['number']}", body)
+
+
+def _paid_on(invoice: dict) -> str:
+    paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
+    return f" on {_date(paid_at)}" if invoice["status"] == "paid" and paid_at else ""
 
 
 def _notice(params: dict) -> str:

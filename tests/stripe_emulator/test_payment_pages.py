@@ -83,6 +83,7 @@ def test_hosted_invoice_page_pays_an_open_invoice(client, failed_subscription):
     assert "customer.subscription.updated" in types
     after = urllib.request.urlopen(invoice.hosted_invoice_url + "?paid=1").read().decode()
     assert "Payment received" in after and "id='pay'" not in after
+    assert "paid</span> on " in after
     # Posting again (a second tab) charges nothing more.
     assert _post(f"{invoice.hosted_invoice_url}/pay", {})[0] == 303
     assert client.v1.invoices.retrieve(invoice.id).amount_paid == 4900
