@@ -1,7 +1,8 @@
 """The waterfall as CSV, and a month's journal as a text table (for the command).
 
-Amounts in the CSV are integers in the currency's minor unit (exact, easy to load in
-a spreadsheet or a ledger import); the page and the command show them formatted.
+Amounts in the CSV are integers in the currency's minor unit (cents for USD; exact, easy
+to load in a spreadsheet or a ledger import), and the header says so: ``billed_minor_units``
+next to a ``currency`` column. The page and the command show them formatted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from billing.money import format_money
 from revenue.selectors import RevenueReport
 from revenue.waterfall import ACCOUNTS, COLUMN_LABELS, COLUMNS, Journal, journal_for
 
-CSV_HEADER = ("currency", "month", *COLUMNS)
+# The unit is in every amount's column name: integer minor units of the row's currency.
+CSV_HEADER = ("currency", "month", *(f"{column}_minor_units" for column in COLUMNS))
 
 
 def waterfall_csv(report: RevenueReport) -> str:

@@ -180,7 +180,7 @@ def revenue_report(
     lines, warnings, invoiced = revenue_lines(account=account, currency=currency)
     accruals = open_period_accruals(account=account, currency=currency, invoiced=invoiced, now=now)
     return RevenueReport(
-        by_currency=waterfall(lines=lines, accruals=accruals),
+        by_currency=waterfall(lines=lines, accruals=accruals, as_of=utc_day(now)),
         warnings=warnings,
         account=account,
         as_of=now,

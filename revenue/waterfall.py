@@ -145,9 +145,17 @@ def month_range(first: str, last: str) -> list[str]:
 
 
 def waterfall(
-    *, lines: Iterable[RevenueLine], accruals: Iterable[Accrual] = ()
+    *,
+    lines: Iterable[RevenueLine],
+    accruals: Iterable[Accrual] = (),
+    as_of: date | None = None,
 ) -> dict[str, list[MonthFigures]]:
-    """Per currency, every month from the first to the last with any activity."""
+    """Per currency, every month from the first to the last with any activity.
+
+    ``as_of`` (the report's date): schedule days after it are not earned yet. A fee
+    billed in advance for a period that runs past today stays deferred for the days not
+    reached; it is recognized day by day as they pass, never in a month still to come.
+    """
     figures: dict[tuple[str, str], MonthFigures] = {}
 
     def at(currency: str, month: str) -> MonthFigures:
@@ -159,7 +167,8 @@ def waterfall(
     for line in lines:
         billed_month = month_of(line.billed_on)
         at(line.currency, billed_month).billed += line.amount
-        for month, amount in schedule_by_month(line_schedule(line)).items():
+        earned = [d for d in line_schedule(line) if as_of is None or d.day <= as_of]
+        for month, amount in schedule_by_month(earned).items():
             fig = at(line.currency, month)
             fig.recognized += amount
             if month >= billed_month:

@@ -151,7 +151,7 @@ def _csv(client, query="") -> dict:
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     data = defaultdict(dict)
     for row in csv.DictReader(io.StringIO(response.content.decode())):
-        data[row["currency"]][row["month"]] = {c: int(row[c]) for c in COLUMNS}
+        data[row["currency"]][row["month"]] = {c: int(row[f"{c}_minor_units"]) for c in COLUMNS}
     return dict(data)
 
 

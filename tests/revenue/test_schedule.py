@@ -159,3 +159,30 @@ def test_currencies_never_add_up():
     )
     assert sorted(rows) == ["eur", "jpy", "usd"]
     assert [sum(f.billed for f in rows[c]) for c in ("eur", "jpy", "usd")] == [5000, 800, 9900]
+
+
+def test_a_fee_billed_in_advance_is_not_recognized_in_months_not_reached():
+    """Issue 14, item 10: the renewal on 15 Jan bills Pro's $99 for 15 Jan .. 15 Feb in
+    advance. As of 20 Jan only 15..20 Jan (6 of 31 days) are earned; the rest is deferred
+    and February (a month still to come) shows no row at all.
+
+    By the end of 20 Jan: floor(9,900 × 6 / 31) = floor(1,916.13) = 1,916 recognized;
+    deferred 9,900 − 1,916 = 7,984. (Before the fix January showed 5,429 — all 17 January
+    days — and a February row recognized the other 4,471.)
+    """
+    fee = line(9900)  # JAN_15 .. FEB_15, billed 15 Jan
+    [jan] = waterfall(lines=[fee], as_of=date(2026, 1, 20))["usd"]
+    assert (jan.month, jan.billed, jan.recognized, jan.deferred_end) == (
+        "2026-01",
+        9900,
+        1916,
+        7984,
+    )
+    assert journals([jan])[0].balanced
+    # As of 3 Feb: January's 17 days (5,429) and 1..3 Feb: floor(9,900 × 20 / 31) =
+    # floor(6,387.10) = 6,387, so February has earned 6,387 − 5,429 = 958 so far.
+    jan, feb = waterfall(lines=[fee], as_of=date(2026, 2, 3))["usd"]
+    assert (jan.recognized, feb.recognized, feb.deferred_end) == (5429, 958, 9900 - 6387)
+    # Once the period is over, the whole line is earned: as before.
+    jan, feb = waterfall(lines=[fee], as_of=date(2026, 3, 1))["usd"]
+    assert (jan.recognized, feb.recognized, feb.deferred_end) == (5429, 4471, 0)
