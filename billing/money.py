@@ -147,3 +147,21 @@ def format_money(minor: int, currency: str) -> str:
     if symbol is not None:
         return f"{sign}{symbol}{number}"
     return f"{sign}{code.upper()} {number}"
+
+
+def format_unit_amount(amount: Decimal | int, currency: str) -> str:
+    """Format a unit price (exact, in minor units, sub-minor-unit allowed) for display,
+    with at least the currency's decimals and as many more as the price has:
+    ``format_unit_amount(Decimal("0.2"), "usd") == "$0.002"``,
+    ``format_unit_amount(Decimal(5), "usd") == "$0.05"``,
+    ``format_unit_amount(Decimal("0.35"), "jpy") == "¥0.35"``."""
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
+        raise TypeError(f"format_unit_amount() needs a Decimal (or int), not {amount!r}")
+    exponent = currency_exponent(currency)
+    major = Decimal(amount).scaleb(-exponent, context=_QUANTIZE_CONTEXT)
+    places = max(exponent, -major.normalize(context=_QUANTIZE_CONTEXT).as_tuple().exponent)
+    number = f"{abs(major):,.{places}f}"
+    code = currency.lower()
+    sign = "-" if major < 0 else ""
+    symbol = _SYMBOLS.get(code)
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{code.upper()} {number}"

@@ -76,6 +76,11 @@ def estimate_rows(summary) -> Estimate:
         if summary.closed:
             amount = line.cost_so_far
             detail = quantity_text(line.usage, line.meter.unit_label)
+        elif line.projection.method == "none":  # too early: the dashboard shows no projection
+            amount = line.projected_cost[1]
+            detail = (
+                f"{quantity_text(line.usage, line.meter.unit_label)} so far, too early to project"
+            )
         else:
             amount = line.projected_cost[1]
             detail = f"projected {quantity_text(line.projection.projected, line.meter.unit_label)}"

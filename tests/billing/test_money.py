@@ -154,3 +154,22 @@ def test_major_to_minor_rounding_is_explicit() -> None:
 def test_major_to_minor_refuses_inexact_input(bad: object) -> None:
     with pytest.raises(TypeError):
         major_to_minor(bad, "usd")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        (Decimal("0.2"), "usd", "$0.002"),  # a fifth of a cent
+        (Decimal(5), "usd", "$0.05"),
+        (Decimal(50), "usd", "$0.50"),
+        (Decimal(1000), "usd", "$10.00"),  # 1E+3 normalized: still two decimals
+        (Decimal("0.35"), "jpy", "¥0.35"),  # jpy has no minor unit: 0.35 yen
+        (Decimal("123456.7"), "eur", "€1,234.567"),
+        (Decimal("0.000000000001"), "usd", "$0.00000000000001"),  # 12 decimals of a cent
+        (0, "chf", "CHF 0.00"),
+    ],
+)
+def test_format_unit_amount_keeps_sub_cent_digits(amount, currency, expected):
+    from billing.money import format_unit_amount
+
+    assert format_unit_amount(amount, currency) == expected

@@ -44,9 +44,15 @@ def test_invoices_list_amounts_periods_status_links_and_usage_lines(
     # September's calls in arrears: (12,345 - 10,000) x 0.2¢ = 469¢ -> $103.69 in all.
     assert html.count('class="pill pill-paid"') == 2
     assert "$99.00" in html and "$103.69" in html
-    renewal = html[html.index("$103.69") - 400 :]
-    assert "Sep 1 – Oct 1, 2026" in renewal  # the usage period, not the next one
-    assert "12,345 → $4.69" in html
+    renewal = html[html.index("$103.69") :]
+    # The renewal's own period (Stripe's: the period that closed) and each line's: the
+    # base fee for October in advance, the calls for September in arrears.
+    assert '<dd data-testid="invoice-period">Sep 1 – Oct 1, 2026</dd>' in renewal
+    base = renewal[renewal.index('data-testid="line-base_fee"') :]
+    assert "Pro base fee" in base[:400] and "Oct 1 – Nov 1, 2026" in base[:600]
+    metered = renewal[renewal.index('data-testid="line-metered"') :]
+    assert "API calls: 12,345 calls" in metered[:400]
+    assert "Sep 1 – Oct 1, 2026" in metered[:600] and "$4.69" in metered[:900]
     assert "View invoice" in html
 
 
@@ -86,11 +92,13 @@ def test_a_renewal_draft_says_when_it_finalizes_and_its_usage_is_not_final(
     # Finalizes an hour after the period end: Oct 1, 01:00 UTC.
     assert "— finalizes at <time" in html and "Oct 1, 01:00 UTC" in html
     assert 'data-testid="usage-not-final"' in html
-    assert "12,345 → $4.69 (so far)" in html
+    assert "$4.69 (so far)" in html and "API calls: 12,345 calls" in html
+    assert "Total so far" in html  # the breakdown's total is not final either
 
     test_clock_advance(client=stripe_client, clock_id=clock.id, to=october + timedelta(hours=1))
     stripe_sync_everything(client=stripe_client)
     html = client.get(reverse("dashboards:invoices")).content.decode()
     assert html.count('class="pill pill-paid"') == 2
     assert 'data-testid="draft"' not in html and "usage-not-final" not in html
-    assert "12,345 → $4.69</li>" in html
+    assert "API calls: 12,345 calls" in html and "(so far)" not in html
+    assert '<td class="num" data-col="total">$4.69</td>' in html
