@@ -3,6 +3,7 @@ import csv
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
@@ -13,9 +14,9 @@ from dashboards.access import account_for_request, account_query, period_offset,
 from dashboards.chart import chart_payload
 from dashboards.invoices import invoices_for_account
 from dashboards.past_due import append_status_banner, status_banner_context
+from dashboards.usage_export import usage_csv_filename, usage_csv_header, usage_csv_rows
 from usage.selectors.alerts import alerts_sent_this_period
 from usage.selectors.rollups import latest_event_at
-from usage.selectors.series import daily_series
 from usage.selectors.summaries import period_summary
 
 
@@ -119,14 +120,10 @@ def usage_csv(request: HttpRequest) -> HttpResponse:
     offset = _existing_offset(request, state)
     start, end = state.period(offset)
     response = HttpResponse(content_type="text/csv")
-    response["Content-Disposition"] = (
-        f'attachment; filename="usage-{account.pk}-{start:%Y-%m-%d}.csv"'
-    )
+    filename = usage_csv_filename(account=account, start=start, end=end)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
-    writer.writerow(["day", "event_name", "unit", "usage"])
-    for item in state.metered_items:
-        for day, value in daily_series(account=account, meter=item.meter, start=start, end=end):
-            writer.writerow(
-                [day.date().isoformat(), item.meter.event_name, item.meter.unit_label, value]
-            )
+    writer.writerow(usage_csv_header(currency=state.currency))
+    now = timezone.now()
+    writer.writerows(usage_csv_rows(account=account, state=state, start=start, end=end, now=now))
     return response

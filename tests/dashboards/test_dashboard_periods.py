@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
+from django.utils.text import slugify
 
 from billing.mirror.customers import customer_id_for_account
 from tests.billing.test_mirror_periods import subscribe_on_jan_31
@@ -60,9 +61,11 @@ def test_previous_period_csv_keeps_the_last_day_stripe_billed(client, jan_31_sub
     assert not result.rejected, result.rejected
     client.force_login(make_user(jan_31_subscription, "ada"))
     response = client.get(reverse("dashboards:usage_csv"), {"period": "-1"})
-    assert f"usage-{jan_31_subscription.pk}-2026-02-28.csv" in response["Content-Disposition"]
+    # The account's name and the period (Feb 28 - Mar 31), not the internal id.
+    name = slugify(jan_31_subscription.name)
+    assert f"usage-{name}-2026-02-28-to-2026-03-31.csv" in response["Content-Disposition"]
     rows = [r for r in csv.DictReader(io.StringIO(response.content.decode()))]
-    calls = [(r["day"], int(r["usage"])) for r in rows if r["event_name"] == "api_calls"]
+    calls = [(r["day (UTC)"], int(r["usage"])) for r in rows if r["event_name"] == "api_calls"]
     # Feb 28 .. Mar 30 inclusive: 1 day of February + 30 of March = 31 days; the 7 calls
     # of Mar 30 are on its last row (shifting the current period back would end it on
     # Mar 30 00:00 and drop that day).
