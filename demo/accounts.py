@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from dateutil.relativedelta import relativedelta
+
 # Share of a day's usage by UTC hour: quiet nights, busy working hours.
 HOURLY = [1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 8, 8, 8, 7, 6, 5, 4, 3, 2, 2, 1]
 WEEKDAY = [1.0, 1.05, 1.1, 1.05, 0.95, 0.45, 0.35]  # Mon..Sun
@@ -65,8 +67,19 @@ ACCOUNTS = (
 )
 
 
+def history_start(seeded_at: datetime) -> datetime:
+    """Where the seeded history begins: seven weeks or so before the seeding."""
+    start = seeded_at - relativedelta(months=1) - timedelta(days=19)
+    return start.replace(minute=0, second=0, microsecond=0)
+
+
+def expected_day_total(meter: MeterPlan, day_index: int, day: datetime) -> float:
+    """The seeded daily rate of ``meter`` on ``day``: growth and the weekday pattern."""
+    return meter.per_day * (1 + meter.growth) ** day_index * WEEKDAY[day.weekday()]
+
+
 def _day_total(meter: MeterPlan, day_index: int, day: datetime, rng: random.Random) -> float:
-    base = meter.per_day * (1 + meter.growth) ** day_index * WEEKDAY[day.weekday()]
+    base = expected_day_total(meter, day_index, day)
     return max(0.0, rng.gauss(base, base * 0.08))
 
 

@@ -85,9 +85,7 @@ def demo_seed(
     # Its thin events too: meter event errors Stripe reports after answering 200.
     thin_event_destination_register(base_url=base_url, client=client)
     plans = {plan.key: plan for plan in Plan.objects.all()}
-    start = (now - relativedelta(months=1) - timedelta(days=19)).replace(
-        minute=0, second=0, microsecond=0
-    )
+    start = history_start(now)
     rng = random.Random(20261124)
     logins, by_customer = [], {}
     users = get_user_model()

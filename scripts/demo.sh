@@ -70,7 +70,7 @@ cat <<MSG
   Meterdesk demo is running.
     Dashboard      http://127.0.0.1:8000/dashboard/
     Admin          http://127.0.0.1:8000/admin/   (staff: $DEMO_STAFF_USER / $DEMO_STAFF_PASSWORD)
-    Stripe (emulated) http://127.0.0.1:12111
+    Stripe emulator   http://127.0.0.1:12111/_emulator/health   (its API is for the app, not a browser)
     Logs           var/log/{web,worker,emulator,seed,traffic}.log
     Alert emails   printed in var/log/worker.log (console email backend)
 

@@ -29,6 +29,7 @@ class Command(BaseCommand):
                     key=key,
                     session=session,
                     clocks_to_now=tick % 15 == 0,
+                    seconds=interval,
                 )
                 self.stdout.write(f"sent {sent} events: HTTP {status}")
             except requests.RequestException as exc:
