@@ -32,7 +32,7 @@ from billing.services.test_clocks import test_clock_advance
 from billing.services.thin_events import thin_event_destination_register
 from billing.services.webhook_endpoints import webhook_endpoint_register
 from billing.stripe_api import stripe_client
-from demo.accounts import ACCOUNTS, day_events
+from demo.accounts import ACCOUNTS, day_events, history_start
 from usage.services.alerts import alert_rule_create, alerts_evaluate_all
 from usage.services.ingest import usage_events_ingest
 from usage.services.keys import ingest_key_create
