@@ -16,8 +16,8 @@ EMPTY = "\u2014"
 
 
 def short_period(start, end) -> str:
-    """``Nov 11 – Dec 11, 2026`` (UTC): a period in one narrow column."""
-    return f"{start:%b %-d} \u2013 {end:%b %-d, %Y}"
+    """``Nov 11–Dec 11 2026`` (UTC): a period in one narrow column."""
+    return f"{start:%b %-d}\u2013{end:%b %-d %Y}"
 
 
 def short_moment(moment) -> str:
