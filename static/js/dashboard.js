@@ -21,21 +21,24 @@
     const last = data.meter.aggregation === "last";
     const line = last ? "y" : "y2";
     const sets = [];
+    // Points only while they are few (a day's data would otherwise be an invisible line).
+    const points = data.usage.length <= 31 ? 2.5 : 0;
     if (last) {
       sets.push({ type: "line", label: "Value (" + data.meter.unit_plural + ")", data: data.cumulative,
-        borderColor: "#3b5bdb", pointRadius: 0, stepped: true, order: 1, yAxisID: "y" });
+        borderColor: "#3b5bdb", pointRadius: points, stepped: true, order: 1, yAxisID: "y" });
     } else {
       sets.push({ type: "bar", label: data.meter.unit_plural + " per " + data.granularity,
         data: data.usage, backgroundColor: "rgba(59, 91, 219, 0.45)", order: 3, yAxisID: "y" });
       sets.push({ type: "line", label: "Cumulative " + data.meter.unit_plural, data: data.cumulative,
-        borderColor: "#1c2f8c", pointRadius: 0, tension: 0.15, order: 1, yAxisID: line });
+        borderColor: "#1c2f8c", pointRadius: points, tension: 0.15, order: 1, yAxisID: line });
     }
     if (data.allowance) {
       sets.push({ type: "line", label: "Included allowance",
         data: data.labels.map(() => data.allowance), borderColor: "#2b8a3e",
         borderWidth: 1.5, pointRadius: 0, order: 2, yAxisID: line });
     }
-    if (data.projection) {
+    // "none": too early to project; the dashboard says so, the chart draws no line.
+    if (data.projection && data.projection.method !== "none") {
       const p = data.projection;
       sets.push({ type: "line", label: "Projection range (high)", data: p.high_path,
         borderColor: "rgba(230, 119, 0, 0.0)", backgroundColor: "rgba(230, 119, 0, 0.12)",
