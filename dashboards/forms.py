@@ -13,7 +13,16 @@ class AlertRuleForm(forms.Form):
     """One alert rule. Only the fields of the chosen kind are read and validated: a share
     left at 0 (or junk) does not block a spend rule, nor an amount a usage rule."""
 
-    kind = forms.ChoiceField(label="Alert me when", choices=AlertRule.Kind.choices)
+    # Short enough for a 390 px select ("Usage reaches a share of the allow…" was cut).
+    kind = forms.ChoiceField(
+        label="Alert me when",
+        choices=[
+            (AlertRule.Kind.USAGE_SHARE, "Usage reaches a share"),
+            (AlertRule.Kind.PROJECTED_USAGE_SHARE, "Usage is projected to reach a share"),
+            (AlertRule.Kind.SPEND, "Spend reaches an amount"),
+            (AlertRule.Kind.PROJECTED_SPEND, "Spend is projected to reach an amount"),
+        ],
+    )
     meter = forms.ChoiceField(label="Meter", required=False)
     threshold_percent = forms.IntegerField(
         label="Share of the included allowance (%)",

@@ -20,7 +20,7 @@ def unit_label(label: str, count=None) -> str:
 
 @register.simple_tag
 def money_range(low: int, high: int, currency: str = "usd") -> str:
-    """"$5.50 – $7.25", or just "$5.50" when both ends are the same."""
+    """ "$5.50 – $7.25", or just "$5.50" when both ends are the same."""
     if low == high:
         return format_money(int(low), currency)
     return f"{format_money(int(low), currency)} – {format_money(int(high), currency)}"
@@ -28,7 +28,7 @@ def money_range(low: int, high: int, currency: str = "usd") -> str:
 
 @register.simple_tag
 def number_range(low: int, high: int) -> str:
-    """"1,200 – 1,450", or just "1,200" when both ends are the same."""
+    """ "1,200 – 1,450", or just "1,200" when both ends are the same."""
     if low == high:
         return f"{int(low):,}"
     return f"{int(low):,} – {int(high):,}"

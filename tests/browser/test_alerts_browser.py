@@ -118,7 +118,8 @@ def test_charts_axes_and_failures(live_server, page, pro_account):
     make_user(pro_account, "cy", email="cy@acme.example")
     _log_in(page, live_server, "cy")
     page.wait_for_function(
-        "() => ['api_calls', 'seats'].every((n) => { const c = document.getElementById('chart-' + n);"
+        "() => ['api_calls', 'seats'].every((n) => {"
+        " const c = document.getElementById('chart-' + n);"
         " return c && c.dataset.total && Chart.getChart(c); })",
         timeout=10_000,
     )
@@ -127,14 +128,16 @@ def test_charts_axes_and_failures(live_server, page, pro_account):
             return { axes: Object.keys(c.options.scales).sort(),
                      left: c.options.scales.y.title.text, right: c.options.scales.y2.title.text,
                      bars: c.data.datasets.filter((d) => d.type === 'bar').map((d) => d.yAxisID),
-                     lines: c.data.datasets.filter((d) => d.type === 'line').map((d) => d.yAxisID) }; }"""
+                     lines: c.data.datasets.filter((d) => d.type === 'line')
+                       .map((d) => d.yAxisID) }; }"""
     )
     assert calls["axes"] == ["x", "y", "y2"]
     assert calls["left"] == "calls per day" and calls["right"] == "calls this period (cumulative)"
     assert calls["bars"] == ["y"] and set(calls["lines"]) == {"y2"}
     seats = page.evaluate(
         """() => { const c = Chart.getChart(document.getElementById('chart-seats'));
-            return { precision: c.options.scales.y.ticks.precision, title: c.options.scales.y.title.text,
+            return { precision: c.options.scales.y.ticks.precision,
+                     title: c.options.scales.y.title.text,
                      labels: c.data.datasets.map((d) => d.label),
                      ticks: c.scales.y.ticks.map((t) => t.value) }; }"""
     )

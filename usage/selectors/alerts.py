@@ -28,7 +28,7 @@ class Check:
 
 
 def spend_breakdown_text(*, base_fee: int, usage: int, currency: str) -> str:
-    """"$99.00 base + $60.00 usage": what a spend alert's amount is made of."""
+    """ "$99.00 base + $60.00 usage": what a spend alert's amount is made of."""
     return f"{format_money(base_fee, currency)} base + {format_money(usage, currency)} usage"
 
 
