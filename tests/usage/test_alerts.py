@@ -153,7 +153,9 @@ def test_alert_form_adds_and_removes_rules_with_inline_errors(client, pro_accoun
     assert "Choose a meter." in missing_meter.content.decode()
     bad_amount = client.post(url, {"kind": "spend", "amount": "-5"}, headers=htmx)
     assert bad_amount.status_code == 422
-    assert "greater than or equal to 0.01" in bad_amount.content.decode()
+    # Issue 14: the form's own wording instead of "greater than or equal to 0.01".
+    assert 'id="id_amount-error"' in bad_amount.content.decode()
+    assert "Enter an amount above zero." in bad_amount.content.decode()
     assert AlertRule.objects.filter(account=pro_account).count() == 0
 
     ok = client.post(url, {"kind": "spend", "amount": "250.50"}, headers=htmx)
