@@ -4,16 +4,18 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from billing.views_thin_events import thin_events
+from config.password_reset import ThrottledPasswordResetView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboards:home", permanent=False)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Password reset by e-mail (Django's views; the templates are in templates/registration/).
-    # The "sent" page reads the same whether or not the address belongs to a user.
+    # The "sent" page reads the same whether or not the address belongs to a user, and
+    # whether or not the request was throttled (config/password_reset.py).
     path(
         "accounts/password-reset/",
-        auth_views.PasswordResetView.as_view(),
+        ThrottledPasswordResetView.as_view(),
         name="password_reset",
     ),
     path(

@@ -68,3 +68,34 @@ def test_reset_does_not_tell_whether_the_address_has_a_sign_in(client, ada):
 
     assert text(known) == text(unknown)
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ada@acme.example"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_password_reset_cannot_flood_an_inbox(client, ada, settings, fresh_throttle):
+    """At most PASSWORD_RESET_PER_ADDRESS e-mails an hour per address; beyond that the
+    same "sent" page, and nothing sent."""
+    settings.PASSWORD_RESET_PER_ADDRESS = 3
+    for _ in range(5):
+        response = client.post(reverse("password_reset"), {"email": "ada@acme.example"})
+        assert response["Location"] == reverse("password_reset_done")
+    assert len(mail.outbox) == 3
+
+
+def test_one_client_address_cannot_spray_resets(client, ada, settings, fresh_throttle):
+    settings.PASSWORD_RESET_PER_IP = 4
+    for n in range(4):
+        client.post(reverse("password_reset"), {"email": f"nobody{n}@x.example"})
+    client.post(reverse("password_reset"), {"email": "ada@acme.example"})
+    assert mail.outbox == []  # the fifth request from this address sends nothing
+    client.post(
+        reverse("password_reset"), {"email": "ada@acme.example"}, REMOTE_ADDR="198.51.100.7"
+    )
+    assert len(mail.outbox) == 1
