@@ -41,6 +41,17 @@ class _CustomerIdSearch:
         return found, may_have_duplicates
 
 
+class _RecordAdmin:
+    """Records the system writes (reports, failures, reconciliation): read-only in admin,
+    never added by hand; their actions (retry, ...) go through services."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
 @admin.register(IngestKey)
 class IngestKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
@@ -90,7 +101,7 @@ class UsageEventAdmin(_CustomerIdSearch, admin.ModelAdmin):
 
 
 @admin.register(UsageReport)
-class UsageReportAdmin(admin.ModelAdmin):
+class UsageReportAdmin(_RecordAdmin, admin.ModelAdmin):
     # Short, narrow columns: the whole row fits a 1280 px screen (issue 14, item 10).
     list_display = [
         "id",
@@ -110,12 +121,6 @@ class UsageReportAdmin(admin.ModelAdmin):
     list_select_related = ["account", "meter"]
     actions = ["retry"]
     show_full_result_count = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -152,7 +157,7 @@ class UsageReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReportingFailure)
-class ReportingFailureAdmin(_CustomerIdSearch, admin.ModelAdmin):
+class ReportingFailureAdmin(_RecordAdmin, _CustomerIdSearch, admin.ModelAdmin):
     """(customer, meter) pairs whose reporting raised: the pass skipped them and went on
     with the others. ``consecutive failures`` is 0 once the pair succeeded again."""
 
@@ -170,15 +175,9 @@ class ReportingFailureAdmin(_CustomerIdSearch, admin.ModelAdmin):
     search_fields = ["account__name"]  # and a Stripe customer id: below
     list_select_related = ["account", "meter"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
 
 @admin.register(ReconciliationResult)
-class ReconciliationResultAdmin(_CustomerIdSearch, admin.ModelAdmin):
+class ReconciliationResultAdmin(_RecordAdmin, _CustomerIdSearch, admin.ModelAdmin):
     # Account names and short columns, so Ledger / Stripe / Difference / Status are on
     # screen at 1280 px; the full suggested action is on the change page.
     list_display = [
@@ -196,12 +195,6 @@ class ReconciliationResultAdmin(_CustomerIdSearch, admin.ModelAdmin):
     list_filter = ["status", "meter"]
     search_fields = ["account__name"]  # and a Stripe customer id: below
     list_select_related = ["account", "meter"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
 
     @admin.display(description="Account", ordering="account__name")
     def account_name(self, result):
