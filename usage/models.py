@@ -47,6 +47,8 @@ class UsageReport(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
         TOO_LATE = "too_late", "Too late for Stripe"
+        # Canceled in Stripe by a correction (meter event adjustment) and re-reported.
+        CANCELED = "canceled", "Canceled by a correction"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_reports")
     meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="usage_reports")
@@ -339,3 +341,7 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+
+# Corrections live in their own module (this one stays under 400 lines).
+from usage.models_corrections import UsageCorrection, VoidedEvent  # noqa: E402, F401

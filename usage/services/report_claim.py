@@ -97,8 +97,8 @@ def _pair_lock(account_id: int, meter_id: int) -> bool:
 
 def _unreported(account_id: int, meter_id: int, limit: int):
     events = UsageEvent.objects.filter(
-        account_id=account_id, meter_id=meter_id, report__isnull=True
-    ).order_by("id")
+        account_id=account_id, meter_id=meter_id, report__isnull=True, void__isnull=True
+    ).order_by("id")  # voided by a correction before reporting: never sent
     if connection.features.has_select_for_update_skip_locked:
         events = events.select_for_update(skip_locked=True)
     return list(events.values_list("id", "value", "timestamp")[:limit])
@@ -121,6 +121,7 @@ def _period_last(account_id: int, meter_id: int, period) -> tuple[int, datetime]
             timestamp__gte=period[0],
             timestamp__lt=period[1],
             report__isnull=False,
+            void__isnull=True,
         )
         .order_by("-timestamp", "-id")
         .values_list("value", "timestamp")
@@ -277,7 +278,7 @@ def _due_pairs(*, now: datetime, flush: bool) -> list[tuple[int, int]]:
     # .order_by() clears the model's default ordering: with it, GROUP BY would include
     # the id and return one "pair" per event (and the pass would make queries per event).
     rows = (
-        UsageEvent.objects.filter(report__isnull=True)
+        UsageEvent.objects.filter(report__isnull=True, void__isnull=True)
         .order_by()
         .values_list("account_id", "meter_id")
         .annotate(n=Count("id"), oldest=Min("received_at"))

@@ -1,0 +1,120 @@
+"""Corrections by staff (issue 15): each path ends with the ledger (through the rollups
+every reader reads), what was reported and Stripe's event summaries agreeing."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from billing.models import Account, Meter
+from tests.usage.conftest import stripe_total
+from usage.models import UsageCorrection, UsageReport, UsageRollup
+from usage.services.corrections import CorrectionNotPossible, usage_events_void
+from usage.services.ingest import usage_events_ingest
+from usage.services.reporting import usage_report_pass
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fast(settings):
+    settings.USAGE_REPORT_RETRY_BASE_SECONDS = 0.01
+    settings.USAGE_REPORT_MAX_CALLS_PER_SECOND = 1000.0
+    settings.USAGE_REPORT_BATCH_MIN_EVENTS = 1
+
+
+def _setup(make_customers, subscribe, stripe_client):
+    [cus] = make_customers(1)
+    subscribe(cus)
+    [sub] = stripe_client.v1.subscriptions.list({"customer": cus}).data
+    item = sub["items"].data[0]
+    start = datetime.fromtimestamp(item.current_period_start, UTC)
+    end = datetime.fromtimestamp(item.current_period_end, UTC)
+    ts = int(start.timestamp()) + 30
+    result = usage_events_ingest(
+        events=[
+            {"event_name": "data_transfer_gb", "customer": cus, "value": v, "timestamp": ts,
+             "identifier": f"g{v}"}
+            for v in (10, 20, 12)
+        ]
+    )  # fmt: skip
+    assert result.rejected == []
+    account = Account.objects.get(djstripe_customers__id=cus)
+    meter = Meter.objects.get(event_name="data_transfer_gb")
+    return cus, account, meter, start, end
+
+
+def _rollup_total(account, meter) -> int:
+    return sum(
+        UsageRollup.objects.filter(account=account, meter=meter).values_list("sum_value", flat=True)
+    )
+
+
+def test_void_before_reporting_the_event_never_goes(make_customers, subscribe, stripe_client):
+    cus, account, meter, start, end = _setup(make_customers, subscribe, stripe_client)
+    correction = usage_events_void(
+        account=account, meter=meter, identifiers=["g20"], reason="double-counted transfer"
+    )
+    assert correction.path == UsageCorrection.Path.UNREPORTED
+    assert correction.quantity == -20
+    assert (correction.period_start, correction.period_end) == (start, end)
+    # Ledger as every reader sees it: 10 + 20 + 12 = 42, less the voided 20 = 22.
+    assert _rollup_total(account, meter) == 22
+    usage_report_pass()
+    [report] = UsageReport.objects.filter(account=account, meter=meter)
+    assert (report.value, report.event_count, report.status) == (22, 2, "sent")
+    assert (
+        stripe_total(
+            stripe_client, event_name="data_transfer_gb", customer=cus, start=start, end=end
+        )
+        == 22
+    )
+    # The same event cannot be voided twice; a reason is required.
+    with pytest.raises(CorrectionNotPossible):
+        usage_events_void(account=account, meter=meter, identifiers=["g20"], reason="again")
+    with pytest.raises(CorrectionNotPossible):
+        usage_events_void(account=account, meter=meter, identifiers=["g10"], reason="  ")
+
+
+def test_void_within_24h_cancels_in_stripe_and_rereports(make_customers, subscribe, stripe_client):
+    cus, account, meter, start, end = _setup(make_customers, subscribe, stripe_client)
+    usage_report_pass()
+    [first] = UsageReport.objects.filter(account=account, meter=meter)
+    assert (first.value, first.status) == (42, "sent")  # 10 + 20 + 12
+    assert (
+        stripe_total(
+            stripe_client, event_name="data_transfer_gb", customer=cus, start=start, end=end
+        )
+        == 42
+    )
+
+    correction = usage_events_void(
+        account=account, meter=meter, identifiers=["g12"], reason="test traffic"
+    )
+    assert correction.path == UsageCorrection.Path.CANCEL_REREPORT
+    assert correction.stripe_canceled_identifier == first.identifier
+    first.refresh_from_db()
+    assert first.status == UsageReport.Status.CANCELED
+    rereport = correction.rereport
+    # The remaining events: 10 + 20 = 30, under the period's next sequence.
+    assert (rereport.value, rereport.event_count, rereport.sequence) == (30, 2, 2)
+    assert rereport.identifier != first.identifier
+    assert _rollup_total(account, meter) == 30
+    # Canceled in Stripe (42 gone), the re-report not sent yet: Stripe has 0.
+    assert (
+        stripe_total(
+            stripe_client, event_name="data_transfer_gb", customer=cus, start=start, end=end
+        )
+        == 0
+    )
+    usage_report_pass()
+    rereport.refresh_from_db()
+    assert rereport.status == "sent"
+    assert (
+        stripe_total(
+            stripe_client, event_name="data_transfer_gb", customer=cus, start=start, end=end
+        )
+        == 30
+    )
+    # Ledger (rollups), reports Stripe counts (sent ones) and Stripe's summaries agree.
+    sent = UsageReport.objects.filter(account=account, meter=meter, status="sent")
+    assert sum(sent.values_list("value", flat=True)) == 30

@@ -1,0 +1,235 @@
+"""Corrections by staff: void identified events, carried to Stripe the way Stripe allows.
+
+Never an edit of the ledger: a ``UsageCorrection`` and its ``VoidedEvent`` rows are new
+entries; the hourly rollups (the one thing every reader reads: dashboards, projections,
+alerts, reconciliation, revenue) are recomputed without the voided events in the same
+transaction, so every reader sees corrected usage at the commit.
+
+Paths, chosen under the events' row locks:
+
+- not yet reported: the events are voided and the claim (``report_claim``) leaves them
+  out, so they never go to Stripe;
+- reported within 24 hours: Stripe cancels a meter event by identifier only within 24
+  hours of receiving it ("You can only cancel events within 24 hours of Stripe receiving
+  them", ``cancel.identifier`` of ``POST /v1/billing/meter_event_adjustments``, type
+  ``cancel``: https://docs.stripe.com/api/billing/meter-event-adjustment and
+  https://docs.stripe.com/api/billing/meter-event-adjustment/object). The report's meter
+  event is canceled and the report's remaining events are re-reported under a new
+  identifier (the next sequence of the period), sent by the ordinary sender.
+
+Older reports (before or after the invoice is finalized) are refused with
+``CorrectionNotPossible`` for now (README "Corrections").
+"""
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from billing.models import Account, Meter
+from usage.models import (
+    UsageCorrection,
+    UsageEvent,
+    UsageReport,
+    UsageRollup,
+    VoidedEvent,
+)
+from usage.selectors.periods import PeriodResolver
+from usage.services.report_claim import report_identifier
+
+STRIPE_CANCEL_WINDOW = timedelta(hours=24)
+# Margin so a cancel decided now still reaches Stripe inside its 24 hours.
+CANCEL_MARGIN = timedelta(minutes=10)
+
+
+class CorrectionNotPossible(Exception):
+    """The correction cannot be made (bad input, or a path not supported yet)."""
+
+
+def _hour_of(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def _rollups_recompute(*, account_id: int, meter_id: int, hours: set[datetime]) -> None:
+    """Rewrite the rollups of ``hours`` from the ledger without voided events."""
+    for hour in sorted(hours):
+        rows = list(
+            UsageEvent.objects.filter(
+                account_id=account_id,
+                meter_id=meter_id,
+                timestamp__gte=hour,
+                timestamp__lt=hour + timedelta(hours=1),
+                void__isnull=True,
+            )
+            .order_by()
+            .values_list("id", "value", "timestamp")
+        )
+        rollups = UsageRollup.objects.filter(account_id=account_id, meter_id=meter_id, hour=hour)
+        if not rows:
+            rollups.delete()
+            continue
+        last = max(rows, key=lambda r: (r[2], r[0]))
+        rollups.update(
+            sum_value=sum(r[1] for r in rows),
+            event_count=len(rows),
+            last_value=last[1],
+            last_timestamp=last[2],
+            last_event_id=last[0],
+        )
+
+
+def _quantity(meter: Meter, events: list[UsageEvent]) -> int:
+    if meter.aggregation == Meter.Aggregation.COUNT:
+        return -len(events)
+    if meter.aggregation == Meter.Aggregation.LAST:
+        return 0  # a last meter's quantity is the newest remaining value (see rereport)
+    return -sum(e.value for e in events)
+
+
+def _rereport(*, report: UsageReport, meter: Meter, now: datetime) -> UsageReport | None:
+    """The canceled report's remaining events as a new report (next sequence)."""
+    remaining = list(
+        UsageEvent.objects.filter(report=report, void__isnull=True).values_list(
+            "id", "value", "timestamp"
+        )
+    )
+    if meter.aggregation == Meter.Aggregation.LAST:
+        newest = (
+            UsageEvent.objects.filter(
+                account_id=report.account_id,
+                meter=meter,
+                timestamp__gte=report.period_start,
+                timestamp__lt=report.period_end,
+                report__isnull=False,
+                void__isnull=True,
+            )
+            .order_by("-timestamp", "-id")
+            .values_list("value", "timestamp")
+            .first()
+        )
+        if not remaining:
+            return None
+        value, ts = newest
+    else:
+        if not remaining:
+            return None
+        count = meter.aggregation == Meter.Aggregation.COUNT
+        value = len(remaining) if count else sum(r[1] for r in remaining)
+        ts = report.timestamp
+    seq = (
+        UsageReport.objects.filter(
+            account_id=report.account_id, meter=meter, period_start=report.period_start
+        ).aggregate(m=Max("sequence"))["m"]
+        + 1
+    )
+    new = UsageReport.objects.create(
+        account_id=report.account_id,
+        meter=meter,
+        period_start=report.period_start,
+        period_end=report.period_end,
+        sequence=seq,
+        identifier=report_identifier(
+            customer_id=report.stripe_customer_id,
+            event_name=report.event_name,
+            period_start=report.period_start,
+            seq=seq,
+        ),
+        stripe_customer_id=report.stripe_customer_id,
+        event_name=report.event_name,
+        value=value,
+        event_count=len(remaining),
+        timestamp=ts,
+        next_attempt_at=now,
+    )
+    UsageEvent.objects.filter(id__in=[r[0] for r in remaining]).update(report=new)
+    return new
+
+
+def usage_events_void(
+    *,
+    account: Account,
+    meter: Meter,
+    identifiers: list[str],
+    reason: str,
+    user=None,
+    client=None,
+    now: datetime | None = None,
+) -> UsageCorrection:
+    """Void the events ``identifiers`` of ``account`` and ``meter`` (see the module doc)."""
+    now = now or timezone.now()
+    if not reason.strip():
+        raise CorrectionNotPossible("A correction needs a reason.")
+    if not identifiers:
+        raise CorrectionNotPossible("Name at least one event.")
+    with transaction.atomic():
+        events = list(
+            UsageEvent.objects.select_for_update()
+            .filter(account=account, meter=meter, identifier__in=set(identifiers))
+            .order_by("id")
+        )
+        if len(events) != len(set(identifiers)):
+            raise CorrectionNotPossible(
+                "Some identifiers are not events of this customer and meter."
+            )
+        if VoidedEvent.objects.filter(event__in=events).exists():
+            raise CorrectionNotPossible("Some of these events are already voided.")
+        reports = {e.report_id for e in events}
+        correction = UsageCorrection(
+            account=account,
+            meter=meter,
+            kind=UsageCorrection.Kind.VOID,
+            quantity=_quantity(meter, events),
+            reason=reason.strip(),
+            created_by=user,
+            created_at=now,
+        )
+        if reports == {None}:
+            periods = {PeriodResolver(account).period(e.timestamp) for e in events}
+            if len(periods) != 1:
+                raise CorrectionNotPossible("Correct one billing period at a time.")
+            (correction.period_start, correction.period_end) = periods.pop()
+            correction.path = UsageCorrection.Path.UNREPORTED
+        else:
+            if len(reports) != 1 or None in reports:
+                raise CorrectionNotPossible("Correct the events of one report at a time.")
+            report = UsageReport.objects.select_for_update().get(pk=reports.pop())
+            _cancel_in_stripe(report=report, correction=correction, now=now, client=client)
+        correction.save()
+        VoidedEvent.objects.bulk_create(VoidedEvent(correction=correction, event=e) for e in events)
+        if correction.path == UsageCorrection.Path.CANCEL_REREPORT:
+            correction.rereport = _rereport(report=report, meter=meter, now=now)
+            correction.save(update_fields=["rereport"])
+        _rollups_recompute(
+            account_id=account.pk, meter_id=meter.pk, hours={_hour_of(e.timestamp) for e in events}
+        )
+    return correction
+
+
+def _cancel_in_stripe(
+    *, report: UsageReport, correction: UsageCorrection, now: datetime, client
+) -> None:
+    if report.status != UsageReport.Status.SENT or report.sent_at is None:
+        raise CorrectionNotPossible(
+            f"Report {report.identifier} is {report.status}: retry once it is sent."
+        )
+    if now - report.sent_at > STRIPE_CANCEL_WINDOW - CANCEL_MARGIN:
+        raise CorrectionNotPossible(
+            "Reported more than 24 hours ago: Stripe no longer cancels it (not supported yet)."
+        )
+    from billing.stripe_api import stripe_client
+
+    client = client or stripe_client()
+    client.v1.billing.meter_event_adjustments.create(
+        {
+            "event_name": report.event_name,
+            "type": "cancel",
+            "cancel": {"identifier": report.identifier},
+        }
+    )
+    report.status = UsageReport.Status.CANCELED
+    report.save(update_fields=["status"])
+    correction.period_start, correction.period_end = report.period_start, report.period_end
+    correction.path = UsageCorrection.Path.CANCEL_REREPORT
+    correction.canceled_report = report
+    correction.stripe_canceled_identifier = report.identifier
