@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboards import alerts_views, views
+from dashboards import alerts_views, drilldown_views, views
 
 app_name = "dashboards"
 
@@ -9,6 +9,21 @@ urlpatterns = [
     path("chart/<slug:event_name>.json", views.chart, name="chart"),
     path("invoices/", views.invoices, name="invoices"),
     path("usage.csv", views.usage_csv, name="usage_csv"),
+    path(
+        "invoices/<str:invoice_id>/lines/<str:line_id>/",
+        drilldown_views.line_days,
+        name="drilldown_line",
+    ),
+    path(
+        "invoices/<str:invoice_id>/lines/<str:line_id>/days/<str:day>/",
+        drilldown_views.day_hours,
+        name="drilldown_day",
+    ),
+    path(
+        "invoices/<str:invoice_id>/lines/<str:line_id>/hours/<str:hour>/",
+        drilldown_views.hour_events,
+        name="drilldown_hour",
+    ),
     path("alerts/", alerts_views.alerts, name="alerts"),
     path("alerts/add/", alerts_views.alert_add, name="alert_add"),
     path("alerts/<int:rule_id>/remove/", alerts_views.alert_remove, name="alert_remove"),

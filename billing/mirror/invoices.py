@@ -230,3 +230,11 @@ def finalized_invoices(
     if account is not None:
         rows = rows.filter(customer__subscriber=account)
     return _typed(rows, statuses=FINALIZED_STATUSES, currency=currency)
+
+
+def account_invoice(*, account: Account, invoice_id: str) -> Invoice | None:
+    """One of the account's mirrored invoices (any status) by its Stripe id, else None:
+    another account's invoice is None too."""
+    rows = MirroredInvoice.objects.filter(customer__subscriber=account, id=invoice_id)
+    found = _typed(rows.select_related("customer"))
+    return found[0] if found else None
