@@ -229,4 +229,7 @@ class ReconciliationResultAdmin(_RecordAdmin, _CustomerIdSearch, admin.ModelAdmi
         return short_moment(result.checked_at)
 
 
-from usage import admin_alerts  # noqa: E402, F401  (alert rules and deliveries)
+from usage import (  # noqa: E402
+    admin_alerts,  # noqa: F401  (alert rules and deliveries)
+    admin_corrections,  # noqa: F401  (the corrections audit log)
+)

@@ -60,7 +60,7 @@ class UsageCorrection(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.quantity:+d} {self.meter} ({self.account})"
+        return f"{self.get_kind_display()} {self.quantity or 0:+d} {self.meter} ({self.account})"
 
 
 class VoidedEvent(models.Model):

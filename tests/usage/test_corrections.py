@@ -118,3 +118,30 @@ def test_void_within_24h_cancels_in_stripe_and_rereports(make_customers, subscri
     # Ledger (rollups), reports Stripe counts (sent ones) and Stripe's summaries agree.
     sent = UsageReport.objects.filter(account=account, meter=meter, status="sent")
     assert sum(sent.values_list("value", flat=True)) == 30
+
+
+def test_admin_makes_a_correction_and_lists_it(
+    admin_client, make_customers, subscribe, stripe_client
+):
+    _, account, meter, _, _ = _setup(make_customers, subscribe, stripe_client)
+    url = "/admin/usage/usagecorrection/add/"
+    form = {"account": account.pk, "meter": meter.pk, "identifiers": "g10\ng12"}
+    # No reason: refused by the form, nothing written.
+    assert admin_client.post(url, {**form, "reason": ""}).status_code == 200
+    assert not UsageCorrection.objects.exists()
+    response = admin_client.post(url, {**form, "reason": "customer test run"})
+    assert response.status_code == 302
+    correction = UsageCorrection.objects.get()
+    # Voided 10 + 12 = 22 of 42: 20 left; the staff user is recorded.
+    assert (correction.quantity, correction.created_by.is_superuser) == (-22, True)
+    assert _rollup_total(account, meter) == 20
+    page = admin_client.get("/admin/usage/usagecorrection/")
+    assert (
+        b"customer test run"
+        in admin_client.get(f"/admin/usage/usagecorrection/{correction.pk}/change/").content
+    )
+    assert page.status_code == 200
+    # Voiding the same events again is refused with the service's message.
+    again = admin_client.post(url, {**form, "reason": "again"}, follow=True)
+    assert b"already voided" in again.content
+    assert UsageCorrection.objects.count() == 1
