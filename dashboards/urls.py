@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboards import alerts_views, drilldown_views, views
+from dashboards import alerts_views, drilldown_views, statement, views
 
 app_name = "dashboards"
 
@@ -9,6 +9,18 @@ urlpatterns = [
     path("chart/<slug:event_name>.json", views.chart, name="chart"),
     path("invoices/", views.invoices, name="invoices"),
     path("usage.csv", views.usage_csv, name="usage_csv"),
+    path("statement/", statement.open_statement_view, name="statement_open"),
+    path("statement.csv", statement.open_statement_csv, name="statement_open_csv"),
+    path(
+        "invoices/<str:invoice_id>/statement/",
+        statement.invoice_statement_view,
+        name="statement",
+    ),
+    path(
+        "invoices/<str:invoice_id>/statement.csv",
+        statement.invoice_statement_csv,
+        name="statement_csv",
+    ),
     path(
         "invoices/<str:invoice_id>/lines/<str:line_id>/",
         drilldown_views.line_days,

@@ -6,8 +6,11 @@ the emulator by a flushing reporting pass, the clock advanced past the period en
 hour the renewal stays a draft, then mirrored. The drill-down's every level must add up to
 the level above and the top to Stripe's invoice line."""
 
+import csv
+import io
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -187,6 +190,35 @@ def test_every_level_sums_to_its_parent_and_the_top_is_stripes_line(
         if line.meter.event_name == "api_calls":
             # 40,000 calls in 107 hours: 373 or 374 an hour, so 4 pages of 100.
             assert len(values) in (373, 374) and pages == 4
+    _statement_reconciles(client, invoice)
+
+
+def _statement_reconciles(client, invoice):
+    """The statement's total is Stripe's invoice total, on the page and in the CSV; the
+    lines' amounts and their pricing rows add up; every sent report is named."""
+    html = client.get(reverse("dashboards:statement", args=[invoice.id])).content.decode()
+    assert 'data-testid="reconciles"' in html
+    total = re.search(r'data-testid="statement-total">([^<]+)<', html).group(1)
+    stripe = re.search(r'data-testid="stripe-total">([^<]+)<', html).group(1)
+    assert total == stripe == f"${invoice.total // 100:,}.{invoice.total % 100:02d}"
+    response = client.get(reverse("dashboards:statement_csv", args=[invoice.id]))
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    cents = {r["record"]: round(Decimal(r["amount"]) * 100) for r in rows if not r["line"]}
+    assert cents["total"] == cents["stripe_total"] == invoice.total
+    lines = [r for r in rows if r["record"] == "line"]
+    assert sum(round(Decimal(r["amount"]) * 100) for r in lines) == cents["subtotal"]
+    for line in invoice.usage_lines:
+        name = next(r["line"] for r in lines if r["detail"] == "metered" and
+                    int(r["quantity"]) == line.quantity)  # fmt: skip
+        tiers = [r for r in rows if r["record"] == "tier" and r["line"] == name]
+        assert sum(round(Decimal(r["amount"]) * 100) for r in tiers) == line.amount
+        reports = [r for r in rows if r["record"] == "report" and r["line"] == name]
+        assert reports and all(r["amount"] == "sent" for r in reports)
+        days = [int(r["quantity"]) for r in rows if r["record"] == "day" and r["line"] == name]
+        if line.meter.aggregation == "last":
+            assert days[-1] == line.quantity
+        else:
+            assert sum(days) == line.quantity == sum(int(r["quantity"]) for r in reports)
 
 
 def test_another_accounts_drilldown_is_404_and_staff_need_view_permission(
@@ -214,6 +246,18 @@ def test_another_accounts_drilldown_is_404_and_staff_need_view_permission(
     for bad in ("days/2026-10-01/", "days/2026-13-01/", "hours/2026-08-31T23/", "hours/x/"):
         assert client.get(base + bad).status_code == 404, bad
     assert client.get(urls[2], {"after": "nope"}).status_code == 404
+    # The statements: bravo's own is there, alpha gets 404 for it, by id or by account.
+    statements = [
+        reverse("dashboards:statement", args=[theirs.id]),
+        reverse("dashboards:statement_csv", args=[theirs.id]),
+    ]
+    assert [client.get(u).status_code for u in statements] == [200, 200]
+    client.force_login(make_user(made["alpha"], "alpha-2"))
+    assert [client.get(u).status_code for u in statements] == [404, 404]
+    assert [client.get(u, query).status_code for u in statements] == [404, 404]
+    opened = [reverse("dashboards:statement_open"), reverse("dashboards:statement_open_csv")]
+    assert [client.get(u).status_code for u in opened] == [200, 200]
+    assert [client.get(u, query).status_code for u in opened] == [404, 404]
 
 
 def test_staff_view_as_keeps_the_account_on_drilldown_links(client, stripe_client, trio_plan):

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Q
 
 from billing.models import Meter
-from usage.models import UsageEvent
+from usage.models import UsageEvent, UsageReport
 from usage.selectors.rollups import Bucket, rollup_buckets
 
 DAY = timedelta(days=1)
@@ -134,3 +134,31 @@ def hour_events(
         events=events,
         next_cursor=cursor_text(timestamp=last.timestamp, event_id=last.pk) if last else None,
     )
+
+
+@dataclass(frozen=True)
+class ReportRef:
+    """A report that carried (or is to carry) usage of the period to Stripe."""
+
+    sequence: int
+    identifier: str  # the meter event identifier Stripe got
+    value: int
+    event_count: int
+    status: str
+    sent_at: datetime | None
+    timestamp: datetime
+
+
+def period_reports(
+    *, account_id: int, meter: Meter, start: datetime, end: datetime
+) -> list[ReportRef]:
+    """The account's reports of ``meter`` stamped in ``[start, end)``, in order."""
+    rows = UsageReport.objects.filter(
+        account_id=account_id, meter=meter, timestamp__gte=start, timestamp__lt=end
+    ).order_by("timestamp", "sequence", "id")
+    return [
+        ReportRef(
+            r.sequence, r.identifier, r.value, r.event_count, r.status, r.sent_at, r.timestamp
+        )
+        for r in rows
+    ]
