@@ -18,6 +18,8 @@ from django.views.decorators.http import require_GET
 from billing.mirror.invoices import Invoice, InvoiceLine, account_invoice
 from billing.models import Account
 from dashboards.access import account_for_request, render_not_found
+from dashboards.invoices import invoice_rows
+from dashboards.templatetags.parity import line_parity
 from usage.selectors import drilldown
 from usage.selectors.drilldown import DAY, HOUR
 
@@ -70,6 +72,9 @@ def line_days(request: HttpRequest, invoice_id: str, line_id: str) -> HttpRespon
     meter, account_id = ctx.line.meter, ctx.account.pk
     days = drilldown.day_buckets(account_id=account_id, meter=meter, start=ctx.start, end=ctx.end)
     ledger = drilldown.range_total(account_id=account_id, meter=meter, start=ctx.start, end=ctx.end)
+    [row] = invoice_rows([ctx.invoice])
+    line_row = next((r for r in row.lines if r.line.id == ctx.line.id), None)
+    parity = line_parity(ctx.account, row, line_row) if line_row else None
     return render(
         request,
         "dashboards/drilldown_line.html",
@@ -78,6 +83,7 @@ def line_days(request: HttpRequest, invoice_id: str, line_id: str) -> HttpRespon
             "days": [(b, b.start.strftime("%Y-%m-%d")) for b in days],
             "ledger_total": ledger,
             "matches": ledger == ctx.line.quantity,
+            "parity": parity,
         },
     )
 

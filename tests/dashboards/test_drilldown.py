@@ -9,7 +9,7 @@ the level above and the top to Stripe's invoice line."""
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -28,6 +28,7 @@ from billing.services.test_clocks import test_clock_advance
 from tests.conftest import ROOT
 from tests.factories import make_user
 from usage.services.ingest import usage_events_ingest
+from usage.services.reconciliation import usage_reconcile
 from usage.services.reporting import usage_report_pass
 
 pytestmark = pytest.mark.django_db
@@ -283,3 +284,46 @@ def test_staff_view_as_keeps_the_account_on_drilldown_links(client, stripe_clien
     assert _total(html, "line-quantity") == 5
     links = _links(html, "days")
     assert len(links) == 4 and all(f"account={made['charlie'].pk}" in u for u in links)
+
+
+def test_parity_names_usage_reported_after_finalization_and_its_cost(
+    client, stripe_client, trio_plan
+):
+    # 10 gigabyte events valued 1..5 twice: 2 x 15 = 30 GB on Sep's invoice line.
+    made = _period(stripe_client, trio_plan, {"delta": {"data_transfer_gb": 10}})
+    account = made["delta"]
+    invoice = _renewal(account)
+    [line] = [x for x in invoice.usage_lines if x.meter.event_name == "data_transfer_gb"]
+    assert line.quantity == 30
+    client.force_login(make_user(account, "delta-user"))
+    before = client.get(reverse("dashboards:drilldown_line", args=[invoice.id, line.id]))
+    assert 'data-testid="parity-ok"' in before.content.decode()  # 30 = 30 = 30
+    # After the invoice finalized (Oct 1 01:00): 7 GB stamped Sep 30 arrive and are sent
+    # (Stripe takes them: within its 35 days), then the period is reconciled.
+    late = RENEWED + timedelta(minutes=5)
+    customer = customer_id_for_account(account=account)
+    with time_machine.travel(late, tick=False):
+        stamped = int(datetime(2026, 9, 30, 12, tzinfo=UTC).timestamp())
+        result = usage_events_ingest(
+            events=[{"event_name": "data_transfer_gb", "customer": customer, "value": 7,
+                     "identifier": "late-gb", "timestamp": stamped}],
+            now=late,
+        )  # fmt: skip
+        assert not result.rejected, result.rejected
+        usage_report_pass(now=late, flush=True)
+        usage_reconcile(now=late)
+    html = client.get(reverse("dashboards:invoices")).content.decode()
+    parity = html[html.index('data-testid="parity-data_transfer_gb"') :]
+    parity = parity[: parity.index("</div>")]
+    # Ledger 30 + 7 = 37; reported 37; Stripe's summaries 37; the invoice still 30.
+    assert 'data-testid="parity-ledger">37<' in parity
+    assert 'data-testid="parity-reported">37<' in parity
+    assert 'data-testid="parity-stripe">37<' in parity
+    assert 'data-testid="parity-invoiced">30<' in parity
+    assert "parity-ok" not in parity
+    # The 7 GB at 5¢ each: 35¢ not billed, named as reported after finalization.
+    late_item = re.search(r'data-testid="parity-late">([^<]+)<', parity).group(1)
+    assert late_item.endswith(": 7 GB, $0.35"), late_item
+    assert "parity-unexplained" not in parity
+    page = client.get(reverse("dashboards:drilldown_line", args=[invoice.id, line.id]))
+    assert 'data-testid="quantity-differs"' in page.content.decode()

@@ -1,0 +1,151 @@
+"""Selectors: parity of a closed period's usage for one meter, from the ledger to the
+invoice line, with every difference named.
+
+Four numbers that should agree: the ledger's value for the period (read through the
+rollups), what Meterdesk reported (its ``sent`` ``UsageReport`` rows of the period),
+Stripe's event summaries (the latest ``ReconciliationResult``: a page never calls
+Stripe) and the Stripe invoice line's quantity. Where they do not, each cause is named
+with its units and what those units cost (the pricing engine):
+
+- ``late``: reported after the invoice was finalized: in Stripe's summaries, not on the
+  invoice;
+- ``too_late``: never sent, Stripe's 35 days had run out;
+- ``failed``: reports Stripe refused, not (yet) retried;
+- ``pending``: reports still waiting to be sent;
+- ``correction``: corrections made after finalization, from :data:`CORRECTION_SOURCES`
+  (the corrections feature registers its reader there);
+- ``unexplained``: whatever is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from billing.models import Meter
+from billing.pricing import PriceSpec, line_amount
+from usage.models import ReconciliationResult, UsageReport
+from usage.selectors.drilldown import range_total
+
+Status = UsageReport.Status
+LABELS = {
+    "late": "Usage reported after the invoice was finalized "
+    "(in Stripe's summaries, not on the invoice)",
+    "too_late": "Usage reported too late for Stripe (older than Stripe's 35 days)",
+    "failed": "Reports Stripe refused, not yet retried",
+    "pending": "Reports not sent yet",
+    "correction": "Corrections made after the invoice was finalized",
+    "unexplained": "Not explained by late, failed or corrected reports",
+}
+
+
+@dataclass(frozen=True)
+class Difference:
+    cause: str  # a key of LABELS
+    units: int  # ledger side minus invoice side
+    amount: int | None  # minor units those units cost (None: no price)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.cause]
+
+
+@dataclass(frozen=True)
+class MeterParity:
+    meter: Meter
+    period_start: datetime
+    period_end: datetime
+    ledger: int
+    reported: int
+    stripe: int | None  # Stripe's summaries at the last reconciliation, None if never
+    stripe_checked_at: datetime | None
+    invoiced: int
+    differences: tuple[Difference, ...]
+
+    @property
+    def matches(self) -> bool:
+        values = {self.ledger, self.reported, self.invoiced}
+        if self.stripe is not None:
+            values.add(self.stripe)
+        return len(values) == 1
+
+
+# Readers of corrections made after an invoice was finalized: each is called with
+# ``account_id, meter, start, end, finalized_at`` and yields ``(units, amount or None)``,
+# units counted like the ledger's (negative: the correction removed usage).
+CORRECTION_SOURCES: list[Callable[..., Iterable[tuple[int, int | None]]]] = []
+
+
+def _value(meter: Meter, reports: list[UsageReport]) -> int:
+    if meter.aggregation == Meter.Aggregation.LAST:
+        return max(reports, key=lambda r: (r.timestamp, r.pk)).value if reports else 0
+    return sum(r.value for r in reports)
+
+
+def meter_parity(
+    *,
+    account_id: int,
+    meter: Meter,
+    start: datetime,
+    end: datetime,
+    invoiced: int,
+    finalized_at: datetime | None,
+    spec: PriceSpec | None,
+) -> MeterParity:
+    """Parity of ``meter`` over the closed period ``[start, end)`` against the invoice
+    line's quantity ``invoiced`` (finalized at ``finalized_at``), priced by ``spec``."""
+    ledger = range_total(account_id=account_id, meter=meter, start=start, end=end)
+    reports = list(
+        UsageReport.objects.filter(account_id=account_id, meter=meter, period_start=start)
+    )
+    by_status: dict[str, list[UsageReport]] = {}
+    for report in reports:
+        by_status.setdefault(report.status, []).append(report)
+    sent = by_status.get(Status.SENT, [])
+    reported = _value(meter, sent)
+    check = (
+        ReconciliationResult.objects.filter(account_id=account_id, meter=meter, period_start=start)
+        .order_by("-checked_at")
+        .first()
+    )
+
+    def cost(units: int) -> int | None:
+        if spec is None:
+            return None
+        return line_amount(price=spec, quantity=invoiced + units) - line_amount(
+            price=spec, quantity=invoiced
+        )
+
+    causes: list[tuple[str, int, int | None]] = []
+    late = [r for r in sent if finalized_at and r.sent_at and r.sent_at > finalized_at]
+    is_last = meter.aggregation == Meter.Aggregation.LAST
+    if not is_last:
+        causes.append(("late", _value(meter, late), None))
+        for cause, status in (("too_late", Status.TOO_LATE), ("failed", Status.FAILED)):
+            causes.append((cause, _value(meter, by_status.get(status, [])), None))
+        pending = by_status.get(Status.PENDING, []) + by_status.get(Status.SENDING, [])
+        causes.append(("pending", _value(meter, pending), None))
+    for source in CORRECTION_SOURCES:
+        for units, amount in source(
+            account_id=account_id, meter=meter, start=start, end=end, finalized_at=finalized_at
+        ):
+            causes.append(("correction", units, amount))
+    explained = sum(units for _, units, _ in causes)
+    causes.append(("unexplained", ledger - invoiced - explained, None))
+    differences = tuple(
+        Difference(cause, units, amount if amount is not None else cost(units))
+        for cause, units, amount in causes
+        if units
+    )
+    return MeterParity(
+        meter=meter,
+        period_start=start,
+        period_end=end,
+        ledger=ledger,
+        reported=reported,
+        stripe=check.stripe_value if check else None,
+        stripe_checked_at=check.checked_at if check else None,
+        invoiced=invoiced,
+        differences=differences,
+    )
