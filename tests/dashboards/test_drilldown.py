@@ -27,6 +27,7 @@ from billing.services.subscriptions import subscription_create
 from billing.services.test_clocks import test_clock_advance
 from tests.conftest import ROOT
 from tests.factories import make_user
+from usage.services.corrections import usage_events_void
 from usage.services.ingest import usage_events_ingest
 from usage.services.reconciliation import usage_reconcile
 from usage.services.reporting import usage_report_pass
@@ -327,3 +328,30 @@ def test_parity_names_usage_reported_after_finalization_and_its_cost(
     assert "parity-unexplained" not in parity
     page = client.get(reverse("dashboards:drilldown_line", args=[invoice.id, line.id]))
     assert 'data-testid="quantity-differs"' in page.content.decode()
+
+
+def test_a_voided_event_is_listed_as_voided_and_left_out_of_the_hour(
+    client, stripe_client, trio_plan
+):
+    # 10 gigabyte events valued 1..5 twice over 107 h: event i at i x 10.7 h. Events 0
+    # (Sep 1 00:00, 1 GB) and 1 (Sep 1 10:42, 2 GB) fall in different hours.
+    made = _period(stripe_client, trio_plan, {"echo": {"data_transfer_gb": 10}})
+    account = made["echo"]
+    invoice = _renewal(account)
+    [line] = [x for x in invoice.usage_lines if x.meter.event_name == "data_transfer_gb"]
+    with time_machine.travel(RENEWED + timedelta(minutes=5), tick=False):
+        usage_events_void(
+            account=account, meter=line.meter, identifiers=["echo-data_transfer_gb-1"],
+            reason="Duplicate upload", now=RENEWED + timedelta(minutes=5),
+        )  # fmt: skip
+    client.force_login(make_user(account, "echo-user"))
+    url = reverse("dashboards:drilldown_hour", args=[invoice.id, line.id, "2026-09-01T10"])
+    html = client.get(url).content.decode()
+    assert 'data-testid="event-row-voided"' in html and "Duplicate upload" in html
+    assert _values(html, "event-row") == []  # the hour's only event is voided
+    assert _total(html, "hour-total") == 0
+    # The line's days: 30 - 2 = 28 GB in the ledger now; the invoice still says 30.
+    html = client.get(reverse("dashboards:drilldown_line", args=[invoice.id, line.id]))
+    html = html.content.decode()
+    assert _total(html, "ledger-total") == 28 and _total(html, "line-quantity") == 30
+    assert 'data-testid="quantity-differs"' in html

@@ -71,6 +71,8 @@ class EventRow:
     report_identifier: str  # the meter event identifier Stripe got, "" if not reported
     report_status: str
     report_stripe_response_id: str
+    voided_by: int | None = None  # the UsageCorrection that voided it: not counted
+    void_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ def parse_cursor(text: str) -> tuple[datetime, int] | None:
     return moment, int(event_id)
 
 
+def _void(event: UsageEvent) -> dict:
+    void = getattr(event, "void", None)  # a VoidedEvent (usage.models_corrections)
+    if void is None:
+        return {}
+    return {"voided_by": void.correction_id, "void_reason": void.correction.reason}
+
+
 def hour_events(
     *,
     account_id: int,
@@ -111,7 +120,9 @@ def hour_events(
     if after is not None:
         ts, event_id = after
         rows = rows.filter(Q(timestamp__gt=ts) | Q(timestamp=ts, id__gt=event_id))
-    picked = list(rows.select_related("report").order_by("timestamp", "id")[: limit + 1])
+    picked = list(
+        rows.select_related("report", "void__correction").order_by("timestamp", "id")[: limit + 1]
+    )
     more = len(picked) > limit
     picked = picked[:limit]
     events = tuple(
@@ -126,6 +137,7 @@ def hour_events(
             report_identifier=e.report.identifier if e.report else "",
             report_status=e.report.status if e.report else "",
             report_stripe_response_id=e.report.stripe_response_id if e.report else "",
+            **_void(e),
         )
         for e in picked
     )
