@@ -8,6 +8,7 @@ from usage.models import (
     UsageEvent,
     UsageReport,
 )
+from usage.selectors.parity import parity_text, period_parity
 from usage.services.keys import ingest_key_create, ingest_key_revoke
 from usage.services.reporting import usage_report_retry
 from usage.too_late import too_late_amount_display
@@ -227,6 +228,17 @@ class ReconciliationResultAdmin(_RecordAdmin, _CustomerIdSearch, admin.ModelAdmi
     @admin.display(description="Checked", ordering="checked_at")
     def checked(self, result):
         return short_moment(result.checked_at)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "parity"]
+
+    @admin.display(description="Parity with the invoice")
+    def parity(self, result):
+        return parity_text(
+            period_parity(
+                account=result.account, meter=result.meter, period_start=result.period_start
+            )
+        )
 
 
 from usage import (  # noqa: E402

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from billing.catalog.spec import load_catalog
@@ -27,6 +28,7 @@ from billing.services.subscriptions import subscription_create
 from billing.services.test_clocks import test_clock_advance
 from tests.conftest import ROOT
 from tests.factories import make_user
+from usage.models import ReconciliationResult
 from usage.services.corrections import usage_events_void
 from usage.services.ingest import usage_events_ingest
 from usage.services.reconciliation import usage_reconcile
@@ -328,6 +330,14 @@ def test_parity_names_usage_reported_after_finalization_and_its_cost(
     assert "parity-unexplained" not in parity
     page = client.get(reverse("dashboards:drilldown_line", args=[invoice.id, line.id]))
     assert 'data-testid="quantity-differs"' in page.content.decode()
+    # Admin shows the same beside the reconciliation.
+    admin_user = get_user_model().objects.create_superuser("root", password="pw-root-123")
+    client.force_login(admin_user)
+    result = ReconciliationResult.objects.get(account=account, meter=line.meter)
+    html = client.get(reverse("admin:usage_reconciliationresult_change", args=[result.pk]))
+    html = html.content.decode()
+    assert "ledger 37 · reported 37 · Stripe 37 · invoice 30." in html
+    assert "finalized (in Stripe&#x27;s summaries, not on the invoice): 7 (+35 minor units)" in html
 
 
 def test_a_voided_event_is_listed_as_voided_and_left_out_of_the_hour(

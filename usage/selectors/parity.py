@@ -23,8 +23,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from billing.mirror.invoices import finalized_invoices
+from billing.mirror.prices import mirrored_prices_data
 from billing.models import Meter
-from billing.pricing import PriceSpec, line_amount
+from billing.pricing import PriceSpec, line_amount, price_spec_from_stripe
 from usage.models import ReconciliationResult, UsageReport
 from usage.selectors.drilldown import range_total
 
@@ -149,3 +151,35 @@ def meter_parity(
         invoiced=invoiced,
         differences=differences,
     )
+
+
+def period_parity(*, account, meter: Meter, period_start: datetime) -> MeterParity | None:
+    """Parity of the account's finalized invoice line that bills ``meter`` for the period
+    starting at ``period_start`` (as admin shows it next to a reconciliation), else None."""
+    for invoice in finalized_invoices(account=account):
+        for line in invoice.usage_lines:
+            if line.meter != meter or line.period_start != period_start or not line.period_end:
+                continue
+            data = mirrored_prices_data(price_ids={line.price_id}).get(line.price_id)
+            return meter_parity(
+                account_id=account.pk, meter=meter, start=line.period_start,
+                end=line.period_end, invoiced=line.quantity, finalized_at=invoice.billed_at,
+                spec=price_spec_from_stripe(data) if data else None,
+            )  # fmt: skip
+    return None
+
+
+def parity_text(parity: MeterParity | None) -> str:
+    """One line for admin: the four numbers and each named difference."""
+    if parity is None:
+        return "No finalized invoice line for this period yet."
+    stripe = "not checked" if parity.stripe is None else f"{parity.stripe:,}"
+    head = (f"ledger {parity.ledger:,} · reported {parity.reported:,} · Stripe {stripe}"
+            f" · invoice {parity.invoiced:,}")  # fmt: skip
+    if parity.matches:
+        return f"{head}: all agree"
+    causes = "; ".join(
+        f"{d.label}: {d.units:,}" + ("" if d.amount is None else f" ({d.amount:+,} minor units)")
+        for d in parity.differences
+    )
+    return f"{head}. {causes}"
