@@ -134,6 +134,9 @@ def parse_event(req, params: dict, prefix: str = "", *, iso_time=False) -> dict:
         "payload": payload,
         "timestamp": store.customer_now(customer_id) if timestamp is None else timestamp,
         "created": time.time(),
+        # When Stripe received it on the customer's clock (test clocks move it): the
+        # 24-hour window for cancelling counts from here.
+        "_received_at": store.customer_now(customer_id),
         "meter": meter["id"],
         "customer": customer_id,
         "value": None,

@@ -23,6 +23,7 @@ PREFIXES = {
     "billing.meter_event_adjustment": "mtradj",
     "billing_portal.configuration": "bpc",
     "billing_portal.session": "bps",
+    "credit_note": "cn",
     "customer": "cus",
     "event": "evt",
     "invoice": "in",

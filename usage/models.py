@@ -97,7 +97,10 @@ class UsageReport(models.Model):
                 condition=Q(status="sending"),
                 name="usage_report_one_in_flight",
             ),
-            models.CheckConstraint(condition=Q(value__gte=0), name="usage_report_value_gte_0"),
+            # Negative only for a correction's meter event, which carries no events.
+            models.CheckConstraint(
+                condition=Q(value__gte=0) | Q(event_count=0), name="usage_report_value_gte_0"
+            ),
         ]
         indexes = [
             models.Index(

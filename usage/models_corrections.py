@@ -26,6 +26,11 @@ class UsageCorrection(models.Model):
         UNREPORTED = "unreported", "Not yet reported: the events do not go to Stripe"
         # Reported within 24 h: meter event adjustment (cancel) and a re-report.
         CANCEL_REREPORT = "cancel_rereport", "Canceled in Stripe and re-reported"
+        # Reported earlier, invoice not finalized: a meter event with a negative value
+        # (sum and count meters) or the newest remaining value (last meters).
+        NEGATIVE_EVENT = "negative_event", "A correcting meter event (invoice not finalized)"
+        # Invoice finalized: a credit note on it for the difference in price.
+        CREDIT_NOTE = "credit_note", "A credit note on the finalized invoice"
 
     class Status(models.TextChoices):
         APPLIED = "applied", "Applied"
@@ -52,6 +57,20 @@ class UsageCorrection(models.Model):
         UsageReport, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     stripe_canceled_identifier = models.CharField(max_length=100, blank=True)
+    correcting_report = models.ForeignKey(
+        UsageReport,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The meter event carrying a negative value (or a last meter's new value)",
+    )
+    stripe_invoice_id = models.CharField(max_length=255, blank=True)
+    stripe_credit_note_id = models.CharField(max_length=255, blank=True)
+    credit_amount = models.BigIntegerField(
+        default=0, help_text="Credit note amount, minor units of the invoice's currency"
+    )
+    currency = models.CharField(max_length=3, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -158,7 +158,8 @@ def _cancel(req: Request, params: dict) -> tuple[str, str]:
         )
     if event["cancelled"]:
         raise invalid("This meter event is already canceled.", param="cancel[identifier]")
-    if time.time() - event["created"] > CANCEL_WINDOW:
+    received = event.get("_received_at", event["created"])
+    if req.store.customer_now(event["customer"]) - received > CANCEL_WINDOW:
         raise invalid(
             "Meter events can only be canceled within 24 hours.", param="cancel[identifier]"
         )

@@ -15,7 +15,6 @@ EMPTY_COLLECTIONS = (
     "/v1/checkout/sessions",
     "/v1/country_specs",
     "/v1/coupons",
-    "/v1/credit_notes",
     "/v1/disputes",
     "/v1/entitlements/active_entitlements",
     "/v1/entitlements/features",

@@ -24,7 +24,6 @@ Older reports (before or after the invoice is finalized) are refused with
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from billing.models import Account, Meter
@@ -36,7 +35,17 @@ from usage.models import (
     VoidedEvent,
 )
 from usage.selectors.periods import PeriodResolver
-from usage.services.report_claim import report_identifier
+from usage.services.correction_reports import (
+    correcting_report_create,
+    next_report,
+    period_last_value,
+)
+from usage.services.correction_stripe import (
+    FINALIZED,
+    credit_note_create,
+    metered_invoice_line,
+    price_difference,
+)
 
 STRIPE_CANCEL_WINDOW = timedelta(hours=24)
 # Margin so a cancel decided now still reaches Stripe inside its 24 hours.
@@ -90,57 +99,18 @@ def _quantity(meter: Meter, events: list[UsageEvent]) -> int:
 def _rereport(*, report: UsageReport, meter: Meter, now: datetime) -> UsageReport | None:
     """The canceled report's remaining events as a new report (next sequence)."""
     remaining = list(
-        UsageEvent.objects.filter(report=report, void__isnull=True).values_list(
-            "id", "value", "timestamp"
-        )
+        UsageEvent.objects.filter(report=report, void__isnull=True).values_list("id", "value")
     )
+    if not remaining:
+        return None
     if meter.aggregation == Meter.Aggregation.LAST:
-        newest = (
-            UsageEvent.objects.filter(
-                account_id=report.account_id,
-                meter=meter,
-                timestamp__gte=report.period_start,
-                timestamp__lt=report.period_end,
-                report__isnull=False,
-                void__isnull=True,
-            )
-            .order_by("-timestamp", "-id")
-            .values_list("value", "timestamp")
-            .first()
-        )
-        if not remaining:
-            return None
-        value, ts = newest
+        value = period_last_value(report=report, meter=meter)
+    elif meter.aggregation == Meter.Aggregation.COUNT:
+        value = len(remaining)
     else:
-        if not remaining:
-            return None
-        count = meter.aggregation == Meter.Aggregation.COUNT
-        value = len(remaining) if count else sum(r[1] for r in remaining)
-        ts = report.timestamp
-    seq = (
-        UsageReport.objects.filter(
-            account_id=report.account_id, meter=meter, period_start=report.period_start
-        ).aggregate(m=Max("sequence"))["m"]
-        + 1
-    )
-    new = UsageReport.objects.create(
-        account_id=report.account_id,
-        meter=meter,
-        period_start=report.period_start,
-        period_end=report.period_end,
-        sequence=seq,
-        identifier=report_identifier(
-            customer_id=report.stripe_customer_id,
-            event_name=report.event_name,
-            period_start=report.period_start,
-            seq=seq,
-        ),
-        stripe_customer_id=report.stripe_customer_id,
-        event_name=report.event_name,
-        value=value,
-        event_count=len(remaining),
-        timestamp=ts,
-        next_attempt_at=now,
+        value = sum(r[1] for r in remaining)
+    new = next_report(
+        report=report, meter=meter, value=value, count=len(remaining), ts=report.timestamp, now=now
     )
     UsageEvent.objects.filter(id__in=[r[0] for r in remaining]).update(report=new)
     return new
@@ -194,32 +164,54 @@ def usage_events_void(
             if len(reports) != 1 or None in reports:
                 raise CorrectionNotPossible("Correct the events of one report at a time.")
             report = UsageReport.objects.select_for_update().get(pk=reports.pop())
-            _cancel_in_stripe(report=report, correction=correction, now=now, client=client)
+            _carry_reported(report=report, correction=correction, now=now, client=client)
         correction.save()
         VoidedEvent.objects.bulk_create(VoidedEvent(correction=correction, event=e) for e in events)
         if correction.path == UsageCorrection.Path.CANCEL_REREPORT:
             correction.rereport = _rereport(report=report, meter=meter, now=now)
             correction.save(update_fields=["rereport"])
+        elif correction.path == UsageCorrection.Path.NEGATIVE_EVENT:
+            correction.correcting_report = correcting_report_create(
+                report=report, meter=meter, quantity=correction.quantity, now=now
+            )
+            correction.save(update_fields=["correcting_report"])
+        elif correction.path == UsageCorrection.Path.CREDIT_NOTE:
+            _credit(correction=correction, report=report, meter=meter, client=client)
         _rollups_recompute(
             account_id=account.pk, meter_id=meter.pk, hours={_hour_of(e.timestamp) for e in events}
         )
     return correction
 
 
-def _cancel_in_stripe(
+def _carry_reported(
     *, report: UsageReport, correction: UsageCorrection, now: datetime, client
 ) -> None:
+    """Pick the path for events Stripe has: credit note (invoice finalized), cancel and
+    re-report (within 24 h), else a correcting meter event."""
     if report.status != UsageReport.Status.SENT or report.sent_at is None:
         raise CorrectionNotPossible(
             f"Report {report.identifier} is {report.status}: retry once it is sent."
         )
-    if now - report.sent_at > STRIPE_CANCEL_WINDOW - CANCEL_MARGIN:
-        raise CorrectionNotPossible(
-            "Reported more than 24 hours ago: Stripe no longer cancels it (not supported yet)."
-        )
     from billing.stripe_api import stripe_client
 
     client = client or stripe_client()
+    correction.period_start, correction.period_end = report.period_start, report.period_end
+    line = metered_invoice_line(
+        client=client,
+        customer_id=report.stripe_customer_id,
+        meter=correction.meter,
+        period=(report.period_start, report.period_end),
+    )
+    if line is not None and line.invoice_status in FINALIZED:
+        correction.path = UsageCorrection.Path.CREDIT_NOTE
+        correction.stripe_invoice_id, correction.currency = line.invoice_id, line.currency
+        correction._line = line
+        return
+    if line is not None:
+        correction.stripe_invoice_id = line.invoice_id  # a draft: refreshed at finalization
+    if now - report.sent_at > STRIPE_CANCEL_WINDOW - CANCEL_MARGIN:
+        correction.path = UsageCorrection.Path.NEGATIVE_EVENT
+        return
     client.v1.billing.meter_event_adjustments.create(
         {
             "event_name": report.event_name,
@@ -229,7 +221,35 @@ def _cancel_in_stripe(
     )
     report.status = UsageReport.Status.CANCELED
     report.save(update_fields=["status"])
-    correction.period_start, correction.period_end = report.period_start, report.period_end
     correction.path = UsageCorrection.Path.CANCEL_REREPORT
     correction.canceled_report = report
     correction.stripe_canceled_identifier = report.identifier
+
+
+def _credit(*, correction: UsageCorrection, report: UsageReport, meter: Meter, client) -> None:
+    """A credit note for what the invoice line charged more than the corrected quantity."""
+    from billing.stripe_api import stripe_client
+
+    client = client or stripe_client()
+    line = correction._line
+    if meter.aggregation == Meter.Aggregation.LAST:
+        new_quantity = period_last_value(report=report, meter=meter)
+    else:
+        new_quantity = max(line.quantity + correction.quantity, 0)
+    amount = price_difference(
+        client=client,
+        price_id=line.price_id,
+        old_quantity=line.quantity,
+        new_quantity=new_quantity,
+    )
+    correction.credit_amount = max(amount, 0)
+    if correction.credit_amount:
+        correction.stripe_credit_note_id = credit_note_create(
+            client=client,
+            line=line,
+            amount=correction.credit_amount,
+            description=f"{meter.display_name}: {line.quantity} corrected to {new_quantity}",
+            memo=correction.reason,
+            key=f"meterdesk-correction-{correction.pk}",
+        )
+    correction.save(update_fields=["credit_amount", "stripe_credit_note_id"])
