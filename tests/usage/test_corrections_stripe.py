@@ -1,7 +1,9 @@
-"""Corrections of usage Stripe has had for over 24 hours (issue 15): before the invoice is
-finalized (a negative meter event) and after (a credit note). Each test crosses 24 h and
-the period's end on an emulator test clock and ends with the ledger (the rollups every
-reader reads), Stripe's event summaries and the invoice (and credit note) agreeing.
+"""One test per correction path (issue 15): before reporting (the events never go),
+within 24 h (meter event adjustment cancel + re-report), after 24 h before the invoice is
+finalized (a negative meter event) and after finalization (a credit note). Each runs on
+an emulator test clock, crossing 24 h and the period's end (the renewal draft finalizes
+1 h after it), and ends with the ledger (the rollups every reader reads), Stripe's event
+summaries and the invoice (and credit note) agreeing to the cent.
 
 Growth plan, data transfer on volume tiers (billing/catalog/demo.toml): up to 100 GB
 10¢ each + 500¢ flat; up to 1,000 GB 8¢ + 1,000¢; above 5¢ + 2,000¢.
@@ -36,9 +38,9 @@ def _fast(settings):
 
 
 @pytest.fixture
-def growth(stripe_client, demo_catalog):
-    """A Growth customer on a test clock with 110 + 20 + 12 = 142 GB reported at T0 + 1 h
-    (one report, 142 GB: volume tier 2, 142 × 8¢ + 1,000¢ = 2,136¢)."""
+def growth_unreported(stripe_client, demo_catalog):
+    """A Growth customer on a test clock with 110 + 20 + 12 = 142 GB in the ledger, not
+    reported yet; the clock at T0 + 1 h."""
     clock = stripe_client.v1.test_helpers.test_clocks.create({"frozen_time": int(T0.timestamp())})
     account = Account.objects.create(name="Growth Co", billing_email="g@x.test")
     subscription_create(account=account, plan=demo_catalog["growth"], test_clock=clock.id)
@@ -54,12 +56,20 @@ def growth(stripe_client, demo_catalog):
     )  # fmt: skip
     assert result.rejected == []
     test_clock_advance(client=stripe_client, clock_id=clock.id, to=T0 + HOUR)
+    meter = Meter.objects.get(event_name="data_transfer_gb")
+    return clock, account, cus, meter
+
+
+@pytest.fixture
+def growth(stripe_client, growth_unreported):
+    """The same, reported at T0 + 1 h (one report, 142 GB: volume tier 2,
+    142 × 8¢ + 1,000¢ = 2,136¢)."""
+    clock, account, cus, meter = growth_unreported
     # Meterdesk's clock pinned to the test clock's: ``sent_at`` is when Stripe received it.
     with time_machine.travel(T0 + HOUR, tick=True):
         usage_report_pass(now=T0 + HOUR)
     [report] = UsageReport.objects.filter(account=account)
     assert (report.value, report.status) == (142, "sent")
-    meter = Meter.objects.get(event_name="data_transfer_gb")
     return clock, account, cus, meter
 
 
@@ -83,6 +93,57 @@ def _renewal_invoice(stripe_client, cus):
     ]
     [line] = stripe_client.v1.invoices.line_items.list(invoice.id).data
     return invoice, line
+
+
+def _finalized_line(stripe_client, clock, cus):
+    """The period's renewal invoice once finalized (1 h after the period's end)."""
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=FEB_15 + 2 * HOUR)
+    invoice, line = _renewal_invoice(stripe_client, cus)
+    assert invoice.status in ("open", "paid")
+    return invoice, line
+
+
+def test_void_before_reporting_the_event_never_goes(stripe_client, growth_unreported):
+    clock, account, cus, meter = growth_unreported
+    correction = usage_events_void(
+        account=account, meter=meter, identifiers=["g110"], reason="misattributed backup",
+        now=T0 + HOUR,
+    )  # fmt: skip
+    assert correction.path == UsageCorrection.Path.UNREPORTED
+    assert (correction.period_start, correction.period_end) == (T0, FEB_15)
+    usage_report_pass(now=T0 + HOUR)
+    [report] = UsageReport.objects.filter(account=account)
+    # 20 + 12 = 32 GB reported: the voided 110 GB never went.
+    assert (report.value, report.event_count, report.status) == (32, 2, "sent")
+    assert _ledger(account, meter) == 32
+    assert _summaries(stripe_client, cus) == 32
+    invoice, line = _finalized_line(stripe_client, clock, cus)
+    # 32 GB, volume tier 1: 32 × 10¢ + 500¢ = 820¢.
+    assert (line.quantity, line.amount, invoice.total) == (32, 820, 820)
+
+
+def test_void_within_24h_cancels_the_meter_event_and_rereports(stripe_client, growth):
+    clock, account, cus, meter = growth
+    soon = T0 + 3 * HOUR  # 2 h after Stripe received the report
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=soon)
+    [first] = UsageReport.objects.filter(account=account)
+    correction = usage_events_void(
+        account=account, meter=meter, identifiers=["g110"], reason="misattributed backup",
+        now=soon,
+    )  # fmt: skip
+    assert correction.path == UsageCorrection.Path.CANCEL_REREPORT
+    assert correction.stripe_canceled_identifier == first.identifier
+    assert _summaries(stripe_client, cus) == 0  # 142 canceled, 32 not re-reported yet
+    usage_report_pass(now=soon)
+    correction.rereport.refresh_from_db()
+    # Re-reported under the period's next sequence: 20 + 12 = 32 GB.
+    assert (correction.rereport.value, correction.rereport.sequence) == (32, 2)
+    assert correction.rereport.status == "sent"
+    assert _ledger(account, meter) == 32
+    assert _summaries(stripe_client, cus) == 32
+    invoice, line = _finalized_line(stripe_client, clock, cus)
+    # 32 GB, volume tier 1: 32 × 10¢ + 500¢ = 820¢.
+    assert (line.quantity, line.amount, invoice.total) == (32, 820, 820)
 
 
 def test_void_after_24h_before_finalization_sends_a_negative_meter_event(stripe_client, growth):

@@ -15,10 +15,18 @@ Paths, chosen under the events' row locks:
   ``cancel``: https://docs.stripe.com/api/billing/meter-event-adjustment and
   https://docs.stripe.com/api/billing/meter-event-adjustment/object). The report's meter
   event is canceled and the report's remaining events are re-reported under a new
-  identifier (the next sequence of the period), sent by the ordinary sender.
+  identifier (the next sequence of the period), sent by the ordinary sender;
+- reported earlier, the period's invoice not finalized (none yet, or a draft, whose
+  metered lines Stripe refreshes at finalization): a correcting meter event with a
+  negative value (``correction_reports``; Stripe: "You can also fix incorrectly recorded
+  usage data by recording negative quantities",
+  https://docs.stripe.com/billing/subscriptions/usage-based/meters/configure);
+- the invoice finalized: Stripe does not re-bill canceled or corrected usage on a
+  finalized invoice (same page), so a credit note on it for the pricing engine's
+  difference between the invoiced and the corrected quantity (``correction_stripe``).
 
-Older reports (before or after the invoice is finalized) are refused with
-``CorrectionNotPossible`` for now (README "Corrections").
+The path is chosen by asking Stripe for the invoice that bills the period; a report not
+yet sent (pending, failing) is refused until it is sent.
 """
 
 from datetime import datetime, timedelta
