@@ -16,6 +16,7 @@ from dashboards.invoices import invoices_for_account
 from dashboards.past_due import append_status_banner, status_banner_context
 from dashboards.usage_export import usage_csv_filename, usage_csv_header, usage_csv_rows
 from usage.selectors.alerts import alerts_sent_this_period
+from usage.selectors.corrections import corrections_for_account
 from usage.selectors.rollups import latest_event_at
 from usage.selectors.summaries import period_summary
 
@@ -103,7 +104,11 @@ def invoices(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboards/invoices.html",
-        {"account": account, "invoices": invoices_for_account(account=account) if account else []},
+        {
+            "account": account,
+            "invoices": invoices_for_account(account=account) if account else [],
+            "corrections": corrections_for_account(account=account) if account else [],
+        },
     )
 
 

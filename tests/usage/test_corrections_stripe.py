@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.urls import reverse
 
 from billing.models import Account, Meter
 from billing.services.subscriptions import subscription_create
 from billing.services.test_clocks import test_clock_advance
+from tests.factories import make_user
 from tests.usage.conftest import stripe_total
 from usage.models import UsageCorrection, UsageReport, UsageRollup
 from usage.services.corrections import usage_events_void
@@ -172,7 +174,9 @@ def test_void_after_24h_before_finalization_sends_a_negative_meter_event(stripe_
     assert (line.quantity, line.amount, invoice.total) == (32, 820, 820)
 
 
-def test_void_after_finalization_issues_a_credit_note_for_the_difference(stripe_client, growth):
+def test_void_after_finalization_issues_a_credit_note_for_the_difference(
+    stripe_client, growth, client
+):
     clock, account, cus, meter = growth
     after = FEB_15 + 2 * HOUR
     test_clock_advance(client=stripe_client, clock_id=clock.id, to=after)
@@ -205,3 +209,10 @@ def test_void_after_finalization_issues_a_credit_note_for_the_difference(stripe_
     )
     # Nothing further goes to Stripe's meter: no correcting report.
     assert not UsageReport.objects.filter(account=account, value__lt=0).exists()
+    # The customer sees the correction, its reason and the credit note on the invoices page.
+    client.force_login(make_user(account, "gwen"))
+    html = client.get(reverse("dashboards:invoices")).content.decode()
+    assert 'data-testid="corrections"' in html
+    assert "misattributed backup" in html
+    assert "-110 GB" in html
+    assert "credit note of $13.16" in html
