@@ -145,3 +145,50 @@ def test_admin_makes_a_correction_and_lists_it(
     again = admin_client.post(url, {**form, "reason": "again"}, follow=True)
     assert b"already voided" in again.content
     assert UsageCorrection.objects.count() == 1
+
+
+def test_count_and_last_meters_are_corrected_in_rollups_and_reports(
+    make_customers, subscribe, stripe_client
+):
+    [cus] = make_customers(1)
+    subscribe(cus)
+    [sub] = stripe_client.v1.subscriptions.list({"customer": cus}).data
+    item = sub["items"].data[0]
+    start = datetime.fromtimestamp(item.current_period_start, UTC)
+    end = datetime.fromtimestamp(item.current_period_end, UTC)
+    ts = int(start.timestamp()) + 30
+    usage_events_ingest(
+        events=[{"event_name": "api_calls", "customer": cus, "timestamp": ts,
+                 "identifier": f"c{i}"} for i in range(5)]
+        + [{"event_name": "seats", "customer": cus, "value": v, "timestamp": ts + i,
+            "identifier": f"s{v}"} for i, v in enumerate((4, 6, 9))]
+    )  # fmt: skip
+    account = Account.objects.get(djstripe_customers__id=cus)
+    calls = Meter.objects.get(event_name="api_calls")
+    seats = Meter.objects.get(event_name="seats")
+    # Count meter, before reporting: 2 of 5 calls voided, 3 counted and reported.
+    c = usage_events_void(account=account, meter=calls, identifiers=["c0", "c1"], reason="retry")
+    assert c.quantity == -2
+    [rollup] = UsageRollup.objects.filter(account=account, meter=calls)
+    assert (rollup.event_count, rollup.sum_value) == (3, 3)
+    # Last meter, before reporting: voiding the newest (9) makes 6 the period's value.
+    usage_events_void(account=account, meter=seats, identifiers=["s9"], reason="wrong tenant")
+    [rollup] = UsageRollup.objects.filter(account=account, meter=seats)
+    assert (rollup.last_value, rollup.event_count, rollup.sum_value) == (6, 2, 10)
+    usage_report_pass()
+    assert UsageReport.objects.get(meter=calls).value == 3
+    assert UsageReport.objects.get(meter=seats).value == 6
+    # Last meter, within 24 h: voiding 6 cancels the report and re-reports 4.
+    c = usage_events_void(account=account, meter=seats, identifiers=["s6"], reason="wrong tenant")
+    assert c.path == UsageCorrection.Path.CANCEL_REREPORT
+    assert c.rereport.value == 4
+    usage_report_pass()
+    for meter, value in ((calls, 3), (seats, 4)):
+        assert (
+            stripe_total(
+                stripe_client, event_name=meter.event_name, customer=cus, start=start, end=end
+            )
+            == value
+        )
+    [rollup] = UsageRollup.objects.filter(account=account, meter=seats)
+    assert (rollup.last_value, rollup.event_count) == (4, 1)
