@@ -8,6 +8,7 @@ import pytest
 from billing.models import Account, Meter
 from tests.usage.conftest import stripe_total
 from usage.models import UsageCorrection, UsageReport, UsageRollup
+from usage.selectors.unreported import unreported_usage_by_account
 from usage.services.corrections import CorrectionNotPossible, usage_events_void
 from usage.services.ingest import usage_events_ingest
 from usage.services.reporting import usage_report_pass
@@ -56,6 +57,9 @@ def test_void_before_reporting_the_event_never_goes(make_customers, subscribe, s
     )
     assert correction.path == UsageCorrection.Path.UNREPORTED
     assert correction.quantity == -20
+    # A voided unreported event is not pending usage (it will never be sent).
+    pending = unreported_usage_by_account(account_ids=[account.pk])[account.pk]
+    assert pending.unclaimed_events == 2
     assert (correction.period_start, correction.period_end) == (start, end)
     # Ledger as every reader sees it: 10 + 20 + 12 = 42, less the voided 20 = 22.
     assert _rollup_total(account, meter) == 22

@@ -29,7 +29,8 @@ def unreported_usage_by_account(*, account_ids: Iterable[int]) -> dict[int, Unre
     """Accounts (of ``account_ids``) with usage not yet in a sent report: two queries."""
     ids = set(account_ids)
     unclaimed = dict(
-        UsageEvent.objects.filter(account_id__in=ids, report__isnull=True)
+        # Voided by a correction before reporting: never to be sent, so not pending.
+        UsageEvent.objects.filter(account_id__in=ids, report__isnull=True, void__isnull=True)
         .order_by()
         .values_list("account_id")
         .annotate(n=Count("id"))
