@@ -71,6 +71,11 @@ class UsageCorrection(models.Model):
         default=0, help_text="Credit note amount, minor units of the invoice's currency"
     )
     currency = models.CharField(max_length=3, blank=True)
+    billed_quantity = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Credit-note path: the period's quantity as billed once this note applies",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

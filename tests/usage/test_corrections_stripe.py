@@ -209,6 +209,16 @@ def test_void_after_finalization_issues_a_credit_note_for_the_difference(
     )
     # Nothing further goes to Stripe's meter: no correcting report.
     assert not UsageReport.objects.filter(account=account, value__lt=0).exists()
+    # A second correction of the same invoice starts from what the first left billed:
+    # 32 − 20 = 12 GB, 12 × 10¢ + 500¢ = 620¢; credit 820 − 620 = 200¢ (not 2,136 − 620).
+    second = usage_events_void(
+        account=account, meter=meter, identifiers=["g20"], reason="duplicate upload", now=after
+    )
+    assert (second.credit_amount, second.billed_quantity) == (200, 12)
+    notes = stripe_client.v1.credit_notes.list({"invoice": invoice.id}).data
+    assert sum(n.amount for n in notes) == 1316 + 200
+    assert invoice.total - sum(n.amount for n in notes) == 620
+    assert _ledger(account, meter) == 12
     # The customer sees the correction, its reason and the credit note on the invoices page.
     client.force_login(make_user(account, "gwen"))
     html = client.get(reverse("dashboards:invoices")).content.decode()

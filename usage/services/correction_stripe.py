@@ -6,7 +6,7 @@ the path, and the mirror may lag a webhook behind.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from billing.mirror.prices import price_meters
 from billing.mirror.shapes import line_price_id
@@ -26,10 +26,17 @@ class MeteredLine:
     line_id: str
     price_id: str
     quantity: int
+    finalized_at: datetime | None
 
 
 def _as_dict(obj) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def _finalized_at(invoice) -> datetime | None:
+    transitions = _as_dict(invoice).get("status_transitions") or {}
+    at = transitions.get("finalized_at")
+    return datetime.fromtimestamp(at, UTC) if at else None
 
 
 def metered_invoice_line(
@@ -65,6 +72,7 @@ def metered_invoice_line(
                     line_id=str(line.get("id")),
                     price_id=price_id,
                     quantity=int(line.get("quantity") or 0),
+                    finalized_at=_finalized_at(invoice),
                 )
     return None
 

@@ -235,29 +235,50 @@ def _carry_reported(
 
 
 def _credit(*, correction: UsageCorrection, report: UsageReport, meter: Meter, client) -> None:
-    """A credit note for what the invoice line charged more than the corrected quantity."""
+    """A credit note for what the invoice charged more than the corrected quantity.
+
+    Successive corrections of one invoice chain: each starts from the quantity the last
+    one left billed (``billed_quantity``), so nothing is credited twice. Events whose
+    report reached Stripe after the invoice was finalized were never on it: no note."""
     from billing.stripe_api import stripe_client
 
     client = client or stripe_client()
     line = correction._line
+    if line.finalized_at and report.sent_at and report.sent_at > line.finalized_at:
+        correction.save(update_fields=["credit_amount"])
+        return
+    previous = (
+        UsageCorrection.objects.filter(
+            path=UsageCorrection.Path.CREDIT_NOTE,
+            stripe_invoice_id=line.invoice_id,
+            meter=meter,
+            billed_quantity__isnull=False,
+        )
+        .exclude(pk=correction.pk)
+        .order_by("-created_at", "-id")
+        .values_list("billed_quantity", flat=True)
+        .first()
+    )
+    old_quantity = line.quantity if previous is None else previous
     if meter.aggregation == Meter.Aggregation.LAST:
         new_quantity = period_last_value(report=report, meter=meter)
     else:
-        new_quantity = max(line.quantity + correction.quantity, 0)
+        new_quantity = max(old_quantity + correction.quantity, 0)
     amount = price_difference(
         client=client,
         price_id=line.price_id,
-        old_quantity=line.quantity,
+        old_quantity=old_quantity,
         new_quantity=new_quantity,
     )
     correction.credit_amount = max(amount, 0)
+    correction.billed_quantity = new_quantity
     if correction.credit_amount:
         correction.stripe_credit_note_id = credit_note_create(
             client=client,
             line=line,
             amount=correction.credit_amount,
-            description=f"{meter.display_name}: {line.quantity} corrected to {new_quantity}",
+            description=f"{meter.display_name}: {old_quantity} corrected to {new_quantity}",
             memo=correction.reason,
             key=f"meterdesk-correction-{correction.pk}",
         )
-    correction.save(update_fields=["credit_amount", "stripe_credit_note_id"])
+    correction.save(update_fields=["credit_amount", "billed_quantity", "stripe_credit_note_id"])
