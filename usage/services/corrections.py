@@ -69,7 +69,16 @@ def _hour_of(ts: datetime) -> datetime:
 
 
 def _rollups_recompute(*, account_id: int, meter_id: int, hours: set[datetime]) -> None:
-    """Rewrite the rollups of ``hours`` from the ledger without voided events."""
+    """Rewrite the rollups of ``hours`` from the ledger without voided events.
+
+    The rollup rows are locked first: an ingest batch that inserted an event we cannot see
+    yet then waits for our commit and adds its increment to what we write (rollups are
+    updated by increments), so nothing is lost."""
+    list(
+        UsageRollup.objects.select_for_update()
+        .filter(account_id=account_id, meter_id=meter_id, hour__in=sorted(hours))
+        .values_list("id", flat=True)
+    )
     for hour in sorted(hours):
         rows = list(
             UsageEvent.objects.filter(
