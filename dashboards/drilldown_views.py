@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from billing.mirror.invoices import Invoice, InvoiceLine, account_invoice
 from billing.models import Account
 from dashboards.access import account_for_request, render_not_found
+from dashboards.disputes import dispute_context
 from dashboards.invoices import invoice_rows
 from dashboards.templatetags.parity import line_parity
 from usage.selectors import drilldown
@@ -68,7 +69,11 @@ def _base(ctx: LineContext) -> dict:
 @login_required
 @render_not_found
 def line_days(request: HttpRequest, invoice_id: str, line_id: str) -> HttpResponse:
-    ctx = line_context(request, invoice_id=invoice_id, line_id=line_id)
+    return line_page(request, line_context(request, invoice_id=invoice_id, line_id=line_id))
+
+
+def line_page(request: HttpRequest, ctx: LineContext, *, dispute_form=None) -> HttpResponse:
+    """The line's days, its parity and its disputes (``dispute_form``: one with errors)."""
     meter, account_id = ctx.line.meter, ctx.account.pk
     days = drilldown.day_buckets(account_id=account_id, meter=meter, start=ctx.start, end=ctx.end)
     ledger = drilldown.range_total(account_id=account_id, meter=meter, start=ctx.start, end=ctx.end)
@@ -84,7 +89,8 @@ def line_days(request: HttpRequest, invoice_id: str, line_id: str) -> HttpRespon
             "ledger_total": ledger,
             "matches": ledger == ctx.line.quantity,
             "parity": parity,
-        },
+        }
+        | dispute_context(request, ctx, form=dispute_form),
     )
 
 
@@ -139,5 +145,6 @@ def hour_events(request: HttpRequest, invoice_id: str, line_id: str, hour: str) 
             "page": page,
             "hour_total": total,
             "first_page": after is None,
-        },
+        }
+        | dispute_context(request, ctx, initial={"day": span[0].date(), "hour": span[0].hour}),
     )

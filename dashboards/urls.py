@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboards import alerts_views, drilldown_views, statement, views
+from dashboards import alerts_views, dispute_views, drilldown_views, statement, views
 
 app_name = "dashboards"
 
@@ -35,6 +35,11 @@ urlpatterns = [
         "invoices/<str:invoice_id>/lines/<str:line_id>/hours/<str:hour>/",
         drilldown_views.hour_events,
         name="drilldown_hour",
+    ),
+    path(
+        "invoices/<str:invoice_id>/lines/<str:line_id>/disputes/",
+        dispute_views.dispute_open,
+        name="dispute_open",
     ),
     path("alerts/", alerts_views.alerts, name="alerts"),
     path("alerts/add/", alerts_views.alert_add, name="alert_add"),

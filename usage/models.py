@@ -348,3 +348,4 @@ class AlertDelivery(models.Model):
 
 # Corrections live in their own module (this one stays under 400 lines).
 from usage.models_corrections import UsageCorrection, VoidedEvent  # noqa: E402, F401
+from usage.models_disputes import UsageDispute  # noqa: E402, F401
