@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Exists, Max, Min, OuterRef
 from django.utils import timezone
 
 from billing.models import Account, Meter
-from usage.models import ReportingFailure, UsageEvent, UsageReport
+from usage.models import ReportingFailure, UsageEvent, UsageReport, VoidedEvent
 from usage.selectors.periods import PeriodResolver, account_stripe_customer_id
 from usage.services.report_failures import (
     failing_pairs,
@@ -96,9 +96,14 @@ def _pair_lock(account_id: int, meter_id: int) -> bool:
 
 
 def _unreported(account_id: int, meter_id: int, limit: int):
-    events = UsageEvent.objects.filter(
-        account_id=account_id, meter_id=meter_id, report__isnull=True, void__isnull=True
-    ).order_by("id")  # voided by a correction before reporting: never sent
+    # Voided by a correction before reporting: never sent. NOT EXISTS, not the reverse
+    # one-to-one's LEFT JOIN: PostgreSQL refuses FOR UPDATE on the nullable side of an
+    # outer join ("FOR UPDATE cannot be applied to the nullable side of an outer join").
+    events = (
+        UsageEvent.objects.filter(account_id=account_id, meter_id=meter_id, report__isnull=True)
+        .filter(~Exists(VoidedEvent.objects.filter(event_id=OuterRef("pk"))))
+        .order_by("id")
+    )
     if connection.features.has_select_for_update_skip_locked:
         events = events.select_for_update(skip_locked=True)
     return list(events.values_list("id", "value", "timestamp")[:limit])
