@@ -16,6 +16,10 @@ def line_parity(account, invoice, row) -> MeterParity | None:
         return None
     if not (line.period_start and line.period_end):
         return None
+    if invoice.issued_at is None or invoice.issued_at < line.period_end:
+        # Issued before the period ended (the first invoice, billed in advance): its
+        # metered line is not the one that bills this period's usage.
+        return None
     return meter_parity(
         account_id=account.pk,
         meter=line.meter,
