@@ -85,6 +85,33 @@ def _value(meter: Meter, reports: list[UsageReport]) -> int:
     return sum(r.value for r in reports)
 
 
+def _differences(
+    *, account_id, meter, start, end, ledger, invoiced, finalized_at, sent, by_status, cost
+) -> tuple[Difference, ...]:
+    """Each named cause of ``ledger - invoiced`` with its units and cost."""
+    causes: list[tuple[str, int, int | None]] = []
+    late = [r for r in sent if finalized_at and r.sent_at and r.sent_at > finalized_at]
+    is_last = meter.aggregation == Meter.Aggregation.LAST
+    if not is_last:
+        causes.append(("late", _value(meter, late), None))
+        for cause, status in (("too_late", Status.TOO_LATE), ("failed", Status.FAILED)):
+            causes.append((cause, _value(meter, by_status.get(status, [])), None))
+        pending = by_status.get(Status.PENDING, []) + by_status.get(Status.SENDING, [])
+        causes.append(("pending", _value(meter, pending), None))
+    for source in CORRECTION_SOURCES:
+        for units, amount in source(
+            account_id=account_id, meter=meter, start=start, end=end, finalized_at=finalized_at
+        ):
+            causes.append(("correction", units, amount))
+    explained = sum(units for _, units, _ in causes)
+    causes.append(("unexplained", ledger - invoiced - explained, None))
+    return tuple(
+        Difference(cause, units, amount if amount is not None else cost(units))
+        for cause, units, amount in causes
+        if units
+    )
+
+
 def meter_parity(
     *,
     account_id: int,
@@ -119,36 +146,17 @@ def meter_parity(
             price=spec, quantity=invoiced
         )
 
-    causes: list[tuple[str, int, int | None]] = []
-    if ledger == invoiced:
+    differences = (
+        ()
+        if ledger == invoiced
         # The bill matches the ledger: nothing to explain. (A report's sent_at is wall
         # time and a test clock's invoice time is not, so "late" would misfire there.)
-        return MeterParity(
-            meter=meter, period_start=start, period_end=end, ledger=ledger,
-            reported=reported, stripe=check.stripe_value if check else None,
-            stripe_checked_at=check.checked_at if check else None,
-            invoiced=invoiced, differences=(),
-        )  # fmt: skip
-    late = [r for r in sent if finalized_at and r.sent_at and r.sent_at > finalized_at]
-    is_last = meter.aggregation == Meter.Aggregation.LAST
-    if not is_last:
-        causes.append(("late", _value(meter, late), None))
-        for cause, status in (("too_late", Status.TOO_LATE), ("failed", Status.FAILED)):
-            causes.append((cause, _value(meter, by_status.get(status, [])), None))
-        pending = by_status.get(Status.PENDING, []) + by_status.get(Status.SENDING, [])
-        causes.append(("pending", _value(meter, pending), None))
-    for source in CORRECTION_SOURCES:
-        for units, amount in source(
-            account_id=account_id, meter=meter, start=start, end=end, finalized_at=finalized_at
-        ):
-            causes.append(("correction", units, amount))
-    explained = sum(units for _, units, _ in causes)
-    causes.append(("unexplained", ledger - invoiced - explained, None))
-    differences = tuple(
-        Difference(cause, units, amount if amount is not None else cost(units))
-        for cause, units, amount in causes
-        if units
-    )
+        else _differences(
+            account_id=account_id, meter=meter, start=start, end=end, ledger=ledger,
+            invoiced=invoiced, finalized_at=finalized_at, sent=sent, by_status=by_status,
+            cost=cost,
+        )
+    )  # fmt: skip
     return MeterParity(
         meter=meter,
         period_start=start,
