@@ -19,6 +19,9 @@ class Account(models.Model):
     # delivered late (older than what was applied) cannot undo a newer one.
     status_event_created = models.DateTimeField(null=True, blank=True)
     past_due_since = models.DateTimeField(null=True, blank=True)
+    slack_webhook_url = models.URLField(
+        max_length=500, blank=True, help_text="Slack-compatible incoming webhook for alerts"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="accounts"

@@ -332,13 +332,30 @@ class AlertDelivery(models.Model):
     lease_until = models.DateTimeField(
         null=True, blank=True, help_text="A worker is sending the e-mail until then"
     )
+    # Alerts v2: a budget's warn levels alert once each per period (``level`` is the
+    # percentage of the budget's limit); an AlertRule has the one level 100.
+    budget = models.ForeignKey(
+        "usage.Budget", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    level = models.PositiveSmallIntegerField(default=100)
+    resolved_at = models.DateTimeField(
+        null=True, blank=True, help_text="A new period started or the budget was raised"
+    )
+    resolution = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-sent_at"]
         verbose_name_plural = "alert deliveries"
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "rule", "period_start"], name="alert_once_per_rule_period"
+                fields=["account", "rule", "level", "period_start"],
+                condition=models.Q(rule__isnull=False),
+                name="alert_once_per_rule_level_period",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "budget", "level", "period_start"],
+                condition=models.Q(budget__isnull=False),
+                name="alert_once_per_budget_level_period",
             ),
         ]
 
@@ -346,6 +363,8 @@ class AlertDelivery(models.Model):
         return self.summary
 
 
-# Corrections live in their own module (this one stays under 400 lines).
+# Corrections, budgets, disputes and alert channels live in their own modules.
+from usage.models_budgets import Budget, PlanBudgetPolicy  # noqa: E402, F401
 from usage.models_corrections import UsageCorrection, VoidedEvent  # noqa: E402, F401
 from usage.models_disputes import UsageDispute  # noqa: E402, F401
+from usage.models_webhooks import ChannelDelivery, WebhookEndpoint  # noqa: E402, F401

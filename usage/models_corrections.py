@@ -33,7 +33,10 @@ class UsageCorrection(models.Model):
         CREDIT_NOTE = "credit_note", "A credit note on the finalized invoice"
 
     class Status(models.TextChoices):
+        # Recorded and committed; the Stripe call (cancel, credit note) not yet confirmed.
+        PENDING = "pending", "Waiting for Stripe"
         APPLIED = "applied", "Applied"
+        FAILED = "failed", "Stripe refused it"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="corrections")
     meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="corrections")
