@@ -2,10 +2,11 @@
 
 A line's recognized amount is its ``amount`` minus its own discounts. Invoice-level
 discounts that the lines do not carry (the invoice's discount total beyond the lines'
-own) and credit notes (pre- and post-payment credit notes: dj-stripe 2.11 mirrors no
-credit notes and the emulator issues none, so only these totals are known) are spread
-over the invoice's lines in proportion to their net amounts, with the same rounding rule
-as the days (floor, remainder on the last line). Taxes are never part of a line's amount.
+own) and credit notes (the invoice's pre- and post-payment credit note totals, e.g. the
+notes usage corrections issue: dj-stripe 2.11 mirrors no credit notes, so only these
+totals are known, not which line a note credits) are spread over the invoice's lines in
+proportion to their net amounts, with the same rounding rule as the days (floor,
+remainder on the last line). Taxes are never part of a line's amount.
 """
 
 from __future__ import annotations
