@@ -44,9 +44,10 @@ def _metered_line_amount(account) -> int:
 
 
 def test_a_credit_note_from_a_correction_lowers_billed_and_recognized_revenue(
-    stripe_client, growth
+    stripe_client,
+    growth,  # noqa: F811 (the imported fixture)
 ):
-    clock, account, cus, meter = growth
+    clock, account, _cus, meter = growth
     test_clock_advance(client=stripe_client, clock_id=clock.id, to=AFTER)
     stripe_sync_everything()
     billed_before, revenue_before = _totals(account)
