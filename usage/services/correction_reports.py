@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
@@ -29,35 +30,70 @@ def period_last_value(*, report: UsageReport, meter: Meter) -> int:
     return value or 0
 
 
-def next_report(
-    *, report: UsageReport, meter: Meter, value: int, count: int, ts: datetime, now: datetime
+def pair_lock(account_id: int, meter_id: int) -> None:
+    """Wait for the reporting claim's lock of this (customer, meter) (PostgreSQL only;
+    SQLite serialises write transactions): the claim and a correction then never pick the
+    same sequence of a period."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)",
+            [account_id & 0x7FFFFFFF, meter_id & 0x7FFFFFFF],
+        )
+
+
+def period_report_create(
+    *,
+    account_id: int,
+    meter: Meter,
+    period: tuple[datetime, datetime],
+    customer_id: str,
+    value: int,
+    count: int,
+    ts: datetime,
+    now: datetime,
 ) -> UsageReport:
-    """A new pending report of ``report``'s period under the period's next sequence (so
-    its own deterministic identifier)."""
+    """A new pending report of ``period`` under the period's next sequence (its own
+    deterministic identifier), sent by the ordinary sender. Call under ``pair_lock``."""
     seq = (
         UsageReport.objects.filter(
-            account_id=report.account_id, meter=meter, period_start=report.period_start
+            account_id=account_id, meter=meter, period_start=period[0]
         ).aggregate(m=Max("sequence"))["m"]
-        + 1
-    )
+        or 0
+    ) + 1
     return UsageReport.objects.create(
-        account_id=report.account_id,
+        account_id=account_id,
         meter=meter,
-        period_start=report.period_start,
-        period_end=report.period_end,
+        period_start=period[0],
+        period_end=period[1],
         sequence=seq,
         identifier=report_identifier(
-            customer_id=report.stripe_customer_id,
-            event_name=report.event_name,
-            period_start=report.period_start,
-            seq=seq,
+            customer_id=customer_id, event_name=meter.event_name, period_start=period[0], seq=seq
         ),
-        stripe_customer_id=report.stripe_customer_id,
-        event_name=report.event_name,
+        stripe_customer_id=customer_id,
+        event_name=meter.event_name,
         value=value,
         event_count=count,
         timestamp=ts,
         next_attempt_at=min(now, timezone.now()),
+    )
+
+
+def next_report(
+    *, report: UsageReport, meter: Meter, value: int, count: int, ts: datetime, now: datetime
+) -> UsageReport:
+    """A new pending report of ``report``'s period under the period's next sequence."""
+    pair_lock(report.account_id, meter.pk)
+    return period_report_create(
+        account_id=report.account_id,
+        meter=meter,
+        period=(report.period_start, report.period_end),
+        customer_id=report.stripe_customer_id,
+        value=value,
+        count=count,
+        ts=ts,
+        now=now,
     )
 
 

@@ -77,25 +77,51 @@ def metered_invoice_line(
     return None
 
 
-def price_difference(*, client, price_id: str, old_quantity: int, new_quantity: int) -> int:
-    """What ``old_quantity`` costs more than ``new_quantity`` on ``price_id`` (minor units),
-    by Meterdesk's pricing engine over the price as Stripe has it (tiers expanded)."""
-    price = price_spec_from_stripe(
+def price_of(*, client, price_id: str):
+    """The price as Stripe has it (tiers expanded), as the pricing engine's spec."""
+    return price_spec_from_stripe(
         _as_dict(client.v1.prices.retrieve(price_id, {"expand": ["tiers"]}))
     )
+
+
+def price_difference(*, price, old_quantity: int, new_quantity: int) -> int:
+    """What ``old_quantity`` costs more than ``new_quantity`` on ``price`` (minor units),
+    by Meterdesk's pricing engine."""
     return line_amount(price=price, quantity=old_quantity) - line_amount(
         price=price, quantity=new_quantity
     )
 
 
+def invoice_status(*, client, invoice_id: str) -> str:
+    return client.v1.invoices.retrieve(invoice_id).status
+
+
+def credit_note_find(*, client, invoice_id: str, correction_id: int) -> str | None:
+    """The credit note an earlier attempt of this correction made, if Stripe has one
+    (found by its ``metadata[meterdesk_correction]``)."""
+    notes = client.v1.credit_notes.list({"invoice": invoice_id, "limit": 100})
+    for note in notes.auto_paging_iter():
+        if (_as_dict(note).get("metadata") or {}).get("meterdesk_correction") == str(correction_id):
+            return note.id
+    return None
+
+
 def credit_note_create(
-    *, client, line: MeteredLine, amount: int, description: str, memo: str, key: str
+    *,
+    client,
+    invoice_id: str,
+    status: str,
+    amount: int,
+    description: str,
+    memo: str,
+    correction_id: int,
 ) -> str:
-    """A credit note of ``amount`` on the line's invoice (``POST /v1/credit_notes``, one
+    """A credit note of ``amount`` on the invoice (``POST /v1/credit_notes``, one
     ``custom_line_item``): on an open invoice it lowers what is due; on a paid one it is
-    credited to the customer's balance (``credit_amount``). Returns its id."""
+    credited to the customer's balance (``credit_amount``). Returns its id. The
+    idempotency key is the correction's, so a resend of the same request is replayed."""
     params = {
-        "invoice": line.invoice_id,
+        "invoice": invoice_id,
         "lines": [
             {
                 "type": "custom_line_item",
@@ -106,8 +132,10 @@ def credit_note_create(
         ],
         "reason": "order_change",
         "memo": memo[:500],
+        "metadata": {"meterdesk_correction": str(correction_id)},
     }
-    if line.invoice_status == "paid":
+    if status == "paid":
         params["credit_amount"] = amount
+    key = f"meterdesk-correction-{correction_id}"
     note = client.v1.credit_notes.create(params, {"idempotency_key": key})
     return note.id

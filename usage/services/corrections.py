@@ -25,84 +25,75 @@ Paths, chosen under the events' row locks:
   finalized invoice (same page), so a credit note on it for the pricing engine's
   difference between the invoiced and the corrected quantity (``correction_stripe``).
 
-The path is chosen by asking Stripe for the invoice that bills the period; a report not
-yet sent (pending, failing) is refused until it is sent.
+The path is chosen by asking Stripe for the invoice that bills the period (a read, made
+before the transaction); a report not yet sent (pending, failing) is refused until it is
+sent. The Stripe writes (the cancel, the credit note) are made after the correction is
+committed as pending, never inside its transaction (``correction_apply``).
+
+Quantity adjustments without named events: ``correction_adjust``.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Account, Meter
-from usage.models import (
-    UsageCorrection,
-    UsageEvent,
-    UsageReport,
-    UsageRollup,
-    VoidedEvent,
-)
+from usage.models import UsageCorrection, UsageEvent, UsageReport, VoidedEvent
 from usage.selectors.periods import PeriodResolver
+from usage.services.correction_apply import correction_apply_after_commit
+from usage.services.correction_ledger import (
+    CorrectionNotPossible,
+    credit_plan,
+    rollups_recompute,
+)
 from usage.services.correction_reports import (
     correcting_report_create,
-    next_report,
+    pair_lock,
     period_last_value,
 )
 from usage.services.correction_stripe import (
     FINALIZED,
-    credit_note_create,
+    MeteredLine,
     metered_invoice_line,
-    price_difference,
+    price_of,
 )
+
+__all__ = ["CorrectionNotPossible", "StripeView", "stripe_view", "usage_events_void"]
 
 STRIPE_CANCEL_WINDOW = timedelta(hours=24)
 # Margin so a cancel decided now still reaches Stripe inside its 24 hours.
 CANCEL_MARGIN = timedelta(minutes=10)
 
 
-class CorrectionNotPossible(Exception):
-    """The correction cannot be made (bad input, or a path not supported yet)."""
-
-
 def _hour_of(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
-def _rollups_recompute(*, account_id: int, meter_id: int, hours: set[datetime]) -> None:
-    """Rewrite the rollups of ``hours`` from the ledger without voided events.
+@dataclass(frozen=True)
+class StripeView:
+    """What Stripe has for a (customer, meter, period), read before the transaction: the
+    invoice line billing it (None if no invoice yet) and, for a finalized one, its price."""
 
-    The rollup rows are locked first: an ingest batch that inserted an event we cannot see
-    yet then waits for our commit and adds its increment to what we write (rollups are
-    updated by increments), so nothing is lost."""
-    list(
-        UsageRollup.objects.select_for_update()
-        .filter(account_id=account_id, meter_id=meter_id, hour__in=sorted(hours))
-        .values_list("id", flat=True)
-    )
-    for hour in sorted(hours):
-        rows = list(
-            UsageEvent.objects.filter(
-                account_id=account_id,
-                meter_id=meter_id,
-                timestamp__gte=hour,
-                timestamp__lt=hour + timedelta(hours=1),
-                void__isnull=True,
-            )
-            .order_by()
-            .values_list("id", "value", "timestamp")
-        )
-        rollups = UsageRollup.objects.filter(account_id=account_id, meter_id=meter_id, hour=hour)
-        if not rows:
-            rollups.delete()
-            continue
-        last = max(rows, key=lambda r: (r[2], r[0]))
-        rollups.update(
-            sum_value=sum(r[1] for r in rows),
-            event_count=len(rows),
-            last_value=last[1],
-            last_timestamp=last[2],
-            last_event_id=last[0],
-        )
+    client: object
+    line: MeteredLine | None
+    price: object = None
+
+    @property
+    def finalized(self) -> bool:
+        return self.line is not None and self.line.invoice_status in FINALIZED
+
+
+def stripe_view(*, client, customer_id: str, meter: Meter, period) -> StripeView:
+    """Ask Stripe for the invoice billing ``period`` (and its price when finalized)."""
+    from billing.stripe_api import stripe_client
+
+    client = client or stripe_client()
+    line = metered_invoice_line(client=client, customer_id=customer_id, meter=meter, period=period)
+    if line is not None and line.invoice_status in FINALIZED:
+        return StripeView(client, line, price_of(client=client, price_id=line.price_id))
+    return StripeView(client, line)
 
 
 def _quantity(meter: Meter, events: list[UsageEvent]) -> int:
@@ -113,24 +104,33 @@ def _quantity(meter: Meter, events: list[UsageEvent]) -> int:
     return -sum(e.value for e in events)
 
 
-def _rereport(*, report: UsageReport, meter: Meter, now: datetime) -> UsageReport | None:
-    """The canceled report's remaining events as a new report (next sequence)."""
-    remaining = list(
-        UsageEvent.objects.filter(report=report, void__isnull=True).values_list("id", "value")
+def _sent(report: UsageReport) -> None:
+    if report.status != UsageReport.Status.SENT or report.sent_at is None:
+        raise CorrectionNotPossible(
+            f"Report {report.identifier} is {report.status}: retry once it is sent."
+        )
+
+
+def _stripe_view_of(*, account, meter, identifiers, client) -> tuple[set, StripeView | None]:
+    """Before the transaction: the events' reports and, if they were reported, what
+    Stripe has (re-checked under the locks)."""
+    report_ids = set(
+        UsageEvent.objects.filter(
+            account=account, meter=meter, identifier__in=set(identifiers)
+        ).values_list("report_id", flat=True)
     )
-    if not remaining:
-        return None
-    if meter.aggregation == Meter.Aggregation.LAST:
-        value = period_last_value(report=report, meter=meter)
-    elif meter.aggregation == Meter.Aggregation.COUNT:
-        value = len(remaining)
-    else:
-        value = sum(r[1] for r in remaining)
-    new = next_report(
-        report=report, meter=meter, value=value, count=len(remaining), ts=report.timestamp, now=now
+    if report_ids <= {None}:
+        return report_ids, None
+    if len(report_ids) != 1 or None in report_ids:
+        raise CorrectionNotPossible("Correct the events of one report at a time.")
+    report = UsageReport.objects.get(pk=next(iter(report_ids)))
+    _sent(report)
+    return report_ids, stripe_view(
+        client=client,
+        customer_id=report.stripe_customer_id,
+        meter=meter,
+        period=(report.period_start, report.period_end),
     )
-    UsageEvent.objects.filter(id__in=[r[0] for r in remaining]).update(report=new)
-    return new
 
 
 def usage_events_void(
@@ -143,13 +143,19 @@ def usage_events_void(
     client=None,
     now: datetime | None = None,
 ) -> UsageCorrection:
-    """Void the events ``identifiers`` of ``account`` and ``meter`` (see the module doc)."""
+    """Void the events ``identifiers`` of ``account`` and ``meter`` (see the module doc).
+    Returns the correction: applied, or failed (Stripe refused its call; ``error`` says
+    why; retry with ``correction_retry``)."""
     now = now or timezone.now()
     if not reason.strip():
         raise CorrectionNotPossible("A correction needs a reason.")
     if not identifiers:
         raise CorrectionNotPossible("Name at least one event.")
+    report_ids, view = _stripe_view_of(
+        account=account, meter=meter, identifiers=identifiers, client=client
+    )
     with transaction.atomic():
+        pair_lock(account.pk, meter.pk)
         events = list(
             UsageEvent.objects.select_for_update()
             .filter(account=account, meter=meter, identifier__in=set(identifiers))
@@ -162,6 +168,8 @@ def usage_events_void(
         if VoidedEvent.objects.filter(event__in=events).exists():
             raise CorrectionNotPossible("Some of these events are already voided.")
         reports = {e.report_id for e in events}
+        if reports != report_ids:
+            raise CorrectionNotPossible("These events were just reported: try again.")
         correction = UsageCorrection(
             account=account,
             meter=meter,
@@ -170,7 +178,9 @@ def usage_events_void(
             reason=reason.strip(),
             created_by=user,
             created_at=now,
+            status=UsageCorrection.Status.APPLIED,
         )
+        report = None
         if reports == {None}:
             periods = {PeriodResolver(account).period(e.timestamp) for e in events}
             if len(periods) != 1:
@@ -178,116 +188,69 @@ def usage_events_void(
             (correction.period_start, correction.period_end) = periods.pop()
             correction.path = UsageCorrection.Path.UNREPORTED
         else:
-            if len(reports) != 1 or None in reports:
-                raise CorrectionNotPossible("Correct the events of one report at a time.")
             report = UsageReport.objects.select_for_update().get(pk=reports.pop())
-            _carry_reported(report=report, correction=correction, now=now, client=client)
+            _carry_reported(report=report, correction=correction, now=now, view=view)
         correction.save()
         VoidedEvent.objects.bulk_create(VoidedEvent(correction=correction, event=e) for e in events)
-        if correction.path == UsageCorrection.Path.CANCEL_REREPORT:
-            correction.rereport = _rereport(report=report, meter=meter, now=now)
-            correction.save(update_fields=["rereport"])
-        elif correction.path == UsageCorrection.Path.NEGATIVE_EVENT:
+        if correction.path == UsageCorrection.Path.NEGATIVE_EVENT:
             correction.correcting_report = correcting_report_create(
                 report=report, meter=meter, quantity=correction.quantity, now=now
             )
             correction.save(update_fields=["correcting_report"])
         elif correction.path == UsageCorrection.Path.CREDIT_NOTE:
-            _credit(correction=correction, report=report, meter=meter, client=client)
-        _rollups_recompute(
-            account_id=account.pk, meter_id=meter.pk, hours={_hour_of(e.timestamp) for e in events}
+            _credit(correction=correction, report=report, meter=meter, view=view)
+        rollups_recompute(
+            account_id=account.pk, meter=meter, hours={_hour_of(e.timestamp) for e in events}
         )
+    if correction.status == UsageCorrection.Status.PENDING:
+        return correction_apply_after_commit(correction=correction, client=view.client, now=now)
+    correction.error = ""
     return correction
 
 
 def _carry_reported(
-    *, report: UsageReport, correction: UsageCorrection, now: datetime, client
+    *, report: UsageReport, correction: UsageCorrection, now: datetime, view: StripeView
 ) -> None:
     """Pick the path for events Stripe has: credit note (invoice finalized), cancel and
-    re-report (within 24 h), else a correcting meter event."""
-    if report.status != UsageReport.Status.SENT or report.sent_at is None:
+    re-report (within 24 h), else a correcting meter event. No Stripe call here."""
+    _sent(report)
+    waiting = UsageCorrection.objects.filter(
+        canceled_report=report,
+        status__in=[UsageCorrection.Status.PENDING, UsageCorrection.Status.FAILED],
+    ).first()
+    if waiting is not None:
         raise CorrectionNotPossible(
-            f"Report {report.identifier} is {report.status}: retry once it is sent."
+            f"Correction #{waiting.pk} of report {report.identifier} is waiting for "
+            "Stripe: retry it first."
         )
-    from billing.stripe_api import stripe_client
-
-    client = client or stripe_client()
     correction.period_start, correction.period_end = report.period_start, report.period_end
-    line = metered_invoice_line(
-        client=client,
-        customer_id=report.stripe_customer_id,
-        meter=correction.meter,
-        period=(report.period_start, report.period_end),
-    )
-    if line is not None and line.invoice_status in FINALIZED:
+    line = view.line
+    if view.finalized:
         correction.path = UsageCorrection.Path.CREDIT_NOTE
         correction.stripe_invoice_id, correction.currency = line.invoice_id, line.currency
-        correction._line = line
         return
     if line is not None:
         correction.stripe_invoice_id = line.invoice_id  # a draft: refreshed at finalization
     if now - report.sent_at > STRIPE_CANCEL_WINDOW - CANCEL_MARGIN:
         correction.path = UsageCorrection.Path.NEGATIVE_EVENT
         return
-    client.v1.billing.meter_event_adjustments.create(
-        {
-            "event_name": report.event_name,
-            "type": "cancel",
-            "cancel": {"identifier": report.identifier},
-        }
-    )
-    report.status = UsageReport.Status.CANCELED
-    report.save(update_fields=["status"])
     correction.path = UsageCorrection.Path.CANCEL_REREPORT
+    correction.status = UsageCorrection.Status.PENDING
     correction.canceled_report = report
     correction.stripe_canceled_identifier = report.identifier
 
 
-def _credit(*, correction: UsageCorrection, report: UsageReport, meter: Meter, client) -> None:
-    """A credit note for what the invoice charged more than the corrected quantity.
-
-    Successive corrections of one invoice chain: each starts from the quantity the last
-    one left billed (``billed_quantity``), so nothing is credited twice. Events whose
-    report reached Stripe after the invoice was finalized were never on it: no note."""
-    from billing.stripe_api import stripe_client
-
-    client = client or stripe_client()
-    line = correction._line
+def _credit(*, correction: UsageCorrection, report: UsageReport, meter: Meter, view) -> None:
+    """The credit note's amount, fixed now (sent after the commit): what the invoice
+    charged more than the corrected quantity (``credit_plan``). Events whose report
+    reached Stripe after the invoice was finalized were never on it: no note."""
+    line = view.line
     if line.finalized_at and report.sent_at and report.sent_at > line.finalized_at:
-        correction.save(update_fields=["credit_amount"])
         return
-    previous = (
-        UsageCorrection.objects.filter(
-            path=UsageCorrection.Path.CREDIT_NOTE,
-            stripe_invoice_id=line.invoice_id,
-            meter=meter,
-            billed_quantity__isnull=False,
-        )
-        .exclude(pk=correction.pk)
-        .order_by("-created_at", "-id")
-        .values_list("billed_quantity", flat=True)
-        .first()
-    )
-    old_quantity = line.quantity if previous is None else previous
+    new_quantity = None
     if meter.aggregation == Meter.Aggregation.LAST:
         new_quantity = period_last_value(report=report, meter=meter)
-    else:
-        new_quantity = max(old_quantity + correction.quantity, 0)
-    amount = price_difference(
-        client=client,
-        price_id=line.price_id,
-        old_quantity=old_quantity,
-        new_quantity=new_quantity,
-    )
-    correction.credit_amount = max(amount, 0)
-    correction.billed_quantity = new_quantity
+    credit_plan(correction=correction, line=line, price=view.price, new_quantity=new_quantity)
     if correction.credit_amount:
-        correction.stripe_credit_note_id = credit_note_create(
-            client=client,
-            line=line,
-            amount=correction.credit_amount,
-            description=f"{meter.display_name}: {old_quantity} corrected to {new_quantity}",
-            memo=correction.reason,
-            key=f"meterdesk-correction-{correction.pk}",
-        )
-    correction.save(update_fields=["credit_amount", "billed_quantity", "stripe_credit_note_id"])
+        correction.status = UsageCorrection.Status.PENDING
+    correction.save(update_fields=["credit_amount", "billed_quantity", "status"])
