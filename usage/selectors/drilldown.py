@@ -8,7 +8,8 @@ keyset page of ``(timestamp, id)`` at a time.
 
 Each level adds up to its parent: for ``sum`` and ``count`` meters the children's
 values sum to the parent's; for a ``last`` meter the parent's value is its newest
-child's (:func:`combine`).
+child's (:func:`combine`). A staff quantity adjustment (no events named) is in its hour's
+rollup, so the hour's events page lists it as a row of its own beside the events.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.db.models import Q
 
 from billing.models import Meter
 from usage.models import UsageEvent, UsageReport
+from usage.selectors.corrections import AdjustmentRow, hour_adjustments
 from usage.selectors.rollups import Bucket, rollup_buckets
 
 DAY = timedelta(days=1)
@@ -79,6 +81,9 @@ class EventRow:
 class EventPage:
     events: tuple[EventRow, ...]
     next_cursor: str | None  # ``after=`` for the next page, None on the last
+    # Quantity adjustments that belong to this hour (first page only): counted in the
+    # hour's total beside the events.
+    adjustments: tuple[AdjustmentRow, ...] = ()
 
 
 def cursor_text(*, timestamp: datetime, event_id: int) -> str:
@@ -142,9 +147,15 @@ def hour_events(
         for e in picked
     )
     last = picked[-1] if picked and more else None
+    adjustments = ()
+    if after is None:
+        adjustments = tuple(
+            hour_adjustments(account_id=account_id, meter_id=meter.pk, start=start, end=end)
+        )
     return EventPage(
         events=events,
         next_cursor=cursor_text(timestamp=last.timestamp, event_id=last.pk) if last else None,
+        adjustments=adjustments,
     )
 
 

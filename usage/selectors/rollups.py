@@ -8,6 +8,12 @@ ledger (:func:`usage.selectors.ledger.ledger_stats`). Its query count is constan
 call: one for the rollups, one more for the newest rows of ``last`` meters when
 grouped, and at most two on the ledger for partial edge hours.
 
+Staff quantity adjustments (``UsageCorrection`` of kind ``adjust``, no events named) are
+added to their hour's rollup row by the correction service (``sum_value`` for sum meters,
+``event_count`` for count meters), so every reader here sees them with no extra query:
+in whole hours, that is, like an event of the hour that only a range holding the whole
+hour counts (the partial edge pieces come from the ledger, which has no adjustments).
+
 :func:`meter_value` is the one place that turns sums, counts and last values into a
 meter's value (``sum`` / ``count`` / ``last``). Every usage number Meterdesk shows,
 alerts on, reconciles or recognizes as revenue is read through here.

@@ -9,24 +9,13 @@ from datetime import datetime, timedelta
 
 from billing.models import Meter
 from usage.models import UsageCorrection, UsageEvent, UsageRollup
-from usage.selectors.rollups import ceil_hour, floor_hour
+from usage.selectors.corrections import adjustment_hour
 
 HOUR = timedelta(hours=1)
 
 
 class CorrectionNotPossible(Exception):
     """The correction cannot be made (bad input, or a path not supported yet)."""
-
-
-def adjustment_hour(*, created_at: datetime, period_start: datetime, period_end: datetime):
-    """The hour a quantity adjustment belongs to: the hour it was made in, clamped into
-    the period's whole hours (``ceil(period_start)`` .. ``floor(period_end) - 1 h``), so
-    the period, its day and its hour each count it whole. None if the period has no
-    whole hour."""
-    first, last = ceil_hour(period_start), floor_hour(period_end) - HOUR
-    if last < first:
-        return None
-    return min(max(floor_hour(created_at), first), last)
 
 
 def adjustments_by_hour(*, account_id: int, meter_id: int, hours) -> dict[datetime, int]:
