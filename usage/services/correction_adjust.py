@@ -150,7 +150,10 @@ def usage_quantity_adjust(
                 customer_id=customer_id,
                 value=quantity,
                 count=0,
-                ts=hour,
+                # In the period and never ahead of now (Stripe refuses meter events more
+                # than 5 minutes in the future): the hour, unless its first whole hour
+                # has not begun yet.
+                ts=max(period[0], min(hour, now)),
                 now=now,
             )
             correction.save(update_fields=["correcting_report"])
