@@ -104,3 +104,71 @@ class AlertRuleForm(forms.Form):
         ):
             self.add_error("amount", "Enter an amount above zero.")
         return data
+
+
+class BudgetForm(forms.Form):
+    """A budget as typed: what it covers (a meter, or ``spend`` for the whole bill), the
+    limit (units, or major units of the currency: converted by ``major_to_minor``), the
+    warn levels as a comma list and the hard cap. Range rules (levels 1..100, the plan's
+    maximum) are the service's, ``usage.services.budgets``."""
+
+    SPEND = "spend"
+
+    target = forms.ChoiceField(label="Budget for")
+    limit = forms.DecimalField(
+        label="Limit",
+        max_digits=18,
+        decimal_places=3,
+        error_messages={
+            "required": "Enter a limit above zero.",
+            "invalid": "Enter a number, like 10000 or 250.50.",
+            "max_digits": "Enter a smaller limit.",
+            "max_decimal_places": "Enter at most 3 decimals.",
+        },
+    )
+    warn_levels = forms.CharField(
+        label="Warn at (% of the limit)",
+        initial="50, 80, 100",
+        max_length=60,
+        error_messages={"required": "Enter at least one warn level, like 80."},
+        help_text="Up to 5 whole percentages from 1 to 100, separated by commas.",
+    )
+    hard_cap = forms.BooleanField(label="Hard cap: stop my usage at the limit", required=False)
+
+    def __init__(self, *args, meters=(), currency: str = "usd", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.meters = {m.event_name: m for m in meters}
+        self.fields["target"].choices = [
+            *((m.event_name, f"{m.display_name} (units)") for m in meters),
+            (self.SPEND, f"Whole bill ({currency.upper()})"),
+        ]
+
+    def clean_warn_levels(self) -> list[int]:
+        parts = [p.strip().rstrip("%").strip() for p in self.cleaned_data["warn_levels"].split(",")]
+        parts = [p for p in parts if p]
+        if not parts:
+            raise forms.ValidationError("Enter at least one warn level, like 80.", "required")
+        if not all(p.isdigit() for p in parts):
+            raise forms.ValidationError(
+                "Enter whole percentages separated by commas, like 50, 80, 100.",
+                code="warn_levels_invalid",
+            )
+        return [int(p) for p in parts]
+
+    def clean(self):
+        data = super().clean()
+        target, limit = data.get("target"), data.get("limit")
+        data["kind"] = "spend" if target == self.SPEND else "units"
+        data["meter"] = self.meters.get(target)
+        if limit is None:
+            return data
+        if target == self.SPEND:
+            data["limit"] = major_to_minor(limit, self.currency)
+        elif limit != limit.to_integral_value():
+            self.add_error("limit", forms.ValidationError(
+                "Enter a whole number of units, like 10000.", code="limit_not_whole"
+            ))  # fmt: skip
+        else:
+            data["limit"] = int(limit)
+        return data

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from dashboards import alerts_views, dispute_views, drilldown_views, statement, views
+from dashboards import (
+    alerts_views,
+    budget_views,
+    dispute_views,
+    drilldown_views,
+    statement,
+    views,
+)
 
 app_name = "dashboards"
 
@@ -44,4 +51,7 @@ urlpatterns = [
     path("alerts/", alerts_views.alerts, name="alerts"),
     path("alerts/add/", alerts_views.alert_add, name="alert_add"),
     path("alerts/<int:rule_id>/remove/", alerts_views.alert_remove, name="alert_remove"),
+    path("budgets/", budget_views.budgets, name="budgets"),
+    path("budgets/save/", budget_views.budget_save, name="budget_save"),
+    path("budgets/<int:budget_id>/delete/", budget_views.budget_remove, name="budget_delete"),
 ]

@@ -243,6 +243,7 @@ class ReconciliationResultAdmin(_RecordAdmin, _CustomerIdSearch, admin.ModelAdmi
 
 from usage import (  # noqa: E402
     admin_alerts,  # noqa: F401  (alert rules and deliveries)
+    admin_budgets,  # noqa: F401  (budgets and plan budget policies)
     admin_corrections,  # noqa: F401  (the corrections audit log)
     admin_disputes,  # noqa: F401  (customers' disputes and their resolution)
 )
