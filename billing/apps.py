@@ -14,7 +14,7 @@ class BillingConfig(AppConfig):
     name = "billing"
 
     def ready(self) -> None:
-        from billing import webhooks  # noqa: F401  (connects the dj-stripe receivers)
+        from billing import account_changes, webhooks  # noqa: F401  (connect receivers)
         from billing.stripe_api import point_module_stripe_at_api_host
 
         # dj-stripe talks to Stripe through stripe-python's module-level host: set once.

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from billing.views_thin_events import thin_events
 from config.password_reset import ThrottledPasswordResetView
+from usage import urls as usage_urls
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboards:home", permanent=False)),
@@ -40,4 +41,5 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("dashboard/", include("dashboards.urls")),
     path("api/v1/usage/", include("usage.urls")),
+    path("api/v1/entitlements/", include(usage_urls.entitlement_urlpatterns)),
 ]

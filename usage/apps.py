@@ -18,3 +18,15 @@ class UsageConfig(AppConfig):
         from usage.services.meter_errors import EVENT_TYPE, meter_error_report_apply
 
         thin_event_handler_register(event_type=EVENT_TYPE, handler=meter_error_report_apply)
+
+        # The entitlement check's cached state follows the account's status, its
+        # subscription (billing tells) and its budgets.
+        from django.db.models.signals import post_delete, post_save
+
+        from billing.account_changes import account_change_listener_register
+        from usage.models import Budget
+        from usage.services.entitlement_state import budget_changed, snapshot_invalidate
+
+        account_change_listener_register(snapshot_invalidate)
+        post_save.connect(budget_changed, sender=Budget, dispatch_uid="usage.budget.saved")
+        post_delete.connect(budget_changed, sender=Budget, dispatch_uid="usage.budget.deleted")

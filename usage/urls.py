@@ -1,6 +1,6 @@
 from django.urls import path
 
-from usage import views
+from usage import entitlement_views, views
 
 app_name = "usage"
 
@@ -8,3 +8,9 @@ urlpatterns = [
     path("events", views.events, name="events"),
     path("summary", views.summary, name="summary"),
 ]
+
+# Mounted at /api/v1/entitlements/ by config/urls.py.
+entitlement_urlpatterns = (
+    [path("check", entitlement_views.check, name="check")],
+    "entitlements",
+)

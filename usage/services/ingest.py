@@ -38,6 +38,8 @@ from usage.event_validation import (
     validate_event,
 )
 from usage.services import ledger_writes
+from usage.services.entitlement_ingest import usage_record
+from usage.services.entitlement_state import capped_cache_clear
 from usage.services.hour_cap import rollups_add_within_cap
 from usage.services.report_claim import TOO_LATE_MARGIN
 
@@ -70,6 +72,8 @@ class IngestResult:
     identifiers: list[str | None] = field(default_factory=list)
     # Accounts that got new usage (not part of the API answer): alerts follow them.
     account_ids: set[int] = field(default_factory=set)
+    # The events after which a hard cap was reached (usage.services.entitlement_ingest).
+    caps_crossed: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -77,6 +81,7 @@ class IngestResult:
             "duplicates": self.duplicates,
             "rejected": [r.as_dict() for r in self.rejected],
             "identifiers": self.identifiers,
+            "caps_crossed": self.caps_crossed,
         }
 
 
@@ -91,6 +96,7 @@ def meter_cache_clear() -> None:
     with _meter_cache_lock:
         _meter_cache.clear()
         _meter_cache_loaded = 0.0
+    capped_cache_clear()
 
 
 def _active_meters() -> dict[str, tuple[int, str]]:
@@ -277,4 +283,10 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
                 )
             )
     result.rejected.sort(key=lambda r: r.index)
+    result.caps_crossed = usage_record(
+        rows=[first[i] for i in inserted],
+        event_ids=inserted,
+        aggregations={pk: aggregation for pk, aggregation in meters.values()},
+        now=now,
+    )
     return result
