@@ -17,3 +17,7 @@ STORAGES = {
 # queue of the benchmarks' own, deleted at the end of the run, so that no worker on the
 # same Redis picks up work for a database that no longer exists.
 CELERY_TASK_DEFAULT_QUEUE = "meterdesk-benchmarks"
+
+# The product's URLs plus the trivial view the request benchmarks use as their same-run
+# baseline (benchmarks/urls.py); the product's own URLconf is unchanged.
+ROOT_URLCONF = "benchmarks.urls"

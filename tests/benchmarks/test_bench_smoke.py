@@ -8,11 +8,15 @@ the clear exit when the services are missing.
 """
 
 import argparse
+import http.server
+import json
+import threading
+from decimal import Decimal
 
 import pytest
 
 from benchmarks import __main__ as runner
-from benchmarks import common, environment
+from benchmarks import common, entitlement_accounts, environment, open_loop, pyspy_profile
 
 
 def test_every_benchmark_gets_its_own_defaults_through_the_runner():
@@ -83,3 +87,181 @@ def test_the_database_of_database_url_is_never_used_unless_it_is_a_benchmark_one
     url = "postgres://u:p@db.example:5433/test"
     assert environment.bench_database_url(url) == "postgres://u:p@db.example:5433/meterdesk_bench"
     assert environment.bench_database_url("postgres://h/x_bench") == "postgres://h/x_bench"
+
+
+def test_drilldown_rows_compare_each_level_with_the_same_page_at_the_small_size():
+    from benchmarks import drilldown_pages
+
+    # big p95 of 1..100 ms = 95 ms; small p95 of 1..100 ms x 0.5 = 47.5 ms.
+    big = [float(ms) for ms in range(1, 101)]
+    samples = {}
+    for kind in drilldown_pages.LEVELS:
+        samples[(kind, "big")] = big
+        samples[(kind, "small")] = [ms * (0.5 if kind == "events" else 1.0) for ms in big]
+    figures = drilldown_pages.figures(samples, big=10_000_000, small=10_000)
+    assert [f.name for f in figures] == [
+        "dashboard.drilldown_days_p95_ms",
+        "dashboard.drilldown_hours_p95_ms",
+        "dashboard.drilldown_events_p95_ms",
+        "dashboard.drilldown_events_later_p95_ms",
+    ]
+    # Every name sorts into the table through DISPLAY_ORDER.
+    assert {f.name.split(".")[0] for f in figures} <= set(runner.DISPLAY_ORDER)
+    by_name = {f.name: f for f in figures}
+    days = by_name["dashboard.drilldown_days_p95_ms"]
+    assert (days.value, days.baseline, days.ratio, days.met) == (95.0, 95.0, 1.0, True)
+    events = by_name["dashboard.drilldown_events_p95_ms"]
+    assert (events.value, events.baseline, events.ratio) == (95.0, 47.5, 2.0)  # 95 / 47.5
+    assert events.met is False
+    assert "10,000,000" in events.label and events.baseline_label == "at 10,000"
+
+
+def test_the_busy_hour_is_inside_the_period_and_gets_a_burst_only_when_it_fits():
+    from datetime import UTC, datetime
+
+    from benchmarks import drilldown_pages
+
+    start = datetime(2026, 11, 10, 4, 39, 29, tzinfo=UTC)
+    assert drilldown_pages.busy_hour(start) == datetime(2026, 11, 20, 14, tzinfo=UTC)
+    assert drilldown_pages.burst_for(10_000) == 250
+    assert drilldown_pages.burst_for(2_499) == 0
+
+
+# -- the entitlement benchmark's own parts (no services) -----------------------------------
+def test_runner_forwards_the_entitlement_options():
+    args = runner.parse_args(["--entitlements-rate", "500", "--entitlements-outage-seconds", "0"])
+    options = runner.options_for(args, "entitlements")
+    assert options.rate == 500.0
+    assert options.outage_seconds == 0.0
+    assert options.check_path == "/api/v1/entitlements/check"
+
+
+SCALE_TIERS = [
+    # The Scale plan of billing/catalog/demo.toml: (up_to, unit, flat) in cents.
+    (1000, Decimal(5), Decimal(1000)),
+    (10000, Decimal(3), Decimal(500)),
+    (None, Decimal(1), Decimal(0)),
+]
+
+
+def test_scale_tiers_are_read_from_the_catalog():
+    assert entitlement_accounts.scale_tiers() == SCALE_TIERS
+
+
+def test_graduated_amount_by_hand():
+    amount = entitlement_accounts.graduated_amount
+    assert amount(SCALE_TIERS, 300) == 2_500  # 1,000 flat + 300 x 5
+    assert amount(SCALE_TIERS, 1_000) == 6_000  # 1,000 + 1,000 x 5
+    assert amount(SCALE_TIERS, 1_001) == 6_503  # 6,000 + 500 flat + 1 x 3
+    assert amount(SCALE_TIERS, 1_100) == 6_800  # 6,000 + 500 + 100 x 3
+    assert amount(SCALE_TIERS, 10_001) == 33_501  # 6,000 + 500 + 9,000 x 3 + 1 x 1
+
+
+def test_expected_answers_of_the_profiles():
+    def answer(used, quantity, units_limit, spend_limit):
+        return entitlement_accounts.expected_answer(
+            used=used,
+            quantity=quantity,
+            units_limit=units_limit,
+            spend_limit=spend_limit,
+            tiers=SCALE_TIERS,
+        )
+
+    # Near the units cap: 1,000 - 990 = 10 left; 10 fit, 50 do not.
+    assert answer(990, 10, 1_000, 100_000) == {"allowed": True, "remaining": 10, "reason": "ok"}
+    assert answer(990, 50, 1_000, 100_000)["allowed"] is False
+    # At the cap: nothing left.
+    assert answer(1_200, 1, 1_200, 100_000) == {
+        "allowed": False,
+        "remaining": 0,
+        "reason": "cap_reached",
+    }
+    # Near the spend cap: 6,800 spent of 6,900; 33 more cost 99 (6,899), 34 cost 102.
+    assert answer(1_100, 10, 100_000, 6_900) == {"allowed": True, "remaining": 33, "reason": "ok"}
+    assert answer(1_100, 50, 100_000, 6_900)["reason"] == "cap_reached"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = json.dumps({"allowed": self.path != "/wrong"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        if self.path == "/close":
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def tiny_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_open_loop_sends_every_request_at_the_rate_and_checks_answers(tiny_server):
+    paths = ["/ok", "/wrong", "/close", "/ok"]
+    samples = open_loop.run(
+        port=tiny_server,
+        requests=[open_loop.http_get(p, port=tiny_server) for p in paths],
+        expected=[{"allowed": True}] * 4,
+        rate=200,
+        seconds=0.5,
+        connections=4,
+        processes=2,
+    )
+    summary = samples.summary()
+    assert summary["requests"] == 100  # 200/s x 0.5 s, each exactly once
+    assert sorted(round(s * 200) for s in samples.scheduled) == list(range(100))
+    assert summary["errors"] == 0  # "Connection: close" answers reconnect
+    assert summary["mismatches"] == 25  # every 4th request is /wrong
+    assert samples.examples[0]["body"] == '{"allowed": false}'
+    assert 0 < summary["p50_ms"] < 1000
+
+
+def test_open_loop_latency_counts_from_the_scheduled_time():
+    out = open_loop.Samples(t0=0.0, rate=10)
+    for k, (latency, status) in enumerate([(2.0, 200), (3.0, 200), (50.0, 0), (4.0, 200)]):
+        out.scheduled.append(k / 10)
+        out.latency_ms.append(latency)
+        out.send_lag_ms.append(0.0)
+        out.status.append(status)
+        out.mismatch.append(0)
+    s = out.summary()
+    assert (s["ok"], s["errors"], s["max_ms"]) == (3, 1, 4.0)
+    assert out.summary(start=0.15)["requests"] == 2  # scheduled at 0.2 and 0.3
+
+
+def test_parse_waits_for_the_whole_answer():
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    assert open_loop._parse(head + b"ab") is None
+    assert open_loop._parse(head + b"abcdeHTTP") == (200, b"abcde", b"HTTP", False)
+    with pytest.raises(ValueError):
+        open_loop._parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+
+def test_pyspy_summary_of_collapsed_stacks(tmp_path):
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        'process 1:"gunicorn";thread (0x1);run (g.py:1);__call__ (django/core/handlers/wsgi.py:9)'
+        ";view (v.py:3);execute (db.py:7) 30\n"
+        'process 1:"gunicorn";thread (0x1);run (g.py:1);__call__ (django/core/handlers/wsgi.py:9)'
+        ";view (v.py:4) 10\n"
+        'process 1:"gunicorn";thread (0x2);run (g.py:1);select (selectors.py:5) 60\n'
+    )
+    everything = pyspy_profile.summary(raw)
+    assert everything["samples"] == 100
+    assert ("run (g.py)", 100.0) in everything["inclusive"]
+    requests = pyspy_profile.summary(raw, within="django/core/handlers/wsgi.py")
+    assert requests["samples"] == 40
+    assert requests["self"][0] == ("execute (db.py)", 75.0)  # 30 of 40
+    assert ("view (v.py)", 100.0) in requests["inclusive"]  # lines 3 and 4: one function

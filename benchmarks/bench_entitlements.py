@@ -1,0 +1,341 @@
+"""Entitlement check under load: ``GET /api/v1/entitlements/check`` served by gunicorn
+(production settings, ingest key) at a fixed offered rate, against the same-run baseline
+of a trivial Django view in the same server (``/bench/trivial``, benchmarks/urls.py:
+the whole middleware stack, no work). Then the same check while the server's Redis is
+stopped mid-run and started again empty: every answer must still be a 200 and agree
+with the ledger.
+
+Accounts are on the Scale plan (graduated tiers with flat fees on the ``transactions``
+count meter) with a hard-capped units budget and a hard-capped spend budget, in four
+profiles (well under, near the units cap, at it, near the spend cap); their usage is
+ingested through ``POST /api/v1/usage/events`` first. The expected answers are computed
+here from the ledger (a ``count(*)`` of the period's events) and the catalog's tiers,
+with none of the application's budget or pricing code.
+
+Load is open loop (benchmarks/open_loop.py): requests due at ``t0 + k / rate`` over
+persistent connections, latency from the *due* time. Baseline and check alternate in
+phases (A B B A ...) at the same rate, with the same server and connections. Each phase
+runs on its own private redis-server, so the shared Redis is never touched or stopped.
+
+    python -m benchmarks.bench_entitlements --rate 2000 --seconds 10 --rounds 2
+"""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import common, environment, fixtures, open_loop, private_services, pyspy_profile
+from benchmarks.common import Figure, check, log
+from benchmarks.entitlement_accounts import (
+    CHECK_PATH,
+    TRIVIAL_PATH,
+    expectations,
+    ingest,
+    make_accounts,
+    scale_tiers,
+)
+
+TARGET_P99_MS = 5.0
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--rate", type=float, default=2000.0, help="offered requests/s")
+    parser.add_argument("--seconds", type=float, default=8.0, help="seconds per phase")
+    parser.add_argument("--rounds", type=int, default=2, help="baseline+check phase pairs")
+    parser.add_argument("--accounts", type=int, default=8, help="accounts per server")
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--saturation-seconds", type=float, default=4.0, help="closed-loop seconds per URL"
+    )
+    parser.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=12.0,
+        help="the Redis phase: stopped at 1/3, started again (empty) at 2/3; 0 skips it",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more check phase under py-spy ($PY_SPY or py-spy on the PATH)",
+    )
+    parser.add_argument(
+        "--check-path",
+        default=CHECK_PATH,
+        help=f"the endpoint measured (default {CHECK_PATH}); {TRIVIAL_PATH} tries the "
+        "harness alone (its answers are then not compared)",
+    )
+
+
+def validate(port: int, requests, expected) -> dict:
+    """Each check request once, no load: (mismatches, an example) -- a 404 or 500 stops."""
+    samples = open_loop.run(
+        port=port,
+        requests=requests,
+        expected=expected,
+        rate=50,
+        seconds=len(requests) / 50,
+        connections=1,
+        processes=1,
+    )
+    bad = [e for e in samples.examples if e["status"] != 200]
+    check(not bad, f"the check does not answer 200: {bad[:2]}")
+    return {"mismatches": sum(samples.mismatch), "examples": samples.examples[:3]}
+
+
+# -- load ---------------------------------------------------------------------------------
+def _phase(server, args, requests, expected=None, *, rate=None, seconds=None, actions=()):
+    """One open-loop (or closed-loop, rate 0) run, with the server's and machine's CPU."""
+    pids = [server.proc.pid, *server.worker_pids()]
+    cpu0, (busy0, total0) = private_services.cpu_seconds(pids), private_services.machine_busy()
+    samples = open_loop.run(
+        port=server.port,
+        requests=requests,
+        expected=expected,
+        rate=args.rate if rate is None else rate,
+        seconds=args.seconds if seconds is None else seconds,
+        connections=args.connections,
+        processes=args.clients,
+        actions=actions,
+    )
+    busy1, total1 = private_services.machine_busy()
+    samples.server_cpu_seconds = private_services.cpu_seconds(pids) - cpu0
+    samples.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
+    return samples
+
+
+def _merge(runs: list) -> dict:
+    """Summary of several phases of one URL: latencies pooled, rates averaged."""
+    pooled = open_loop.Samples(t0=0.0, rate=runs[0].rate)
+    for run in runs:
+        pooled.extend(run)
+    out = pooled.summary()
+    out["throughput"] = sum(r.summary()["throughput"] for r in runs) / len(runs)
+    out["server_cpu_us"] = 1e6 * sum(r.server_cpu_seconds for r in runs) / max(1, out["ok"])
+    out["client_cpu_us"] = 1e6 * pooled.client_cpu_seconds / max(1, out["requests"])
+    out["machine_busy"] = round(sum(r.machine_busy for r in runs) / len(runs), 3)
+    out["examples"] = pooled.examples[:3]
+    return out
+
+
+def load_phases(server, args, check_requests, check_expected, trivial_requests) -> dict:
+    kinds = {"trivial": (trivial_requests, None), "check": (check_requests, check_expected)}
+    _phase(server, args, check_requests, seconds=2)  # warm every worker and connection
+    runs = {"trivial": [], "check": []}
+    for r in range(args.rounds):
+        for kind in ("trivial", "check") if r % 2 == 0 else ("check", "trivial"):
+            samples = _phase(server, args, *kinds[kind])
+            runs[kind].append(samples)
+            s = samples.summary()
+            log(
+                f"entitlements: {kind} at {args.rate:,.0f}/s: p50 {s['p50_ms']:.2f} ms, p99 "
+                f"{s['p99_ms']:.2f} ms, {s['throughput']:,.0f}/s, errors {s['errors']}, "
+                f"mismatches {s['mismatches']}, machine busy {samples.machine_busy:.0%}"
+            )
+    out = {kind: _merge(kind_runs) for kind, kind_runs in runs.items()}
+    if args.saturation_seconds:
+        for kind in ("trivial", "check"):
+            samples = _phase(server, args, *kinds[kind], rate=0, seconds=args.saturation_seconds)
+            out[kind]["max_throughput"] = samples.summary()["throughput"]
+            log(f"entitlements: {kind} closed loop: {out[kind]['max_throughput']:,.0f}/s")
+    return out
+
+
+def profile_phase(server, args, requests, expected) -> dict:
+    """One more check phase with py-spy sampling the server: where a request's time goes."""
+    raw = common.RESULTS / "entitlements-profile.txt"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    with pyspy_profile.recording(server.proc.pid, raw) as recording:
+        if not recording:
+            log("entitlements: --profile needs py-spy ($PY_SPY or on the PATH): skipped")
+            return {}
+        summary = _phase(server, args, requests, expected).summary()
+    out = {
+        "check_under_profiler": summary,
+        "raw": str(raw),
+        "all": pyspy_profile.summary(raw, top=15),
+        "requests": pyspy_profile.summary(raw, within="django/core/handlers/wsgi.py"),
+    }
+    log(f"entitlements: py-spy, all server samples: {out['all']}")
+    log(f"entitlements: py-spy, within Django's handler: {out['requests']}")
+    return out
+
+
+def outage_phase(env, args, key: str, tiers) -> dict:
+    """A fresh server on a fresh private Redis: accounts ingested through it, then the
+    check at the offered rate while Redis is stopped at 1/3 and started (empty) at 2/3."""
+    from django.db import connections
+
+    with private_services.PrivateRedis(env.tmp) as redis_server:
+        with private_services.environ(REDIS_URL=redis_server.url):
+            server_cm = fixtures.gunicorn(env, workers=args.workers, threads=args.threads)
+            server = server_cm.__enter__()
+        try:
+            accounts = make_accounts(env, args.accounts, "outage")
+            ingest(server, key, accounts, "outage")
+            requests, expected = expectations(
+                accounts, tiers, port=server.port, key=key, path=args.check_path
+            )
+            connections.close_all()
+            before = validate(server.port, requests, expected)
+            third = args.outage_seconds / 3
+            samples = _phase(
+                server,
+                args,
+                requests,
+                expected,
+                seconds=args.outage_seconds,
+                actions=[
+                    (third, "redis_stopped", redis_server.stop),
+                    (2 * third, "redis_started", redis_server.start),
+                ],
+            )
+        finally:
+            server_cm.__exit__(None, None, None)
+    stopped, started = samples.events["redis_stopped"], samples.events["redis_started"]
+    segments = {
+        "up": samples.summary(0, stopped),
+        "down": samples.summary(stopped, started),
+        "restarted_empty": samples.summary(started),
+        "all": samples.summary(),
+    }
+    for name, s in segments.items():
+        log(f"entitlements: Redis {name}: {s}")
+    return {"segments": segments, "validation": before, "examples": samples.examples[:5]}
+
+
+# -- the benchmark ------------------------------------------------------------------------
+def run(env: environment.Env, args) -> list[Figure]:
+    from django.db import connections
+
+    tiers, key = scale_tiers(), fixtures.ingest_key()
+    accounts = make_accounts(env, args.accounts, "load")
+    connections.close_all()
+    with (
+        private_services.PrivateRedis(env.tmp) as redis_server,
+        private_services.environ(REDIS_URL=redis_server.url),
+        fixtures.gunicorn(env, workers=args.workers, threads=args.threads) as server,
+    ):
+        log(f"entitlements: ingesting {sum(a['events'] for a in accounts):,} events")
+        ingest(server, key, accounts, "load")
+        check_requests, check_expected = expectations(
+            accounts, tiers, port=server.port, key=key, path=args.check_path
+        )
+        connections.close_all()  # the load generator forks
+        validation = validate(server.port, check_requests, check_expected)
+        trivial = [open_loop.http_get(TRIVIAL_PATH, port=server.port)]
+        results = load_phases(server, args, check_requests, check_expected, trivial)
+        if args.profile:
+            results["profile"] = profile_phase(server, args, check_requests, check_expected)
+    outage = outage_phase(env, args, key, tiers) if args.outage_seconds else None
+    return figures(args, results, validation, outage)
+
+
+def figures(args, results: dict, validation: dict, outage: dict | None) -> list[Figure]:
+    c, t = results["check"], results["trivial"]
+    rate = f"{args.rate:,.0f}/s"
+    server = f"gunicorn {args.workers}w x {args.threads}t gthread"
+    base = {"baseline_label": "trivial view"}
+    keeps_up = c["throughput"] >= 0.98 * args.rate and c["errors"] == 0
+    out = [
+        Figure(
+            name="entitlements.check_p99_ms",
+            label=f"Entitlement check p99 at {rate}",
+            value=c["p99_ms"],
+            unit="ms",
+            baseline=t["p99_ms"],
+            target=f"<= {TARGET_P99_MS:g} ms at {rate}",
+            met=c["p99_ms"] <= TARGET_P99_MS and keeps_up,
+            notes=f"{server}; open loop, {args.connections} keep-alive connections from "
+            f"{args.clients} client processes; {args.rounds} x {args.seconds:g} s phases each",
+            extra={
+                "check": c,
+                "trivial": t,
+                "validation": validation,
+                "profile": results.get("profile", {}),
+            },
+            **base,
+        ),
+        Figure("entitlements.check_p50_ms", "  p50", c["p50_ms"], "ms", t["p50_ms"], **base),
+        Figure(
+            "entitlements.check_rate",
+            f"  answered/s (offered {rate})",
+            c["throughput"],
+            "/s",
+            t["throughput"],
+            **base,
+        ),
+    ]
+    if "max_throughput" in c:
+        out.append(
+            Figure(
+                "entitlements.check_max_rate",
+                "  most answered/s (closed loop)",
+                c["max_throughput"],
+                "/s",
+                t["max_throughput"],
+                **base,
+            )
+        )
+    out += [
+        Figure(
+            "entitlements.server_cpu_us",
+            "  server CPU per request",
+            c["server_cpu_us"],
+            "us",
+            t["server_cpu_us"],
+            **base,
+        ),
+        Figure(
+            "entitlements.mismatches",
+            "  answers != ledger, errors (Redis up)",
+            c["mismatches"] + validation["mismatches"] + c["errors"],
+            "",
+            target="0",
+            met=c["mismatches"] + validation["mismatches"] + c["errors"] == 0,
+        ),
+    ]
+    if outage:
+        seg = outage["segments"]
+        wrong = seg["all"]["mismatches"] + outage["validation"]["mismatches"]
+        out += [
+            Figure(
+                "entitlements.outage_p99_ms",
+                "Redis stopped mid-run: check p99 while down",
+                seg["down"]["p99_ms"],
+                "ms",
+                seg["up"]["p99_ms"],
+                baseline_label="Redis up",
+                notes="after the restart (empty Redis): p99 "
+                f"{common.fmt(seg['restarted_empty']['p99_ms'], 'ms')}",
+                extra=outage,
+            ),
+            Figure(
+                "entitlements.outage_errors",
+                "  non-200 answers (up, down, restarted)",
+                seg["all"]["errors"],
+                "",
+                target="0",
+                met=seg["all"]["errors"] == 0,
+            ),
+            Figure(
+                "entitlements.outage_mismatches",
+                "  answers != ledger (up, down, restarted)",
+                wrong,
+                "",
+                target="0",
+                met=wrong == 0,
+                extra={"requests": seg["all"]["requests"]},
+            ),
+        ]
+    return out
+
+
+def main() -> int:
+    return environment.main_for(sys.modules[__name__])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
