@@ -10,6 +10,7 @@ also implements; tests compare the two, so they must never share code.
 
 from billing.pricing.allowance import included_units
 from billing.pricing.breakdown import Breakdown, BreakdownRow, PriceTerm, breakdown, price_table
+from billing.pricing.budget import bill_amount, units_until
 from billing.pricing.from_stripe import price_spec_from_stripe
 from billing.pricing.period import estimate_current_period, lines_total, rate_line, rate_period
 from billing.pricing.rating import billable_quantity, line_amount, rate, rate_quantity
@@ -24,6 +25,7 @@ __all__ = [
     "Rating",
     "Tier",
     "TierCharge",
+    "bill_amount",
     "billable_quantity",
     "breakdown",
     "estimate_current_period",
@@ -36,4 +38,5 @@ __all__ = [
     "rate_line",
     "rate_period",
     "rate_quantity",
+    "units_until",
 ]
