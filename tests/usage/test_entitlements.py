@@ -350,3 +350,59 @@ def test_bad_input_is_400_with_code_and_field(state_mode, on_clock, backend, ing
             answer(False, "unknown_meter", None),
         ]
     }
+
+
+# -- the hot path and the fallback ---------------------------------------------------------
+@pytest.fixture
+def redis_state(settings, entitlement_redis_url):
+    entitlement_state.state_reset()
+    key_cache_clear()
+    use_redis(settings, entitlement_redis_url)
+    yield entitlement_redis_url
+    entitlement_state.state_reset()
+    key_cache_clear()
+
+
+def test_a_warm_check_makes_no_database_query(
+    redis_state, on_clock, backend, django_assert_num_queries
+):
+    account, _, customer = on_clock("capped")
+    Budget.objects.create(
+        account=account, kind="spend", currency="usd", limit=50_000, hard_cap=True
+    )
+    one = {"customer": customer, "event_name": "data_transfer_gb"}
+    with time_machine.travel(NOW, tick=False):
+        backend.ingest(customer, "data_transfer_gb", [7_999], "gb")
+        assert backend.check(customer, "data_transfer_gb") == answer(True, "ok", 1)  # warms
+        with django_assert_num_queries(0):
+            assert backend.check(customer, "data_transfer_gb") == answer(True, "ok", 1)
+            assert backend.batch([one, one]) == {"results": [answer(True, "ok", 1)] * 2}
+
+
+def test_redis_down_answers_from_the_database_and_catches_up_after(
+    redis_state, on_clock, backend, settings
+):
+    from stripe_emulator.testing import free_port
+
+    account, _, customer = on_clock("capped")
+    Budget.objects.create(
+        account=account, kind="spend", currency="usd", limit=50_000, hard_cap=True
+    )
+    gb = "data_transfer_gb"
+    with time_machine.travel(NOW, tick=False):
+        backend.ingest(customer, gb, [7_999], "gb")  # 49,999¢, as in acceptance 1
+        from_redis = backend.check(customer, gb, 2)
+        assert from_redis == answer(False, "cap_reached", 1)
+
+        settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+        assert backend.check(customer, gb, 2) == from_redis
+        # Ingestion goes on (the ledger is the truth) and still names the crossing.
+        body = backend.ingest(customer, gb, [2], "down")
+        assert [c["identifier"] for c in body["caps_crossed"]] == ["down-0"]
+        assert backend.check(customer, gb) == answer(False, "cap_reached", 0)
+
+        # Redis is back (its hash missed the 2 GB): the process that failed to add them
+        # deletes the hash on its next call, so the answer is rebuilt from the rollups.
+        settings.REDIS_URL = redis_state
+        entitlement_state._down_until = 0.0  # the one-second breaker, closed for the test
+        assert backend.check(customer, gb) == answer(False, "cap_reached", 0)
