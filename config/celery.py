@@ -24,11 +24,12 @@ app.conf.imports = ["config.tasks"]
 def beat_schedule() -> dict:
     """Every periodic job of the product, in one place; intervals come from Django settings
     (``USAGE_REPORT_INTERVAL_SECONDS``, ``USAGE_ALERT_SWEEP_SECONDS``,
-    ``BILLING_METER_SYNC_SECONDS``). Tasks are thin:
+    ``USAGE_ALERT_CHANNEL_RETRY_SECONDS``, ``BILLING_METER_SYNC_SECONDS``). Tasks are thin:
     they call a service. Entries are added here as the features they drive land; none
     names a missing task."""
     report_every = float(settings.USAGE_REPORT_INTERVAL_SECONDS)
     sweep_every = float(settings.USAGE_ALERT_SWEEP_SECONDS)
+    channel_retry_every = float(settings.USAGE_ALERT_CHANNEL_RETRY_SECONDS)
     meter_sync_every = float(settings.BILLING_METER_SYNC_SECONDS)
     return {
         # Status events whose task was never queued (broker down during the webhook).
@@ -70,6 +71,13 @@ def beat_schedule() -> dict:
             "task": "usage.tasks.evaluate_alerts",
             "schedule": sweep_every,
             "options": {"expires": sweep_every},
+        },
+        # Alert webhooks and Slack messages due for a retry (each is also sent right
+        # after its alert is claimed); every pass leases what it sends, so overlap is safe.
+        "usage-send-alert-channels": {
+            "task": "usage.tasks.send_alert_channels",
+            "schedule": channel_retry_every,
+            "options": {"expires": channel_retry_every},
         },
     }
 

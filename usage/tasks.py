@@ -32,3 +32,13 @@ def evaluate_account_alerts(account_id: int) -> int:
 
     account = Account.objects.filter(pk=account_id).first()
     return len(alerts_evaluate_account(account=account)) if account else 0
+
+
+@shared_task(name="usage.tasks.send_alert_channels")
+def send_alert_channels(ids: list[int] | None = None) -> dict:
+    """Send due alert channel deliveries (webhooks, Slack): queued after an alert is
+    claimed with its new ids, and run by beat every USAGE_ALERT_CHANNEL_RETRY_SECONDS
+    (no ids: every due retry)."""
+    from usage.services.alert_channel_send import channel_deliveries_send_due
+
+    return channel_deliveries_send_due(ids=ids)

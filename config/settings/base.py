@@ -225,6 +225,8 @@ USAGE_REPORT_CLAIM_LIMIT = env.int("USAGE_REPORT_CLAIM_LIMIT", default=50000)
 USAGE_REPORT_INTERVAL_SECONDS = env.float("USAGE_REPORT_INTERVAL_SECONDS", default=10.0)
 # Seconds between the alert sweeps run by Celery beat (ingestion also queues evaluations).
 USAGE_ALERT_SWEEP_SECONDS = env.float("USAGE_ALERT_SWEEP_SECONDS", default=60.0)
+# Seconds between beat's passes over alert webhook / Slack deliveries due for a retry.
+USAGE_ALERT_CHANNEL_RETRY_SECONDS = env.float("USAGE_ALERT_CHANNEL_RETRY_SECONDS", default=30.0)
 # Batching: a (customer, meter) is reported once it has this many unreported events, or
 # its oldest has waited this long; fewer, larger meter events at steady load.
 USAGE_REPORT_BATCH_MIN_EVENTS = env.int("USAGE_REPORT_BATCH_MIN_EVENTS", default=1000)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from billing.models import Account
 from billing.money import format_money
@@ -16,6 +16,7 @@ from usage.models import AlertDelivery, AlertRule
 from usage.selectors.summary_lines import MeterLine, PeriodSummary
 
 Kind = AlertRule.Kind
+RULE_LEVEL = 100  # an AlertRule's deliveries all have this level
 
 
 @dataclass(frozen=True)
@@ -97,16 +98,33 @@ def alert_recipients(*, account: Account) -> list[str]:
     return emails or [account.billing_email]
 
 
+DeliveryKey = tuple[int, int | None, int | None, int, datetime]
+
+
+def rule_delivery_key(account_id: int, rule_id: int, period_start: datetime) -> DeliveryKey:
+    """A rule alerts at the one level 100."""
+    return (account_id, rule_id, None, RULE_LEVEL, period_start)
+
+
+def budget_delivery_key(
+    account_id: int, budget_id: int, level: int, period_start: datetime
+) -> DeliveryKey:
+    return (account_id, None, budget_id, level, period_start)
+
+
 def alert_deliveries_for_periods(
     *, account_ids: Iterable[int], period_starts: Iterable[datetime]
-) -> dict[tuple[int, int | None, datetime], AlertDelivery]:
+) -> dict[DeliveryKey, AlertDelivery]:
     """Deliveries claimed for these accounts and periods, sent or still pending, keyed by
-    (account id, rule id, period start)."""
+    (account id, rule id, budget id, level, period start) as the unique constraints are
+    (see ``rule_delivery_key`` / ``budget_delivery_key``). Deliveries a budget raise
+    resolved (detached from their budget, see ``usage.services.budget_alerts``) are not
+    listed: they no longer hold their level."""
     return {
-        (d.account_id, d.rule_id, d.period_start): d
+        (d.account_id, d.rule_id, d.budget_id, d.level, d.period_start): d
         for d in AlertDelivery.objects.filter(
             account_id__in=list(account_ids), period_start__in=set(period_starts)
-        )
+        ).filter(Q(rule__isnull=False) | Q(budget__isnull=False))
     }
 
 

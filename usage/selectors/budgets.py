@@ -26,6 +26,8 @@ from datetime import datetime
 from django.utils import timezone
 
 from billing.models import Account
+from billing.money import format_money
+from billing.units import quantity_text
 from usage.models_budgets import Budget
 from usage.selectors.rollups import rollup_values
 from usage.selectors.summaries import period_summaries_for_accounts
@@ -128,3 +130,31 @@ def budget_statuses_for_accounts(
 def budget_statuses(*, account: Account, now: datetime | None = None) -> list[BudgetStatus]:
     """The account's budgets this period (empty without a live subscription)."""
     return budget_statuses_for_accounts(accounts=[account], now=now).get(account.pk, [])
+
+
+# Words --------------------------------------------------------------------------------
+
+
+def budget_name(budget: Budget) -> str:
+    """ "API calls budget" / "Spend budget"."""
+    return f"{budget.meter.display_name if budget.meter_id else 'Spend'} budget"
+
+
+def budget_amount_text(status: BudgetStatus, amount: int) -> str:
+    """An amount of the budget's kind: "$120.00" (spend) or "16,000 calls" (units)."""
+    if status.currency:
+        return format_money(amount, status.currency)
+    return quantity_text(amount, status.budget.meter.unit_label)
+
+
+def budget_used_text(status: BudgetStatus) -> str:
+    """ "16,000 of 20,000 calls (80%)" / "$130.00 of $150.00 (86%)"."""
+    money = status.currency
+    used = format_money(status.used, money) if money else f"{status.used:,}"
+    return f"{used} of {budget_amount_text(status, status.limit)} ({status.percent}%)"
+
+
+def budget_alert_summary(status: BudgetStatus, level: int) -> str:
+    """The one line an alert of ``level`` says, in the e-mail subject, the admin, Slack
+    and the webhook: "API calls budget: 80% reached, 16,000 of 20,000 calls (80%)"."""
+    return f"{budget_name(status.budget)}: {level}% reached, {budget_used_text(status)}"

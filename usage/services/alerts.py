@@ -1,5 +1,8 @@
 """Threshold alerts: rules per account, evaluated against the period summary, each sent
-once per (account, rule, period) — the database constraint decides, not the caller.
+once per (account, rule, period) — the database constraint decides, not the caller. The
+same evaluations (one account after ingestion, the sweep) also alert budget warn levels
+(``usage.services.budget_alerts``) and resolve alerts of ended periods
+(``usage.services.alert_resolution``).
 
 Rules compare, for the current period:
 - ``usage_share``: usage so far against ``threshold_percent`` of the meter's allowance;
@@ -7,21 +10,21 @@ Rules compare, for the current period:
 - ``spend``: the base fee plus usage charges so far against ``amount``;
 - ``projected_spend``: the base fee plus projected usage charges against ``amount``.
 
-Delivery: an evaluation claims (account, rule, period) by inserting the delivery row; the
-e-mail goes out only after that row commits (``transaction.on_commit``), so a rolled-back
-transaction sends nothing. The row records ``sent_at`` once the e-mail went out; a failed
-send leaves it pending and the next evaluation that still finds the rule crossed retries
-it. ``lease_until`` keeps two workers from sending the same pending delivery at once.
+Delivery (``usage.services.alert_delivery``): an evaluation claims (account, rule, level
+100, period) by inserting the delivery row and its channel deliveries (webhooks, Slack);
+the e-mail and channels go out only after that row commits (``transaction.on_commit``),
+so a rolled-back transaction sends nothing. The row records ``sent_at`` once the e-mail
+went out; a failed send leaves it pending and the next evaluation that still finds the
+rule crossed retries it. ``lease_until`` keeps two workers from sending the same pending
+delivery at once.
 """
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from billing.mirror.customers import accounts_with_stripe_customer
@@ -30,19 +33,28 @@ from billing.models import Account, Meter
 from usage.alert_email import alert_email_send
 from usage.models import AlertDelivery, AlertRule
 from usage.selectors.alerts import (
+    RULE_LEVEL,
     Check,
     alert_check,
     alert_deliveries_for_periods,
     alert_recipients,
+    rule_delivery_key,
 )
+from usage.selectors.budgets import budget_statuses_from_summaries
 from usage.selectors.summaries import period_summaries_for_accounts, period_summary
 from usage.selectors.summary_lines import PeriodSummary
+from usage.services.alert_channels import AlertFacts
+from usage.services.alert_delivery import (
+    alert_claim,
+    alert_email_after_commit,
+    alert_email_deliver,
+)
+from usage.services.alert_resolution import alerts_resolve_ended_periods
+from usage.services.budget_alerts import budget_alerts_evaluate
 
 logger = logging.getLogger(__name__)
 Kind = AlertRule.Kind
 DEFAULT_SHARES = (80, 100)
-# Longer than any SMTP send; a worker that dies mid-send frees the delivery after this.
-SEND_LEASE = timedelta(minutes=10)
 
 
 # Rules ---------------------------------------------------------------------------------
@@ -159,66 +171,64 @@ def _rules_by_account(summaries: dict[int, PeriodSummary]) -> dict[int, list[Ale
 # Delivery ------------------------------------------------------------------------------
 
 
+def _facts(check: Check, summary: PeriodSummary) -> AlertFacts:
+    rule = check.rule
+    return AlertFacts(
+        summary=check.summary,
+        level=RULE_LEVEL,
+        used=check.observed,
+        limit=check.threshold,
+        currency=rule.currency if rule.kind not in AlertRule.USAGE_KINDS else "",
+        period_start=summary.period_start,
+        period_end=summary.period_end,
+        rule=rule,
+    )
+
+
 def alert_delivery_send(*, delivery: AlertDelivery, check: Check, summary: PeriodSummary) -> bool:
     """Send a claimed delivery's e-mail and record ``sent_at``. Meant to run after the
     claim committed. Returns whether it sent; a failed send is logged and leaves the
     delivery pending for the next evaluation."""
-    now = timezone.now()
-    leased = (
-        AlertDelivery.objects.filter(pk=delivery.pk, sent_at__isnull=True)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + SEND_LEASE)
-    )
-    if not leased:
-        return False  # sent already, or another worker is sending it right now
-    try:
-        alert_email_send(
+    return alert_email_deliver(
+        delivery=delivery,
+        send=partial(
+            alert_email_send,
             account=delivery.account,
             check=check,
             summary=summary,
             recipients=delivery.recipients.split(", "),
-        )
-    except Exception:
-        logger.exception("alert e-mail failed for delivery %s; retried later", delivery.pk)
-        AlertDelivery.objects.filter(pk=delivery.pk).update(lease_until=None)
-        return False
-    delivery.sent_at, delivery.lease_until = timezone.now(), None
-    delivery.summary, delivery.observed = check.summary[:300], check.observed
-    AlertDelivery.objects.filter(pk=delivery.pk).update(
-        sent_at=delivery.sent_at,
-        lease_until=None,
-        summary=delivery.summary,
-        observed=delivery.observed,
+        ),
+        summary=check.summary,
+        observed=check.observed,
     )
-    return True
 
 
 def _send_after_commit(*, delivery: AlertDelivery, check: Check, summary: PeriodSummary):
-    transaction.on_commit(
-        partial(alert_delivery_send, delivery=delivery, check=check, summary=summary)
-    )
+    alert_email_after_commit(alert_delivery_send, delivery=delivery, check=check, summary=summary)
 
 
 def alert_deliver(
     *, account: Account, check: Check, summary: PeriodSummary
 ) -> AlertDelivery | None:
-    """Claim (account, rule, period) with an INSERT and send once it commits. A concurrent
-    or later evaluation's INSERT conflicts and sends nothing (None)."""
-    try:
-        with transaction.atomic():
-            delivery = AlertDelivery.objects.create(
-                account=account,
-                rule=check.rule,
-                period_start=summary.period_start,
-                period_end=summary.period_end,
-                summary=check.summary[:300],
-                observed=check.observed,
-                threshold=check.threshold,
-                recipients=", ".join(alert_recipients(account=account)),
-            )
-    except IntegrityError:
-        return None  # claimed already for this period
-    _send_after_commit(delivery=delivery, check=check, summary=summary)
+    """Claim (account, rule, level 100, period) with an INSERT (and the alert's channel
+    deliveries) and send once it commits. A concurrent or later evaluation's INSERT
+    conflicts and sends nothing (None)."""
+    delivery = alert_claim(
+        fields={
+            "account": account,
+            "rule": check.rule,
+            "level": RULE_LEVEL,
+            "period_start": summary.period_start,
+            "period_end": summary.period_end,
+            "summary": check.summary[:300],
+            "observed": check.observed,
+            "threshold": check.threshold,
+            "recipients": ", ".join(alert_recipients(account=account)),
+        },
+        facts=_facts(check, summary),
+    )
+    if delivery is not None:
+        _send_after_commit(delivery=delivery, check=check, summary=summary)
     return delivery
 
 
@@ -230,12 +240,12 @@ def _evaluate(
     account: Account,
     rules: Iterable[AlertRule],
     summary: PeriodSummary,
-    deliveries: dict[tuple[int, int | None, datetime], AlertDelivery],
+    deliveries: dict[tuple, AlertDelivery],
 ) -> list[AlertDelivery]:
     """Claim each newly crossed rule and retry each pending delivery still crossed."""
     claimed = []
     for rule in rules:
-        delivery = deliveries.get((account.pk, rule.pk, summary.period_start))
+        delivery = deliveries.get(rule_delivery_key(account.pk, rule.pk, summary.period_start))
         if delivery is not None and delivery.sent_at is not None:
             continue
         check = alert_check(rule=rule, summary=summary)
@@ -258,26 +268,35 @@ def alerts_evaluate_account(*, account: Account, now: datetime | None = None) ->
     if state is None:
         return []
     alert_rules_ensure_defaults(account=account, state=state)
+    alerts_resolve_ended_periods(now=now, account_ids=[account.pk])
     summary = period_summary(account=account, state=state, now=now)
     if summary.closed:
         return []
-    return _evaluate(
+    deliveries = alert_deliveries_for_periods(
+        account_ids=[account.pk], period_starts=[summary.period_start]
+    )
+    claimed = _evaluate(
         account=account,
         rules=AlertRule.objects.filter(account=account).select_related("meter"),
         summary=summary,
-        deliveries=alert_deliveries_for_periods(
-            account_ids=[account.pk], period_starts=[summary.period_start]
-        ),
+        deliveries=deliveries,
+    )
+    statuses = budget_statuses_from_summaries(summaries={account.pk: summary})
+    return claimed + budget_alerts_evaluate(
+        account=account, statuses=statuses[account.pk], deliveries=deliveries
     )
 
 
 def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -> int:
-    """The beat task's sweep over every account with a live subscription.
+    """The beat task's sweep over every account with a live subscription: resolves the
+    alerts of periods that ended, then evaluates rules and budget levels.
 
     Set-based: each chunk of accounts costs a constant number of queries (summaries in
-    bulk, rules, this period's deliveries); only a crossed rule takes the per-account
-    path that claims the delivery row and sends the email."""
+    bulk, rules, budgets, this period's deliveries); only a crossed rule or a newly
+    reached budget level takes the per-account path that claims the delivery row and
+    sends the e-mail and channels."""
     now = now or timezone.now()
+    alerts_resolve_ended_periods(now=now)
     account_ids = list(
         accounts_with_stripe_customer().order_by("pk").values_list("pk", flat=True).distinct()
     )
@@ -290,6 +309,7 @@ def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -
             account_ids=summaries,
             period_starts=(summary.period_start for summary in summaries.values()),
         )
+        budgets = budget_statuses_from_summaries(summaries=summaries)
         for account_id, summary in summaries.items():
             try:
                 sent += len(
@@ -297,6 +317,13 @@ def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -
                         account=accounts[account_id],
                         rules=rules.get(account_id, ()),
                         summary=summary,
+                        deliveries=deliveries,
+                    )
+                )
+                sent += len(
+                    budget_alerts_evaluate(
+                        account=accounts[account_id],
+                        statuses=budgets[account_id],
                         deliveries=deliveries,
                     )
                 )
