@@ -4,7 +4,9 @@ an account with 10,000 API calls in its current period and one with 10,000,000. 
 loaded with ``COPY`` into ``usage_usageevent``; their hourly rollups are computed from
 the ledger with one ``INSERT ... SELECT ... GROUP BY``. The ``COPY`` skips the per-row
 foreign key triggers (``session_replication_role = replica``, as bulk loads do).
-Requests alternate between the two accounts so both see the same machine noise.
+Requests alternate between the two accounts so both see the same machine noise. Then
+the drill-down's pages of both accounts' periods are timed the same way
+(:mod:`benchmarks.drilldown_pages`, which closes the periods: run after the dashboard).
 
     python -m benchmarks.bench_dashboard --big 10000000 --small 10000 --requests 200
 """
@@ -13,10 +15,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
-from benchmarks import common, environment, fixtures
+from benchmarks import common, drilldown_pages, environment, fixtures
 from benchmarks.common import Figure, Timer, check, log, percentile
 
 PERIOD_DAYS_SO_FAR = 20
@@ -32,9 +33,18 @@ def add_arguments(parser) -> None:
 
 
 def _copy_events(
-    *, account_id: int, meter_id: int, n: int, start: datetime, end: datetime, tag: str
+    *,
+    account_id: int,
+    meter_id: int,
+    n: int,
+    start: datetime,
+    end: datetime,
+    tag: str,
+    burst_hour: datetime | None = None,
+    burst: int = 0,
 ) -> float:
-    """COPY n events spread evenly over [start, end) into the ledger; returns seconds."""
+    """COPY n events into the ledger: the first ``burst`` spread evenly over the hour
+    starting at ``burst_hour``, the rest evenly over [start, end); returns seconds."""
     from django.db import connection
 
     connection.ensure_connection()
@@ -57,7 +67,11 @@ def _copy_events(
                 for first in range(0, n, CHUNK_ROWS):
                     lines = []
                     for i in range(first, min(n, first + CHUNK_ROWS)):
-                        ts = datetime.fromtimestamp(int(t0 + span * i / n), UTC).isoformat()
+                        if i < burst:
+                            at = burst_hour.timestamp() + 3600 * i / burst
+                        else:
+                            at = t0 + span * (i - burst) / (n - burst)
+                        ts = datetime.fromtimestamp(int(at), UTC).isoformat()
                         lines.append(
                             f"{tag}-{i:09d}\t{account_id}\t{meter_id}\t1\t{ts}\t{received}\t"
                             f"{payload}\n"
@@ -91,14 +105,6 @@ def _rollups_from_ledger(account_id: int) -> float:
         )
         common.raw_sql("RESET work_mem", fetch=False)
     return t.seconds
-
-
-def _get(conn, path: str, cookie: str) -> tuple[float, int, bytes]:
-    started = time.perf_counter()
-    conn.request("GET", path, headers={"Cookie": cookie, "Connection": "keep-alive"})
-    response = conn.getresponse()
-    body = response.read()
-    return (time.perf_counter() - started) * 1000, response.status, body
 
 
 def run(env: environment.Env, args) -> list[Figure]:
@@ -135,6 +141,8 @@ def run(env: environment.Env, args) -> list[Figure]:
             start=start,
             end=end,
             tag=f"dash-{label}",
+            burst_hour=drilldown_pages.busy_hour(start),
+            burst=drilldown_pages.burst_for(n),
         )
         roll_s = _rollups_from_ledger(account.pk)
         log(
@@ -178,26 +186,27 @@ def run(env: environment.Env, args) -> list[Figure]:
         conn = server.connection()
         # Validate, then warm every worker's caches.
         for label, (_, n, cookie) in accounts.items():
-            _, status, body = _get(conn, urls["chart"], cookie)
+            _, status, body = fixtures.get(conn, urls["chart"], cookie)
             check(status == 200, f"chart {label}: {status} {body[:300]!r}")
             total = json.loads(body)["total"]
             check(total == n, f"chart {label}: total {total}, expected {n}")
-            _, status, body = _get(conn, urls["page"], cookie)
+            _, status, body = fixtures.get(conn, urls["page"], cookie)
             check(status == 200, f"page {label}: {status} {body[:300]!r}")
             check(f"{n:,}".encode() in body, f"page {label} does not show {n:,}")
         for _ in range(10):
             for path in urls.values():
                 for _, _, cookie in accounts.values():
-                    _get(conn, path, cookie)
+                    fixtures.get(conn, path, cookie)
         for _ in range(args.requests):
             for kind, path in urls.items():
                 for label, (_, _, cookie) in accounts.items():
-                    ms, status, _ = _get(conn, path, cookie)
+                    ms, status, _ = fixtures.get(conn, path, cookie)
                     check(status == 200, f"{kind} {label}: {status}")
                     samples[(kind, label)].append(ms)
         conn.close()
 
     figures = []
+    drill = drilldown_pages.run(env, accounts=accounts, meter=api_calls, requests=args.requests)
     big_label = f"{args.big:,}"
     for kind, name in (("page", "/dashboard/"), ("chart", "chart JSON")):
         small, big = samples[(kind, "small")], samples[(kind, "big")]
@@ -232,7 +241,7 @@ def run(env: environment.Env, args) -> list[Figure]:
                 },
             )
         )
-    return figures
+    return figures + drilldown_pages.figures(drill, big=args.big, small=args.small)
 
 
 def main() -> int:

@@ -70,6 +70,15 @@ def ingest_key() -> str:
 
 
 # -- gunicorn --------------------------------------------------------------------------
+def get(conn: http.client.HTTPConnection, path: str, cookie: str) -> tuple[float, int, bytes]:
+    """One signed-in GET over a keep-alive connection: (milliseconds, status, body)."""
+    started = time.perf_counter()
+    conn.request("GET", path, headers={"Cookie": cookie, "Connection": "keep-alive"})
+    response = conn.getresponse()
+    body = response.read()
+    return (time.perf_counter() - started) * 1000, response.status, body
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen
