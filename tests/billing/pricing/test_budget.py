@@ -8,6 +8,8 @@ room of R cents exactly when its exact amount reaches R + 0.5.
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from billing.pricing import PriceSpec, Tier, bill_amount, line_amount, units_until
 
@@ -224,3 +226,110 @@ def test_huge_answers_need_no_scan() -> None:
     assert fit == 10**24 + 5 * 10**11 - 1
     assert line_amount(price=tiny, quantity=fit) == 10**12
     assert line_amount(price=tiny, quantity=fit + 1) == 10**12 + 1
+
+
+# -- properties -----------------------------------------------------------------------
+# The reference is line_amount itself: a linear scan over units for small prices, and
+# the bounds of the answer for realistic ones (12-decimal amounts, millions of units).
+
+# small amounts: n / d cents with d in {1, 2, 4, 8, 10}, so halves and sub-cent
+# remainders occur, and the smallest non-zero amount is 0.1
+SMALL_AMOUNTS = st.builds(
+    lambda n, d: D(n) / D(d), st.integers(0, 30), st.sampled_from([1, 2, 4, 8, 10])
+)
+# realistic amounts: up to 12 decimals, like Stripe's unit_amount_decimal
+AMOUNTS = st.builds(
+    lambda digits, places: D(digits).scaleb(-places),
+    st.integers(min_value=0, max_value=10**9),
+    st.integers(min_value=0, max_value=12),
+)
+
+
+@st.composite
+def prices(draw: st.DrawFn, amounts: st.SearchStrategy[Decimal], max_bound: int) -> PriceSpec:
+    kind = draw(st.sampled_from(["per_unit", "package", "graduated", "volume"]))
+    if kind == "per_unit":
+        return PriceSpec(id="p", currency="usd", unit_amount_decimal=draw(amounts))
+    if kind == "package":
+        return PriceSpec(
+            id="p",
+            currency="usd",
+            unit_amount_decimal=draw(amounts),
+            transform_divide_by=draw(st.integers(1, 4)),
+            transform_round=draw(st.sampled_from(["up", "down"])),
+        )
+    bounds = sorted(draw(st.sets(st.integers(1, max_bound), max_size=4)))
+    tiers = tuple(
+        Tier(up_to, draw(st.none() | amounts), draw(st.none() | amounts))
+        for up_to in [*bounds, None]
+    )
+    return PriceSpec(id="p", currency="usd", billing_scheme="tiered", tiers_mode=kind, tiers=tiers)
+
+
+def _tail(price: PriceSpec) -> tuple[Decimal, int, int]:
+    """(unit amount past the last bound, units per package, last bound)."""
+    if price.billing_scheme == "per_unit":
+        assert price.unit_amount_decimal is not None
+        return price.unit_amount_decimal, price.transform_divide_by or 1, 0
+    return price.tiers[-1].unit_amount, 1, price.tiers[-2].up_to if len(price.tiers) > 1 else 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(prices(SMALL_AMOUNTS, 40), st.integers(0, 40)), min_size=1, max_size=3
+    ),
+    data=st.data(),
+    limit=st.integers(0, 120),
+)
+def test_units_until_equals_a_linear_scan(
+    items: list[tuple[PriceSpec, int]], data: st.DataObject, limit: int
+) -> None:
+    index = data.draw(st.integers(0, len(items) - 1))
+    price, start = items[index]
+    others = sum(line_amount(price=p, quantity=q) for i, (p, q) in enumerate(items) if i != index)
+    assert bill_amount(items=items) == others + line_amount(price=price, quantity=start)
+    unit, per_package, last_bound = _tail(price)
+    # past the last bound the line grows by `unit` a package (so it passes limit + 1
+    # within (limit + 1) / 0.1 packages), or stays put when `unit` is 0
+    room_units = 0 if unit == 0 else (limit + 2) * 10 * per_package
+    expected: int | None = None
+    for extra in range(last_bound + room_units + 2):
+        if others + line_amount(price=price, quantity=start + extra) > limit:
+            expected = max(extra - 1, 0)
+            break
+    assert units_until(items=items, index=index, limit=limit) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(prices(AMOUNTS, 2_000_000), st.integers(0, 3_000_000)), min_size=1, max_size=4
+    ),
+    data=st.data(),
+    limit=st.integers(0, 10**12),
+)
+def test_units_until_bounds_on_realistic_prices(
+    items: list[tuple[PriceSpec, int]], data: st.DataObject, limit: int
+) -> None:
+    assert bill_amount(items=items) == sum(line_amount(price=p, quantity=q) for p, q in items)
+    index = data.draw(st.integers(0, len(items) - 1))
+    price, start = items[index]
+    others = bill_amount(items=items[:index] + items[index + 1 :])
+    fit = units_until(items=items, index=index, limit=limit)
+    if others + line_amount(price=price, quantity=start) > limit:
+        assert fit == 0
+        return
+    room = limit - others
+    if fit is None:
+        # never exceeds: the tail is free, and the line far out still fits
+        assert _tail(price)[0] == 0
+        assert line_amount(price=price, quantity=start + 10**15) <= room
+        return
+    assert line_amount(price=price, quantity=start + fit + 1) > room
+    # every quantity up to start + fit fits; within a tier the line never decreases,
+    # so checking each tier's last unit inside the range (and the range's end) suffices
+    ends = [start + fit] + [
+        tier.up_to for tier in price.tiers if tier.up_to is not None and start <= tier.up_to
+    ]
+    assert all(line_amount(price=price, quantity=q) <= room for q in ends if q <= start + fit)
