@@ -24,7 +24,15 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import common, environment, fixtures, open_loop, private_services, pyspy_profile
+from benchmarks import (
+    common,
+    environment,
+    fixtures,
+    inprocess_profile,
+    open_loop,
+    private_services,
+    pyspy_profile,
+)
 from benchmarks.common import Figure, check, log
 from benchmarks.entitlement_accounts import (
     CHECK_PATH,
@@ -59,7 +67,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="one more check phase under py-spy ($PY_SPY or py-spy on the PATH)",
+        help="cProfile of the check in-process, then one more check phase under py-spy "
+        "($PY_SPY or py-spy on the PATH)",
     )
     parser.add_argument(
         "--check-path",
@@ -143,23 +152,37 @@ def load_phases(server, args, check_requests, check_expected, trivial_requests) 
     return out
 
 
-def profile_phase(server, args, requests, expected) -> dict:
-    """One more check phase with py-spy sampling the server: where a request's time goes."""
+def profile_phase(server, args, redis_url: str, requests, expected, trivial) -> dict:
+    """Where a check's time goes: CPU per request and cProfile in this process (Django's
+    handler on the same private Redis), then py-spy on the server under load."""
+    from django.db import connections
+    from django.test import override_settings
+
+    with override_settings(REDIS_URL=redis_url):
+        out = {
+            "inprocess_cpu_us": {
+                "trivial": inprocess_profile.cpu_per_request(trivial),
+                "check": inprocess_profile.cpu_per_request(requests),
+            },
+            "cprofile": inprocess_profile.profile(requests),
+        }
+    connections.close_all()  # the load generator forks
+    log(f"entitlements: in-process CPU per request (us): {out['inprocess_cpu_us']}")
+    for kind in ("cumulative", "own"):
+        for row in out["cprofile"][kind]:
+            log(f"entitlements: cProfile {kind}: {row}")
     raw = common.RESULTS / "entitlements-profile.txt"
     raw.parent.mkdir(parents=True, exist_ok=True)
     with pyspy_profile.recording(server.proc.pid, raw) as recording:
         if not recording:
-            log("entitlements: --profile needs py-spy ($PY_SPY or on the PATH): skipped")
-            return {}
-        summary = _phase(server, args, requests, expected).summary()
-    out = {
-        "check_under_profiler": summary,
-        "raw": str(raw),
-        "all": pyspy_profile.summary(raw, top=15),
-        "requests": pyspy_profile.summary(raw, within="django/core/handlers/wsgi.py"),
-    }
-    log(f"entitlements: py-spy, all server samples: {out['all']}")
-    log(f"entitlements: py-spy, within Django's handler: {out['requests']}")
+            log("entitlements: py-spy not found ($PY_SPY or on the PATH): no server profile")
+            return out
+        out["check_under_pyspy"] = _phase(server, args, requests, expected).summary()
+    out["pyspy_raw"] = str(raw)
+    out["pyspy_all"] = pyspy_profile.summary(raw, top=15)
+    out["pyspy_requests"] = pyspy_profile.summary(raw, within="django/core/handlers/wsgi.py")
+    log(f"entitlements: py-spy, all server samples: {out['pyspy_all']}")
+    log(f"entitlements: py-spy, within Django's handler: {out['pyspy_requests']}")
     return out
 
 
@@ -228,7 +251,9 @@ def run(env: environment.Env, args) -> list[Figure]:
         trivial = [open_loop.http_get(TRIVIAL_PATH, port=server.port)]
         results = load_phases(server, args, check_requests, check_expected, trivial)
         if args.profile:
-            results["profile"] = profile_phase(server, args, check_requests, check_expected)
+            results["profile"] = profile_phase(
+                server, args, redis_server.url, check_requests, check_expected, trivial
+            )
     outage = outage_phase(env, args, key, tiers) if args.outage_seconds else None
     return figures(args, results, validation, outage)
 

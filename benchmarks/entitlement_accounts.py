@@ -89,6 +89,7 @@ def expected_answer(*, used: int, quantity: int, units_limit: int, spend_limit: 
 def make_accounts(env, n: int, tag: str) -> list[dict]:
     from billing.models import Meter
     from usage.models_budgets import Budget
+    from usage.services.budgets import budget_set
 
     meter = Meter.objects.get(event_name=METER)
     accounts = []
@@ -100,9 +101,14 @@ def make_accounts(env, n: int, tag: str) -> list[dict]:
             env=env,
             period_started_days_ago=PERIOD_DAYS_SO_FAR,
         )
-        common_fields = {"account": account, "hard_cap": True, "source": Budget.Source.STAFF}
-        Budget.objects.create(kind="units", meter=meter, limit=units_limit, **common_fields)
-        Budget.objects.create(kind="spend", currency="usd", limit=spend_limit, **common_fields)
+        common_fields = {
+            "account": account,
+            "hard_cap": True,
+            "warn_levels": [50, 80, 100],
+            "source": Budget.Source.STAFF,
+        }
+        budget_set(kind=Budget.Kind.UNITS, meter=meter, limit=units_limit, **common_fields)
+        budget_set(kind=Budget.Kind.SPEND, limit=spend_limit, **common_fields)
         accounts.append(
             {
                 "account": account,

@@ -21,3 +21,8 @@ CELERY_TASK_DEFAULT_QUEUE = "meterdesk-benchmarks"
 # The product's URLs plus the trivial view the request benchmarks use as their same-run
 # baseline (benchmarks/urls.py); the product's own URLconf is unchanged.
 ROOT_URLCONF = "benchmarks.urls"
+
+# Entitlement state keys named like the benchmarks' other Redis keys, so the run's
+# cleanup (keys matching *meterdesk-benchmarks*) removes what this process wrote there
+# (the servers under load use a private redis-server of their own).
+ENTITLEMENT_KEY_PREFIX = "meterdesk-benchmarks:ent:"
