@@ -17,7 +17,9 @@ Kind = UsageCorrection.Kind
 
 
 class CorrectionForm(forms.ModelForm):
-    kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.VOID, widget=forms.RadioSelect)
+    kind = forms.ChoiceField(
+        choices=Kind.choices, initial=Kind.VOID, required=False, widget=forms.RadioSelect
+    )
     identifiers = forms.CharField(
         widget=forms.Textarea,
         required=False,
@@ -41,6 +43,7 @@ class CorrectionForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        data["kind"] = data.get("kind") or Kind.VOID
         if data.get("kind") == Kind.VOID and not (data.get("identifiers") or "").split():
             self.add_error("identifiers", "Name at least one event to void.")
         if data.get("kind") == Kind.ADJUST:
