@@ -1,9 +1,9 @@
 """Entitlement check under load: ``GET /api/v1/entitlements/check`` served by gunicorn
 (production settings, ingest key) at a fixed offered rate, against the same-run baseline
 of a trivial Django view in the same server (``/bench/trivial``, benchmarks/urls.py:
-the whole middleware stack, no work). Then the same check while the server's Redis is
-stopped mid-run and started again empty: every answer must still be a 200 and agree
-with the ledger.
+the whole middleware stack, no work). Then the same check on a second server while its
+Redis is stopped mid-run and started again empty (``--outage-mode pause``: frozen with
+SIGSTOP, then resumed): every answer must still be a 200 and agree with the ledger.
 
 Accounts are on the Scale plan (graduated tiers with flat fees on the ``transactions``
 count meter) with a hard-capped units budget and a hard-capped spend budget, in four
@@ -14,18 +14,22 @@ with none of the application's budget or pricing code.
 
 Load is open loop (benchmarks/open_loop.py): requests due at ``t0 + k / rate`` over
 persistent connections, latency from the *due* time. Baseline and check alternate in
-phases (A B B A ...) at the same rate, with the same server and connections. Each phase
-runs on its own private redis-server, so the shared Redis is never touched or stopped.
+phases (A B B A ...) at the same rate, with the same server and connections; then each
+closed loop (back to back) for the most it answers. Each server runs on its own private
+redis-server, so the shared Redis is never stopped. ``--profile``: CPU per request and a
+cProfile of the check in-process, and py-spy on the server under load when installed.
 
-    python -m benchmarks.bench_entitlements --rate 2000 --seconds 10 --rounds 2
+    python -m benchmarks.bench_entitlements --rate 2000 --seconds 10 --rounds 2 --profile
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from benchmarks import (
     common,
+    entitlement_figures,
     environment,
     fixtures,
     inprocess_profile,
@@ -42,8 +46,6 @@ from benchmarks.entitlement_accounts import (
     make_accounts,
     scale_tiers,
 )
-
-TARGET_P99_MS = 5.0
 
 
 def add_arguments(parser) -> None:
@@ -62,7 +64,13 @@ def add_arguments(parser) -> None:
         "--outage-seconds",
         type=float,
         default=12.0,
-        help="the Redis phase: stopped at 1/3, started again (empty) at 2/3; 0 skips it",
+        help="the Redis phase: down from 1/3 to 2/3 (see --outage-mode); 0 skips it",
+    )
+    parser.add_argument(
+        "--outage-mode",
+        choices=("stop", "pause"),
+        default="stop",
+        help="stop: kill Redis, start it again empty; pause: SIGSTOP, then SIGCONT",
     )
     parser.add_argument(
         "--profile",
@@ -188,45 +196,52 @@ def profile_phase(server, args, redis_url: str, requests, expected, trivial) -> 
 
 def outage_phase(env, args, key: str, tiers) -> dict:
     """A fresh server on a fresh private Redis: accounts ingested through it, then the
-    check at the offered rate while Redis is stopped at 1/3 and started (empty) at 2/3."""
+    check at the offered rate while Redis is down from 1/3 to 2/3 of the phase:
+    ``stop`` kills it and starts it again empty, ``pause`` freezes it (SIGSTOP: it
+    accepts connections and never answers, as behind a dead network) and resumes it."""
     from django.db import connections
 
-    with private_services.PrivateRedis(env.tmp) as redis_server:
+    with contextlib.ExitStack() as stack:
+        redis_server = stack.enter_context(private_services.PrivateRedis(env.tmp))
         with private_services.environ(REDIS_URL=redis_server.url):
-            server_cm = fixtures.gunicorn(env, workers=args.workers, threads=args.threads)
-            server = server_cm.__enter__()
-        try:
-            accounts = make_accounts(env, args.accounts, "outage")
-            ingest(server, key, accounts, "outage")
-            requests, expected = expectations(
-                accounts, tiers, port=server.port, key=key, path=args.check_path
+            server = stack.enter_context(
+                fixtures.gunicorn(env, workers=args.workers, threads=args.threads)
             )
-            connections.close_all()
-            before = validate(server.port, requests, expected)
-            third = args.outage_seconds / 3
-            samples = _phase(
-                server,
-                args,
-                requests,
-                expected,
-                seconds=args.outage_seconds,
-                actions=[
-                    (third, "redis_stopped", redis_server.stop),
-                    (2 * third, "redis_started", redis_server.start),
-                ],
-            )
-        finally:
-            server_cm.__exit__(None, None, None)
-    stopped, started = samples.events["redis_stopped"], samples.events["redis_started"]
+        accounts = make_accounts(env, args.accounts, "outage")
+        ingest(server, key, accounts, "outage")
+        requests, expected = expectations(
+            accounts, tiers, port=server.port, key=key, path=args.check_path
+        )
+        connections.close_all()
+        before = validate(server.port, requests, expected)
+        down, back = {
+            "stop": (redis_server.stop, redis_server.start),
+            "pause": (redis_server.pause, redis_server.resume),
+        }[args.outage_mode]
+        third = args.outage_seconds / 3
+        samples = _phase(
+            server,
+            args,
+            requests,
+            expected,
+            seconds=args.outage_seconds,
+            actions=[(third, "redis_down", down), (2 * third, "redis_back", back)],
+        )
+    went, came = samples.events["redis_down"], samples.events["redis_back"]
     segments = {
-        "up": samples.summary(0, stopped),
-        "down": samples.summary(stopped, started),
-        "restarted_empty": samples.summary(started),
+        "up": samples.summary(0, went),
+        "down": samples.summary(went, came),
+        "back": samples.summary(came),
         "all": samples.summary(),
     }
     for name, s in segments.items():
         log(f"entitlements: Redis {name}: {s}")
-    return {"segments": segments, "validation": before, "examples": samples.examples[:5]}
+    return {
+        "mode": args.outage_mode,
+        "segments": segments,
+        "validation": before,
+        "examples": samples.examples[:5],
+    }
 
 
 # -- the benchmark ------------------------------------------------------------------------
@@ -255,107 +270,7 @@ def run(env: environment.Env, args) -> list[Figure]:
                 server, args, redis_server.url, check_requests, check_expected, trivial
             )
     outage = outage_phase(env, args, key, tiers) if args.outage_seconds else None
-    return figures(args, results, validation, outage)
-
-
-def figures(args, results: dict, validation: dict, outage: dict | None) -> list[Figure]:
-    c, t = results["check"], results["trivial"]
-    rate = f"{args.rate:,.0f}/s"
-    server = f"gunicorn {args.workers}w x {args.threads}t gthread"
-    base = {"baseline_label": "trivial view"}
-    keeps_up = c["throughput"] >= 0.98 * args.rate and c["errors"] == 0
-    out = [
-        Figure(
-            name="entitlements.check_p99_ms",
-            label=f"Entitlement check p99 at {rate}",
-            value=c["p99_ms"],
-            unit="ms",
-            baseline=t["p99_ms"],
-            target=f"<= {TARGET_P99_MS:g} ms at {rate}",
-            met=c["p99_ms"] <= TARGET_P99_MS and keeps_up,
-            notes=f"{server}; open loop, {args.connections} keep-alive connections from "
-            f"{args.clients} client processes; {args.rounds} x {args.seconds:g} s phases each",
-            extra={
-                "check": c,
-                "trivial": t,
-                "validation": validation,
-                "profile": results.get("profile", {}),
-            },
-            **base,
-        ),
-        Figure("entitlements.check_p50_ms", "  p50", c["p50_ms"], "ms", t["p50_ms"], **base),
-        Figure(
-            "entitlements.check_rate",
-            f"  answered/s (offered {rate})",
-            c["throughput"],
-            "/s",
-            t["throughput"],
-            **base,
-        ),
-    ]
-    if "max_throughput" in c:
-        out.append(
-            Figure(
-                "entitlements.check_max_rate",
-                "  most answered/s (closed loop)",
-                c["max_throughput"],
-                "/s",
-                t["max_throughput"],
-                **base,
-            )
-        )
-    out += [
-        Figure(
-            "entitlements.server_cpu_us",
-            "  server CPU per request",
-            c["server_cpu_us"],
-            "us",
-            t["server_cpu_us"],
-            **base,
-        ),
-        Figure(
-            "entitlements.mismatches",
-            "  answers != ledger, errors (Redis up)",
-            c["mismatches"] + validation["mismatches"] + c["errors"],
-            "",
-            target="0",
-            met=c["mismatches"] + validation["mismatches"] + c["errors"] == 0,
-        ),
-    ]
-    if outage:
-        seg = outage["segments"]
-        wrong = seg["all"]["mismatches"] + outage["validation"]["mismatches"]
-        out += [
-            Figure(
-                "entitlements.outage_p99_ms",
-                "Redis stopped mid-run: check p99 while down",
-                seg["down"]["p99_ms"],
-                "ms",
-                seg["up"]["p99_ms"],
-                baseline_label="Redis up",
-                notes="after the restart (empty Redis): p99 "
-                f"{common.fmt(seg['restarted_empty']['p99_ms'], 'ms')}",
-                extra=outage,
-            ),
-            Figure(
-                "entitlements.outage_errors",
-                "  non-200 answers (up, down, restarted)",
-                seg["all"]["errors"],
-                "",
-                target="0",
-                met=seg["all"]["errors"] == 0,
-            ),
-            Figure(
-                "entitlements.outage_mismatches",
-                "  answers != ledger (up, down, restarted)",
-                wrong,
-                "",
-                target="0",
-                met=wrong == 0,
-                extra={"requests": seg["all"]["requests"]},
-            ),
-        ]
-    return out
+    return entitlement_figures.figures(args, results, validation, outage)
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -59,9 +60,17 @@ class PrivateRedis:
 
     def stop(self) -> None:
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused server dies too
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel and never answered."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> PrivateRedis:
         if not Path(REDIS_SERVER).exists():

@@ -16,7 +16,14 @@ from decimal import Decimal
 import pytest
 
 from benchmarks import __main__ as runner
-from benchmarks import common, entitlement_accounts, environment, open_loop, pyspy_profile
+from benchmarks import (
+    common,
+    entitlement_accounts,
+    entitlement_figures,
+    environment,
+    open_loop,
+    pyspy_profile,
+)
 
 
 def test_every_benchmark_gets_its_own_defaults_through_the_runner():
@@ -265,3 +272,62 @@ def test_pyspy_summary_of_collapsed_stacks(tmp_path):
     assert requests["samples"] == 40
     assert requests["self"][0] == ("execute (db.py)", 75.0)  # 30 of 40
     assert ("view (v.py)", 100.0) in requests["inclusive"]  # lines 3 and 4: one function
+
+
+def _segment(p99, requests=100, errors=0, mismatches=0, rate=2000.0):
+    return {
+        "requests": requests,
+        "ok": requests - errors,
+        "errors": errors,
+        "mismatches": mismatches,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "throughput": rate,
+        "server_cpu_us": 500.0,
+    }
+
+
+def test_entitlement_figures_meet_the_target_only_at_the_rate_without_errors():
+    args = runner.options_for(runner.parse_args([]), "entitlements")
+    validation = {"mismatches": 0}
+    fast = {"check": _segment(4.0), "trivial": _segment(2.0)}
+    figures = entitlement_figures.figures(args, fast, validation, None)
+    p99 = figures[0]
+    assert (p99.name, p99.value, p99.baseline, p99.ratio, p99.met) == (
+        "entitlements.check_p99_ms",
+        4.0,
+        2.0,
+        2.0,
+        True,
+    )
+    behind = {"check": _segment(4.0, rate=1500.0), "trivial": _segment(2.0)}
+    assert entitlement_figures.figures(args, behind, validation, None)[0].met is False
+    failing = {"check": _segment(4.0, errors=1), "trivial": _segment(2.0)}
+    figures = {f.name: f for f in entitlement_figures.figures(args, failing, validation, None)}
+    assert figures["entitlements.check_p99_ms"].met is False
+    assert figures["entitlements.mismatches"].value == 1
+    assert figures["entitlements.mismatches"].met is False
+
+
+def test_entitlement_outage_figures_count_errors_and_wrong_answers():
+    args = runner.options_for(runner.parse_args([]), "entitlements")
+    results = {"check": _segment(4.0), "trivial": _segment(2.0)}
+    outage = {
+        "mode": "stop",
+        "validation": {"mismatches": 0},
+        "segments": {
+            "up": _segment(3.0),
+            "down": _segment(30.0, errors=2),
+            "back": _segment(8.0, mismatches=1),
+            "all": _segment(30.0, requests=300, errors=2, mismatches=1),
+        },
+    }
+    figures = {
+        f.name: f for f in entitlement_figures.figures(args, results, {"mismatches": 0}, outage)
+    }
+    assert figures["entitlements.outage_p99_ms"].value == 30.0
+    assert figures["entitlements.outage_p99_ms"].baseline == 3.0
+    assert figures["entitlements.outage_back_p99_ms"].value == 8.0
+    errors = figures["entitlements.outage_errors"]
+    assert (errors.value, errors.met) == (2, False)
+    assert figures["entitlements.outage_mismatches"].value == 1
