@@ -15,10 +15,12 @@ from django.core import mail
 from django.utils import timezone
 
 from billing.mirror.customers import customer_id_for_account
+from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Meter
 from usage.models import AlertDelivery
 from usage.models_budgets import Budget
 from usage.selectors.budgets import budget_statuses
+from usage.selectors.summaries import period_summary
 from usage.services.alert_resolution import PERIOD_ENDED, budget_changed
 from usage.services.alerts import alerts_evaluate_all
 from usage.services.budget_alerts import budget_alert_deliver
@@ -66,6 +68,12 @@ def test_spend_levels_50_80_100_fire_in_order_once_each(
 ):
     budget = _spend_budget(pro_account, hard_cap=True)  # $200.00, levels 50/80/100
     capture = django_capture_on_commit_callbacks
+    with time_machine.travel(t0, tick=False):
+        [status] = budget_statuses(account=pro_account)
+        state = subscription_state_for_account(account=pro_account)
+        summary = period_summary(account=pro_account, state=state)
+    # The bill so far, 9,900 + 500 × 0.2 + 3 × 1,000 = 13,000¢, is the dashboard's figure.
+    assert status.used == summary.base_fee + summary.usage_cost_so_far == 13_000
     # 13,000¢ of 20,000¢ = 65%: level 50 (10,000) only.
     _sweep(t0, capture)
     assert _budget_levels(budget) == [50]

@@ -307,6 +307,12 @@ def test_two_sweeps_at_once_deliver_each_alert_once_per_endpoint(pro_account, re
     assert len(receiver.received) == 2
 
 
+def test_slack_text_escapes_what_people_typed():
+    from usage.services.alert_channels import slack_escape
+
+    assert slack_escape("<!channel> R&D <b>") == "&lt;!channel&gt; R&amp;D &lt;b&gt;"
+
+
 def test_beat_retries_channel_deliveries_at_the_configured_interval(settings):
     from config.celery import beat_schedule
 

@@ -7,10 +7,10 @@ One engine for every reader: the dashboard's budget card, the entitlement check
 - A ``units`` budget's ``used`` is the meter's usage so far this period, read through
   ``rollup_values`` (the period summary's line when the meter is on the plan, else one
   more ``rollup_values`` call for the chunk's other budgeted meters).
-- A ``spend`` budget's ``used`` is the bill for the period so far: every price of the
-  current subscription, licensed ones at their quantity and metered ones at the usage
-  so far, each line rated by the pricing engine (``PeriodSummary.base_fee`` +
-  ``usage_cost_so_far``, the figures the dashboard and the spend alerts show). A spend
+- A ``spend`` budget's ``used`` is the bill for the period so far:
+  ``billing.pricing.bill_amount`` over every price of the current subscription, licensed
+  ones at their quantity and metered ones at the usage so far (equal to the summary's
+  ``base_fee + usage_cost_so_far`` that the dashboard and the spend rules show). A spend
   budget in another currency than the subscription's has no status (it is left out).
 
 Only open periods have a status: an account whose period has ended but whose mirror has
@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from billing.models import Account
 from billing.money import format_money
+from billing.pricing import bill_amount
 from billing.units import quantity_text
 from usage.models_budgets import Budget
 from usage.selectors.rollups import rollup_values
@@ -56,9 +57,17 @@ class BudgetStatus:
 
 
 def spend_so_far(summary: PeriodSummary) -> int:
-    """The bill for the period so far, minor units: every licensed price at its quantity
-    plus every metered price at the usage so far, each line rated by the engine."""
-    return summary.base_fee + summary.usage_cost_so_far
+    """The bill for the period so far, minor units: ``billing.pricing.bill_amount`` over
+    every price of the subscription, licensed ones at their quantity and metered ones at
+    the usage so far (each line rounded once, as on the invoice). The same figure as the
+    summary's ``base_fee + usage_cost_so_far`` that the dashboard and spend rules show."""
+    usage = {line.item.item_id: line.usage for line in summary.lines}
+    return bill_amount(
+        items=[
+            (item.spec, usage.get(item.item_id, 0) if item.is_metered else item.quantity)
+            for item in summary.state.items
+        ]
+    )
 
 
 def budget_status(*, budget: Budget, used: int, summary: PeriodSummary) -> BudgetStatus:

@@ -87,6 +87,13 @@ def alert_payload(*, delivery: AlertDelivery, facts: AlertFacts) -> dict:
     }
 
 
+def slack_escape(text: str) -> str:
+    """Slack reads ``<...>`` as links and mentions (``<!channel>``) and ``&`` as an entity
+    start; text from people (an account's name) is escaped as Slack's formatting guide
+    asks: https://api.slack.com/reference/surfaces/formatting#escaping"""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_text(*, delivery: AlertDelivery, facts: AlertFacts) -> str:
     """Slack's incoming-webhook ``text`` (mrkdwn): the alert, when it resets, a link."""
     dashboard = f"{settings.SITE_URL}{reverse('dashboards:home')}"
