@@ -7,7 +7,7 @@ seat (last value); 10,500 calls and 3 seats so far, so the bill so far is
 9,900 + 500 × 0.2 + 3 × 1,000 = 13,000¢. Seats move the bill in 1,000¢ steps.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -17,6 +17,10 @@ from django.utils import timezone
 from billing.mirror.customers import customer_id_for_account
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Meter
+from billing.services.accounts import account_create
+from billing.services.stripe_sync import stripe_sync_everything
+from billing.services.subscriptions import subscription_create
+from billing.services.test_clocks import test_clock_advance
 from usage.models import AlertDelivery
 from usage.models_budgets import Budget
 from usage.selectors.budgets import budget_statuses
@@ -212,3 +216,41 @@ def test_a_claim_computed_before_a_raise_committed_is_skipped(pro_account, t0):
         assert budget_alert_deliver(account=pro_account, status=status, level=50) is not None
         assert budget_alert_deliver(account=pro_account, status=status, level=50) is None
     assert _budget_levels(budget) == [50]
+
+
+STARTED = datetime(2026, 3, 14, 10, 30, tzinfo=UTC)  # Pro's period: Mar 14 – Apr 14, 10:30
+
+
+def test_the_next_period_resolves_the_old_alerts_and_alerts_again(
+    stripe_client, demo_catalog, django_capture_on_commit_callbacks
+):
+    clock = stripe_client.v1.test_helpers.test_clocks.create(
+        {"frozen_time": int(STARTED.timestamp())}
+    )
+    account = account_create(name="Recurring Ltd", billing_email="r@example.com")
+    subscription_create(account=account, plan=demo_catalog["pro"], test_clock=clock.id)
+    march = datetime(2026, 3, 20, 12, tzinfo=UTC)
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=march)
+    assert not stripe_sync_everything().errors
+    # $150.00 budget; with no usage the bill so far is the 9,900¢ base fee = 66%: level 50
+    # (7,500) is reached, 80 (12,000) is not.
+    budget = _spend_budget(account, limit=15_000)
+    _sweep(march, django_capture_on_commit_callbacks)
+    [first] = AlertDelivery.objects.filter(budget=budget)
+    assert (first.level, first.period_start, first.period_end) == (
+        50,
+        STARTED,
+        datetime(2026, 4, 14, 10, 30, tzinfo=UTC),
+    )
+    # Stripe moves the subscription into Apr 14 – May 14 (invoiced, mirrored).
+    april = datetime(2026, 4, 15, 12, tzinfo=UTC)
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=april)
+    assert not stripe_sync_everything().errors
+    _sweep(april, django_capture_on_commit_callbacks)
+    first.refresh_from_db()
+    assert (first.resolved_at, first.resolution) == (first.period_end, PERIOD_ENDED)
+    second = AlertDelivery.objects.get(budget=budget, resolved_at__isnull=True)
+    assert (second.level, second.period_start, second.observed) == (50, first.period_end, 9_900)
+    assert [m.subject for m in mail.outbox] == [
+        "[Meterdesk] Recurring Ltd: Spend budget: 50% reached, $99.00 of $150.00 (66%)"
+    ] * 2
