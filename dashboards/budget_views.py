@@ -39,22 +39,55 @@ class BudgetCard:
 
     status: BudgetStatus
     bar_percent: int  # the bar's fill, 0..100
-    levels: list[tuple[int, bool]]  # (level, reached)
+    levels: list[tuple[int, bool, int]]  # (level, reached, label row 0 or 1)
+
+    @property
+    def two_rows(self) -> bool:
+        return any(row for _, _, row in self.levels)
 
     @property
     def budget(self) -> Budget:
         return self.status.budget
+
+    @property
+    def left(self) -> int:
+        """Units or minor units before the limit (0 at or over it)."""
+        return max(self.status.limit - self.status.used, 0)
+
+    @property
+    def over(self) -> int:
+        """Units or minor units over the limit (0 below it)."""
+        return max(self.status.used - self.status.limit, 0)
+
+
+# Labels of levels closer than this (points of the bar) go on a second row under it, so
+# "80%" and "100%" never overlap on a phone.
+LABEL_GAP = 25
+
+
+def _label_rows(levels: list[int]) -> list[int]:
+    rows, last_on_first_row = [], None
+    for level in levels:
+        crowded = last_on_first_row is not None and level - last_on_first_row < LABEL_GAP
+        rows.append(1 if crowded else 0)
+        if not crowded:
+            last_on_first_row = level
+    return rows
 
 
 def budget_cards(statuses) -> list[BudgetCard]:
     cards = []
     for status in statuses:
         reached = set(status.levels_reached)
+        levels = sorted(status.budget.warn_levels)
         cards.append(
             BudgetCard(
                 status=status,
                 bar_percent=max(0, min(100, int(status.percent))),
-                levels=[(level, level in reached) for level in status.budget.warn_levels],
+                levels=[
+                    (level, level in reached, row)
+                    for level, row in zip(levels, _label_rows(levels), strict=True)
+                ],
             )
         )
     return cards

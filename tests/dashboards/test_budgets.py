@@ -93,12 +93,14 @@ def test_cards_show_used_limit_percent_levels_and_reset(client, starter, pinned)
     ]
     assert 'aria-valuenow="80"' in calls and "width: 80%" in calls
     assert "Resets Apr 14, 10:30 UTC" in calls
+    assert "2,000 calls left" in calls  # 10,000 - 8,000
     assert "Hard cap" in calls and "Meterdesk's API is told to stop your usage" in calls
     # Spend: 8,000 calls x 0.1¢ = 800¢ = $8.00 of $10.00 = 80%, the 80% level reached.
     spend = _card(html, "spend")
     assert "<strong>$8.00</strong> of $10.00 spent" in spend and 'data-percent="80"' in spend
     assert re.findall(r'data-level="(\d+)" data-reached="(\w+)"', spend) == [("80", "true")]
     assert "Alerts only" in spend and "nothing is stopped" in spend
+    assert "$2.00 left" in spend  # 1,000¢ - 800¢ = 200¢
     # The refresh of the cards alone, and the page without HTMX.
     cards = client.get(BUDGETS, {"part": "cards"}, headers=HTMX).content.decode()
     assert cards.lstrip().startswith('<div id="budget-cards"') and "budget-form" not in cards
