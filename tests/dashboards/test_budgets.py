@@ -243,3 +243,44 @@ def test_staff_viewing_as_need_the_budget_permissions(client, subscribed, pinned
     assert client.post(url, post, headers=HTMX).status_code == 200
     budget = Budget.objects.get()
     assert (budget.limit, budget.source, budget.updated_by.username) == (30_000, "staff", "support")
+
+
+def test_raising_the_limit_rearms_the_levels_no_longer_reached(
+    client, starter, pinned, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from usage.models import AlertDelivery
+    from usage.services.alerts import alerts_evaluate_account
+
+    owner = make_user(starter, "olga", email="olga@initech.example")
+    client.force_login(owner)
+    post = {"target": "api_calls", "limit": "10000", "warn_levels": "50, 80", "hard_cap": "on"}
+    client.post(SAVE, post, headers=HTMX)
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts_evaluate_account(account=starter)
+    # 8,000 of 10,000: 50% (5,000) and 80% (8,000) reached, one e-mail each.
+    assert sorted(AlertDelivery.objects.values_list("level", flat=True)) == [50, 80]
+    assert len(mail.outbox) == 2
+    # Raised to 16,000: 8,000 still reaches 50% (8,000), no longer 80% (12,800): the 80%
+    # alert is resolved and re-armed (usage.services.alert_resolution), 50% stays.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(SAVE, {**post, "limit": "16000"}, headers=HTMX)
+    still_open = AlertDelivery.objects.filter(resolved_at__isnull=True)
+    assert list(still_open.values_list("level", flat=True)) == [50]
+    resolved = AlertDelivery.objects.get(level=80)
+    assert resolved.budget is None and "raised from 10,000 calls to 16,000 calls" in (
+        resolved.resolution
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alerts_evaluate_account(account=starter) == []
+    assert len(mail.outbox) == 2
+
+
+def test_no_subscription_no_form(client, db):
+    account = account_create(name="Bare", billing_email="b@bare.example")
+    client.force_login(make_user(account, "bea"))
+    html = client.get(BUDGETS, headers=HTMX).content.decode()
+    assert 'data-testid="budgets-no-subscription"' in html and "budget-form" not in html
+    post = {"target": "spend", "limit": "10", "warn_levels": "80"}
+    assert client.post(SAVE, post, headers=HTMX).status_code == 404
