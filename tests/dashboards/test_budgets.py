@@ -141,6 +141,7 @@ def test_owner_sets_budgets_through_the_form(client, subscribed, pinned):
     spend = Budget.objects.get(kind="spend")
     edit = client.get(BUDGETS, {"edit": spend.pk}, headers=HTMX).content.decode()
     assert 'value="250.50"' in edit and "Edit the budget for the whole bill" in edit
+    assert re.search(r'<details class="budget-form-box" open>', edit)  # unfolded to edit
 
 
 BAD_INPUT = [  # (changes, field, code, part of the message)
@@ -175,6 +176,7 @@ def test_bad_input_is_a_422_naming_the_field(client, subscribed, pinned):
         response = client.post(SAVE, post, headers=HTMX)
         assert response.status_code == 422, changes
         html = response.content.decode()
+        assert '<details class="budget-form-box" open>' in html  # errors show unfolded
         error = re.search(rf'<p class="error" id="id_{field}-error" role="alert" '
                           r'data-code="(\w+)">([^<]*)</p>', html)  # fmt: skip
         assert error is not None, (changes, html)
