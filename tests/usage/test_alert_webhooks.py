@@ -137,6 +137,16 @@ def test_backoff_30s_2min_10min_1h_6h_then_failed_and_retry_now(receiver):
 
 
 @pytest.mark.django_db
+def test_only_the_first_2000_characters_of_an_answer_are_kept(receiver):
+    receiver.first_answers, receiver.answer_body = (500,), b"<html>" + b"x" * 100_000
+    row = _alert_with_webhook(f"{receiver.url}/hook")
+    with time_machine.travel(T0, tick=False):
+        assert channel_deliveries_send_due() == {"pending": 1}
+    row.refresh_from_db()
+    assert row.last_response == "<html>" + "x" * 1_994  # 6 + 1,994 = 2,000 characters
+
+
+@pytest.mark.django_db
 def test_a_connection_error_is_retried_and_recorded():
     import socket
 

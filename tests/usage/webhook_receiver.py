@@ -30,6 +30,7 @@ class Receiver:
     # Answers for the n-th request of each X-Meterdesk-Delivery (or of each path for
     # Slack), then 200.
     first_answers: tuple[int, ...] = ()
+    answer_body: bytes = b""  # instead of the small JSON answer
     received: list[Received] = field(default_factory=list)
     _seen: dict = field(default_factory=dict)
 
@@ -57,7 +58,7 @@ class Receiver:
                 receiver.received.append(
                     Received(self.path, dict(self.headers), body, signature_ok, status)
                 )
-                answer = json.dumps({"ok": status == 200, "n": n}).encode()
+                answer = receiver.answer_body or json.dumps({"ok": status == 200, "n": n}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))

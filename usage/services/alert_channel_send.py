@@ -17,6 +17,7 @@ from datetime import timedelta
 from functools import partial
 
 import requests
+import urllib3
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -60,6 +61,7 @@ def _post(delivery: ChannelDelivery, now) -> requests.Response:
         headers=headers,
         timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS),
         allow_redirects=False,
+        stream=True,
     )
 
 
@@ -75,9 +77,11 @@ def channel_delivery_send(*, delivery_id: int) -> str | None:
         error = URL_REFUSED
     else:
         try:
-            response = _post(delivery, now)
-            code, text = response.status_code, response.text[:RESPONSE_KEPT]
-        except requests.RequestException as exc:
+            with _post(delivery, now) as response:  # streamed: a huge answer is not read
+                head = response.raw.read(4 * RESPONSE_KEPT, decode_content=True) or b""
+                code = response.status_code
+                text = head.decode(response.encoding or "utf-8", "replace")[:RESPONSE_KEPT]
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
     attempts = delivery.attempts + 1
     done = timezone.now()
