@@ -70,6 +70,12 @@ def add_arguments(parser) -> None:
         help="the Redis phase: down from 1/3 to 2/3 (see --outage-mode); 0 skips it",
     )
     parser.add_argument(
+        "--outage-rate",
+        type=float,
+        default=0.0,
+        help="offered requests/s in the Redis phase (default: --rate)",
+    )
+    parser.add_argument(
         "--outage-mode",
         choices=("stop", "pause"),
         default="stop",
@@ -227,6 +233,7 @@ def outage_phase(env, args, key: str, tiers) -> dict:
             args,
             requests,
             expected,
+            rate=args.outage_rate or args.rate,
             seconds=args.outage_seconds,
             actions=[(third, "redis_down", down), (2 * third, "redis_back", back)],
         )
@@ -241,6 +248,7 @@ def outage_phase(env, args, key: str, tiers) -> dict:
         log(f"entitlements: Redis {name}: {s}")
     return {
         "mode": args.outage_mode,
+        "rate": args.outage_rate or args.rate,
         "segments": segments,
         "validation": before,
         "examples": samples.examples[:5],

@@ -80,12 +80,12 @@ def figures(args, results: dict, validation: dict, outage: dict | None) -> list[
         out += [
             Figure(
                 "entitlements.outage_p99_ms",
-                f"Redis {what} mid-run: check p99 while down",
+                f"Redis {what} mid-run: check p99 while down, at {outage['rate']:,.0f}/s",
                 seg["down"]["p99_ms"],
                 "ms",
                 seg["up"]["p99_ms"],
                 baseline_label="Redis up",
-                notes=f"{rate} offered throughout; answered/s while down "
+                notes="the same offered rate before, during and after; answered/s while down "
                 f"{seg['down']['throughput']:,.0f}",
                 extra=outage,
             ),

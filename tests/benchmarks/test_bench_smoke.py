@@ -314,6 +314,7 @@ def test_entitlement_outage_figures_count_errors_and_wrong_answers():
     results = {"check": _segment(4.0), "trivial": _segment(2.0)}
     outage = {
         "mode": "stop",
+        "rate": 2000.0,
         "validation": {"mismatches": 0},
         "segments": {
             "up": _segment(3.0),
