@@ -28,7 +28,6 @@ import contextlib
 import sys
 
 from benchmarks import (
-    common,
     entitlement_figures,
     environment,
     fixtures,
@@ -41,6 +40,7 @@ from benchmarks.common import Figure, check, log
 from benchmarks.entitlement_accounts import (
     CHECK_PATH,
     TRIVIAL_PATH,
+    batches,
     expectations,
     ingest,
     make_accounts,
@@ -62,6 +62,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     parser.add_argument(
         "--saturation-seconds", type=float, default=4.0, help="closed-loop seconds per URL"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=20,
+        help="also POST batches of this many checks at --rate checks/s (0 skips it)",
     )
     parser.add_argument(
         "--outage-seconds",
@@ -169,7 +175,26 @@ def load_phases(server, args, check_requests, check_expected, trivial_requests) 
     return out
 
 
-def profile_phase(server, args, redis_url: str, requests, expected, trivial) -> dict:
+def batch_phase(server, args, key: str, checks, expected) -> dict:
+    """The same checks as POSTs of ``--batch`` each, at ``--rate`` checks a second."""
+    requests, answers = batches(
+        checks, expected, args.batch, port=server.port, key=key, path=args.check_path
+    )
+    samples = _phase(
+        server,
+        args,
+        requests,
+        answers,
+        rate=args.rate / args.batch,
+        seconds=args.seconds * args.rounds,
+    )
+    out = _merge([samples])
+    out["checks_per_second"] = out["throughput"] * args.batch
+    log(f"entitlements: POST of {args.batch} checks: {out}")
+    return out
+
+
+def profile_phase(env, server, args, redis_url: str, requests, expected, trivial) -> dict:
     """Where a check's time goes: CPU per request and cProfile in this process (Django's
     handler on the same private Redis), then py-spy on the server under load."""
     from django.db import connections
@@ -188,14 +213,12 @@ def profile_phase(server, args, redis_url: str, requests, expected, trivial) -> 
     for kind in ("cumulative", "own"):
         for row in out["cprofile"][kind]:
             log(f"entitlements: cProfile {kind}: {row}")
-    raw = common.RESULTS / "entitlements-profile.txt"
-    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw = env.tmp / "entitlements-pyspy.txt"  # collapsed stacks, summarized below
     with pyspy_profile.recording(server.proc.pid, raw) as recording:
         if not recording:
             log("entitlements: py-spy not found ($PY_SPY or on the PATH): no server profile")
             return out
         out["check_under_pyspy"] = _phase(server, args, requests, expected).summary()
-    out["pyspy_raw"] = str(raw)
     out["pyspy_all"] = pyspy_profile.summary(raw, top=15)
     out["pyspy_requests"] = pyspy_profile.summary(raw, within="django/core/handlers/wsgi.py")
     log(f"entitlements: py-spy, all server samples: {out['pyspy_all']}")
@@ -218,7 +241,7 @@ def outage_phase(env, args, key: str, tiers) -> dict:
             )
         accounts = make_accounts(env, args.accounts, "outage")
         ingest(server, key, accounts, "outage")
-        requests, expected = expectations(
+        requests, expected, _ = expectations(
             accounts, tiers, port=server.port, key=key, path=args.check_path
         )
         connections.close_all()
@@ -269,16 +292,18 @@ def run(env: environment.Env, args) -> list[Figure]:
     ):
         log(f"entitlements: ingesting {sum(a['events'] for a in accounts):,} events")
         ingest(server, key, accounts, "load")
-        check_requests, check_expected = expectations(
+        check_requests, check_expected, checks = expectations(
             accounts, tiers, port=server.port, key=key, path=args.check_path
         )
         connections.close_all()  # the load generator forks
         validation = validate(server.port, check_requests, check_expected)
         trivial = [open_loop.http_get(TRIVIAL_PATH, port=server.port)]
         results = load_phases(server, args, check_requests, check_expected, trivial)
+        if args.batch and args.check_path != TRIVIAL_PATH:
+            results["batch"] = batch_phase(server, args, key, checks, check_expected)
         if args.profile:
             results["profile"] = profile_phase(
-                server, args, redis_server.url, check_requests, check_expected, trivial
+                env, server, args, redis_server.url, check_requests, check_expected, trivial
             )
     outage = outage_phase(env, args, key, tiers) if args.outage_seconds else None
     return entitlement_figures.figures(args, results, validation, outage)

@@ -154,13 +154,13 @@ def ingest(server, key: str, accounts: list[dict], tag: str) -> int:
 
 
 def expectations(accounts: list[dict], tiers, *, port: int, key: str, path: str):
-    """The check requests (one per account and quantity) and their expected answers,
-    from the ledger: the period's events counted in SQL."""
+    """The check requests (one per account and quantity), their expected answers, from
+    the ledger (the period's events counted in SQL), and the checks as POST items."""
     from billing.mirror.subscriptions import subscription_state_for_account
     from billing.models import Meter
 
     meter = Meter.objects.get(event_name=METER)
-    requests, expected = [], []
+    requests, expected, checks = [], [], []
     for a in accounts:
         state = subscription_state_for_account(account=a["account"])
         used = common.raw_sql(
@@ -187,7 +187,23 @@ def expectations(accounts: list[dict], tiers, *, port: int, key: str, path: str)
             )
             answer["resets_at"] = _iso(state.period_end)
             expected.append(answer if path != TRIVIAL_PATH else None)
-    return requests, expected
+            checks.append({"customer": a["customer"], "event_name": METER, "quantity": quantity})
+    return requests, expected, checks
+
+
+def batches(checks: list[dict], expected: list, size: int, *, port: int, key: str, path: str):
+    """POST requests of ``size`` checks each (every check in as many batches as the
+    others, in rotating order) and their expected ``{"results": [...]}``."""
+    requests, answers = [], []
+    for first in range(len(checks)):
+        picked = [(first + j) % len(checks) for j in range(size)]
+        body = json.dumps({"checks": [checks[i] for i in picked]}).encode()
+        requests.append(
+            open_loop.http_post(path, body, port=port, headers={"Authorization": f"Bearer {key}"})
+        )
+        wanted = [expected[i] for i in picked]
+        answers.append({"results": wanted} if None not in wanted else None)
+    return requests, answers
 
 
 def _iso(moment) -> str:

@@ -72,6 +72,21 @@ def figures(args, results: dict, validation: dict, outage: dict | None) -> list[
             met=c["mismatches"] + validation["mismatches"] + c["errors"] == 0,
         ),
     ]
+    if "batch" in results:
+        b = results["batch"]
+        out.append(
+            Figure(
+                "entitlements.batch_p99_ms",
+                f"  POST of {args.batch} checks each, {rate} checks: p99",
+                b["p99_ms"],
+                "ms",
+                t["p99_ms"],
+                notes=f"{b['checks_per_second']:,.0f} checks/s answered, {b['errors']} errors, "
+                f"{b['mismatches']} answers != ledger",
+                extra=b,
+                **base,
+            )
+        )
     if outage:
         seg = outage["segments"]
         wrong = seg["all"]["mismatches"] + outage["validation"]["mismatches"]

@@ -38,6 +38,14 @@ def http_get(path: str, *, port: int, headers: dict[str, str] | None = None) -> 
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def http_post(path: str, body: bytes, *, port: int, headers: dict[str, str] | None = None) -> bytes:
+    """A pre-encoded keep-alive ``POST path`` request with a JSON body."""
+    head = http_get(path, port=port, headers=headers).replace(b"GET ", b"POST ", 1)[:-2]
+    return head + (
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    )
+
+
 class Connection:
     """One keep-alive connection: send a request, read one Content-Length answer."""
 

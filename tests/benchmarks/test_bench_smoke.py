@@ -332,3 +332,20 @@ def test_entitlement_outage_figures_count_errors_and_wrong_answers():
     errors = figures["entitlements.outage_errors"]
     assert (errors.value, errors.met) == (2, False)
     assert figures["entitlements.outage_mismatches"].value == 1
+
+
+def test_batches_rotate_the_checks_and_expect_their_answers_in_order():
+    checks = [
+        {"customer": f"cus_{i}", "event_name": "transactions", "quantity": 1} for i in range(3)
+    ]
+    expected = [{"allowed": True}, {"allowed": False}, {"allowed": True}]
+    requests, answers = entitlement_accounts.batches(
+        checks, expected, 2, port=80, key="k", path="/api/v1/entitlements/check"
+    )
+    assert len(requests) == 3  # every check leads one batch
+    head, body = requests[2].split(b"\r\n\r\n")
+    assert head.startswith(b"POST /api/v1/entitlements/check HTTP/1.1\r\n")
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert b"Authorization: Bearer k" in head
+    assert [c["customer"] for c in json.loads(body)["checks"]] == ["cus_2", "cus_0"]
+    assert answers[2] == {"results": [{"allowed": True}, {"allowed": True}]}
