@@ -406,3 +406,20 @@ def test_redis_down_answers_from_the_database_and_catches_up_after(
         settings.REDIS_URL = redis_state
         entitlement_state._down_until = 0.0  # the one-second breaker, closed for the test
         assert backend.check(customer, gb) == answer(False, "cap_reached", 0)
+
+
+def test_a_plan_change_reaches_every_cached_copy_at_once(
+    redis_state, on_clock, backend, capped_plan, django_capture_on_commit_callbacks
+):
+    from billing.services.subscriptions import subscription_change_plan
+
+    account, _, customer = on_clock("starter")
+    with time_machine.travel(NOW, tick=False):
+        assert backend.check(customer, "api_calls") == answer(True, "ok", None)
+        assert backend.check(customer, "data_transfer_gb")["reason"] == "unknown_meter"
+        # The mirrored subscription's save tells billing.account_changes' listeners after
+        # the commit: the snapshot's token changes in Redis, this process's copy is stale.
+        with django_capture_on_commit_callbacks(execute=True):
+            subscription_change_plan(account=account, plan=capped_plan["growth"])
+        assert backend.check(customer, "api_calls")["reason"] == "unknown_meter"
+        assert backend.check(customer, "data_transfer_gb") == answer(True, "ok", None)

@@ -24,6 +24,7 @@ from usage.selectors.entitlement_snapshot import (
     snapshot_from_json,
     snapshots_for_accounts,
 )
+from usage.selectors.entitlement_usage import micros, usage_from_database
 from usage.selectors.entitlements import Decision, decide
 from usage.services import entitlement_state as state
 
@@ -66,7 +67,7 @@ def states_from_database(customers: Sequence[str], now: datetime) -> dict[str, S
     periods = {
         a: period for a, s in snapshots.items() if (period := s.current_period(now)) is not None
     }
-    usage = state.usage_from_database(periods, snapshots)
+    usage = usage_from_database(periods, snapshots)
     return {c: (snapshots.get(accounts.get(c)), usage.get(accounts.get(c), {})) for c in customers}
 
 
@@ -76,8 +77,8 @@ def _hash_usage(raw: dict[bytes, bytes], snapshot: Snapshot, period) -> dict[int
     if not raw or raw.get(b"v", b"").decode() != snapshot.token:
         return None
     if (
-        raw.get(b"ps") != str(state.micros(period[0])).encode()
-        or raw.get(b"pe") != str(state.micros(period[1])).encode()
+        raw.get(b"ps") != str(micros(period[0])).encode()
+        or raw.get(b"pe") != str(micros(period[1])).encode()
     ):
         return None
     usage = {int(k[2:]): int(v) for k, v in raw.items() if k.startswith(b"m:")}

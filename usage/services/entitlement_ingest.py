@@ -31,6 +31,7 @@ from usage.event_validation import ValidEvent
 from usage.models import Budget
 from usage.selectors.entitlement_snapshot import Cap, Snapshot, snapshot_from_json
 from usage.selectors.entitlement_snapshot import snapshots_for_accounts as snapshots_from_db
+from usage.selectors.entitlement_usage import micros, usage_from_database
 from usage.selectors.entitlements import cap_reached
 from usage.services import entitlement_state as state
 
@@ -95,7 +96,7 @@ class _Usage:
 
     def apply(self, row: ValidEvent, aggregation: str, event_id: int) -> None:
         if aggregation == LAST:
-            moment = (state.micros(row.timestamp), event_id)
+            moment = (micros(row.timestamp), event_id)
             if moment > self.newest.get(row.meter_id, (-1, -1)):
                 self.newest[row.meter_id] = moment
                 self.values[row.meter_id] = row.value
@@ -210,7 +211,7 @@ def _cold_crossings(r, snapshots, rows, event_ids, aggregations, now) -> list[di
     if r is not None:
         after = state.usage_rebuild(r, periods, snapshots)
     else:
-        after = state.usage_from_database(periods, snapshots)
+        after = usage_from_database(periods, snapshots)
     found = []
     for account_id, period in periods.items():
         events = _in_period([row for row in rows if row.account_id == account_id], period)
@@ -255,7 +256,7 @@ def _record_in_redis(r, rows, event_ids, aggregations, now) -> list[dict]:
             aggregation = aggregations[row.meter_id]
             step = 1 if aggregation == COUNT else row.value
             meters[row.meter_id].append(
-                [state.micros(row.timestamp), str(step), event_ids.get(row.identifier, 0),
+                [micros(row.timestamp), str(step), event_ids.get(row.identifier, 0),
                  str(row.value)]
             )  # fmt: skip
         spec.append(
@@ -265,7 +266,7 @@ def _record_in_redis(r, rows, event_ids, aggregations, now) -> list[dict]:
             ]
         )
     replies = r.script("apply", _APPLY)(keys=keys, args=[json.dumps(spec)])
-    now_us = state.micros(now)
+    now_us = micros(now)
     warm, cold = {}, {}
     for account_id, reply in zip(accounts, replies, strict=True):
         reply = [x.decode() if isinstance(x, bytes) else x for x in reply]
@@ -292,7 +293,7 @@ def _record_in_redis(r, rows, event_ids, aggregations, now) -> list[dict]:
         events = [
             row
             for row in by_account[account_id]
-            if period[0] <= state.micros(row.timestamp) < period[1] and row.meter_id in values
+            if period[0] <= micros(row.timestamp) < period[1] and row.meter_id in values
         ]
         before = _Usage(values, newest)
         found += _crossings(snapshot, before, events, aggregations, event_ids)

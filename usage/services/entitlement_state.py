@@ -39,21 +39,20 @@ import secrets
 import threading
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
 from django.db import transaction
 
 from billing.models import Meter
-from usage.models import Budget, UsageRollup
+from usage.models import Budget
 from usage.selectors.entitlement_snapshot import (
     Snapshot,
     account_ids_for_customers,
     snapshot_to_json,
     snapshots_for_accounts,
 )
-from usage.selectors.rollups import floor_hour, rollup_values
+from usage.selectors.entitlement_usage import last_times, micros, usage_from_database
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +103,9 @@ class _Redis:
 _lock = threading.Lock()
 _handles: dict[str, _Redis] = {}
 _down_until = 0.0
-_snapshots: dict[int, Snapshot] = {}  # this process's copies, checked by token
+# This process's copies, checked by token on every read and dropped after
+# ENTITLEMENT_SNAPSHOT_TTL_SECONDS (what no hook invalidates: a meter or price edited).
+_snapshots: dict[int, tuple[Snapshot, float]] = {}
 _customers: dict[str, tuple[int | None, float]] = {}
 _dirty: set[int] = set()  # accounts whose hash missed an increment or an invalidation
 _capped: tuple[frozenset[int], float] = (frozenset(), 0.0)  # accounts with hard caps
@@ -235,53 +236,6 @@ def usage_invalidate(account_id: int) -> None:
         redis_failed(exc)
 
 
-# -- micros ------------------------------------------------------------------------------
-def micros(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-# -- usage from the database ---------------------------------------------------------------
-def _meters_of(snapshot: Snapshot) -> list[Meter]:
-    return [Meter(pk=m.id, aggregation=m.aggregation) for m in snapshot.meters.values()]
-
-
-def usage_from_database(
-    periods: dict[int, tuple[datetime, datetime]], snapshots: dict[int, Snapshot]
-) -> dict[int, dict[int, int]]:
-    """``{account id: {meter id: value}}`` over each account's period, from the rollups."""
-    if not periods:
-        return {}
-    any_snapshot = next(iter(snapshots.values()))
-    values = rollup_values(ranges=periods, meters=_meters_of(any_snapshot), group="range")
-    usage: dict[int, dict[int, int]] = {a: {} for a in periods}
-    for (account_id, meter_id), buckets in values.items():
-        usage[account_id][meter_id] = buckets[0].value if buckets else 0
-    return usage
-
-
-def _last_times(periods, last_ids) -> dict[tuple[int, int], int]:
-    """The newest rollup time (micros) of each account's ``last`` meters in its period:
-    an event must be newer to replace the value (equal times: the later id wins)."""
-    if not periods or not last_ids:
-        return {}
-    found: dict[tuple[int, int], int] = {}
-    for account_id, (start, end) in periods.items():
-        rows = (
-            UsageRollup.objects.filter(
-                account_id=account_id, meter_id__in=last_ids,
-                hour__gte=floor_hour(start), hour__lt=end,
-                last_timestamp__gte=start, last_timestamp__lt=end,
-            )
-            .order_by()
-            .values_list("meter_id", "last_timestamp")
-        )  # fmt: skip
-        for meter_id, moment in rows:
-            k = (account_id, meter_id)
-            found[k] = max(found.get(k, 0), micros(moment))
-    return found
-
-
 def usage_hash(
     snapshot: Snapshot, period, usage: dict[int, int], last_times: dict
 ) -> dict[str, str]:
@@ -314,7 +268,7 @@ def usage_rebuild(r: _Redis, wanted: dict[int, tuple], snapshots: dict[int, Snap
             for m in next(iter(snapshots.values())).meters.values()
             if m.aggregation == Meter.Aggregation.LAST
         ]
-        times = _last_times({a: wanted[a] for a in won}, last_ids)
+        times = last_times({a: wanted[a] for a in won}, last_ids)
         pipe = r.client.pipeline(transaction=True)
         for account_id in won:
             hash_key = key("use", account_id)
@@ -357,21 +311,24 @@ def snapshots_build(r: _Redis | None, account_ids, tokens: dict[int, str]) -> di
             keys=[key("ver", account_id), key("snap", account_id)],
             args=[token, snapshot_to_json(snapshot), snapshot_ttl()],
         )
-        _snapshots[account_id] = snapshot
+        snapshot_keep(snapshot)
     return built
 
 
+def snapshot_local(account_id: int) -> Snapshot | None:
+    held = _snapshots.get(account_id)
+    if held is None or time.monotonic() - held[1] > snapshot_ttl():
+        return None
+    return held[0]
+
+
 def cached_snapshot(account_id: int, token: str) -> Snapshot | None:
-    snapshot = _snapshots.get(account_id)
+    snapshot = snapshot_local(account_id)
     return snapshot if snapshot is not None and token and snapshot.token == token else None
 
 
-def snapshot_local(account_id: int) -> Snapshot | None:
-    return _snapshots.get(account_id)
-
-
 def snapshot_keep(snapshot: Snapshot) -> None:
-    _snapshots[snapshot.account_id] = snapshot
+    _snapshots[snapshot.account_id] = (snapshot, time.monotonic())
 
 
 # -- customers -------------------------------------------------------------------------------
