@@ -24,7 +24,8 @@ def figures(args, results: dict, validation: dict, outage: dict | None) -> list[
             target=f"<= {TARGET_P99_MS:g} ms at {rate}",
             met=c["p99_ms"] <= TARGET_P99_MS and keeps_up,
             notes=f"{server}; open loop, {args.connections} keep-alive connections from "
-            f"{args.clients} client processes; {args.rounds} x {args.seconds:g} s phases each",
+            f"{args.clients} client processes; {args.rounds} x {args.seconds:g} s phases each; "
+            f"errors {c['errors']} (trivial view {t['errors']})",
             extra={
                 "check": c,
                 "trivial": t,
@@ -34,6 +35,7 @@ def figures(args, results: dict, validation: dict, outage: dict | None) -> list[
             **base,
         ),
         Figure("entitlements.check_p50_ms", "  p50", c["p50_ms"], "ms", t["p50_ms"], **base),
+        Figure("entitlements.check_max_ms", "  max", c["max_ms"], "ms", t["max_ms"], **base),
         Figure(
             "entitlements.check_rate",
             f"  answered/s (offered {rate})",
