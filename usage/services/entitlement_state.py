@@ -89,7 +89,7 @@ class StateUnavailable(Exception):
 
 class _Redis:
     def __init__(self, url: str):
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.5)
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.25)
         self.read = self.client.register_script(_READ)
         self.store_snapshot = self.client.register_script(_STORE_SNAPSHOT)
         self.scripts: dict[str, object] = {}
