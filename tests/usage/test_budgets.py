@@ -11,7 +11,12 @@ from billing.models import Account, Membership, Meter
 from tests.factories import make_user
 from usage.models import Budget, PlanBudgetPolicy
 from usage.services import alerts as alert_services
-from usage.services.budgets import budget_delete, budget_set, plan_default_budgets_apply
+from usage.services.budgets import (
+    budget_delete,
+    budget_set,
+    plan_default_budgets_apply,
+    plan_default_budgets_apply_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -224,6 +229,13 @@ def test_plan_defaults_created_once_never_overwrite_and_come_back(globex):
                   user=globex["owner"])  # fmt: skip
     back = Budget.objects.get(kind="units")
     assert (back.limit, back.source) == (5_000, "plan_default")
+    # By id, as a billing.account_changes listener: nothing missing, nothing added; an
+    # account that is gone is no error.
+    Budget.objects.filter(kind="spend").delete()
+    plan_default_budgets_apply_for(account.pk)
+    assert Budget.objects.get(kind="spend").limit == 10_000
+    plan_default_budgets_apply_for(account.pk + 1_000)
+    assert Budget.objects.count() == 2
 
 
 def test_hooks_run_after_a_change(globex, monkeypatch, django_capture_on_commit_callbacks):
@@ -267,3 +279,23 @@ def make_staff():
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_user("stan", is_staff=True)
+
+
+def test_plan_defaults_follow_a_new_subscription_as_an_account_change_listener(
+    demo_catalog, monkeypatch, django_capture_on_commit_callbacks
+):
+    from billing import account_changes
+    from billing.services.accounts import account_create
+    from billing.services.subscriptions import subscription_create
+
+    # As usage's AppConfig.ready would register it (the lead wires it there).
+    monkeypatch.setattr(account_changes, "_listeners", [plan_default_budgets_apply_for])
+    PlanBudgetPolicy.objects.create(
+        plan=demo_catalog["starter"], kind="units",
+        meter=Meter.objects.get(event_name="api_calls"), default_limit=5_000,
+    )  # fmt: skip
+    account = account_create(name="Hooli", billing_email="b@hooli.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        subscription_create(account=account, plan=demo_catalog["starter"])
+    budget = Budget.objects.get(account=account)
+    assert (budget.limit, budget.source) == (5_000, "plan_default")

@@ -247,6 +247,14 @@ def plan_default_budgets_apply(account: Account) -> list[Budget]:
     return created
 
 
+def plan_default_budgets_apply_for(account_id: int) -> None:
+    """``plan_default_budgets_apply`` by id: a ``billing.account_changes`` listener (told
+    after a subscription or account change commits)."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is not None:
+        plan_default_budgets_apply(account)
+
+
 # Hooks (each module may not have its function yet) -------------------------------------
 
 
