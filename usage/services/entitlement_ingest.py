@@ -40,7 +40,8 @@ LAST = Meter.Aggregation.LAST
 COUNT = Meter.Aggregation.COUNT
 
 # KEYS: (use, ver) per account. ARGV[1]: JSON, per account a list of
-# [meter id, "add" | "last", [[time us, increment, event id, value], ...]].
+# [meter id, "add", [[time us, increment], ...]] or [meter id, "last", [[time us, "0",
+# event id, value], ...]] (increments and values as strings: Lua numbers are doubles).
 # Returns per account {ps, pe, hc, v, then per meter: id, before, after, t, i},
 # or {"", ver} when the hash is missing.
 _APPLY = """
@@ -251,19 +252,23 @@ def _record_in_redis(r, rows, event_ids, aggregations, now) -> list[dict]:
     keys, spec = [], []
     for account_id in accounts:
         keys += [state.key("use", account_id), state.key("ver", account_id)]
-        meters: dict[int, list] = defaultdict(list)
+        # Sums and counts merged per event time (a batch often shares one); for last
+        # meters every event, the script keeps the newest.
+        added: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        lasts: dict[int, list] = defaultdict(list)
         for row in by_account[account_id]:
             aggregation = aggregations[row.meter_id]
-            step = 1 if aggregation == COUNT else row.value
-            meters[row.meter_id].append(
-                [micros(row.timestamp), str(step), event_ids.get(row.identifier, 0),
-                 str(row.value)]
-            )  # fmt: skip
+            if aggregation == LAST:
+                lasts[row.meter_id].append(
+                    [micros(row.timestamp), "0", event_ids.get(row.identifier, 0),
+                     str(row.value)]
+                )  # fmt: skip
+            else:
+                step = 1 if aggregation == COUNT else row.value
+                added[row.meter_id][micros(row.timestamp)] += step
         spec.append(
-            [
-                [str(m), "last" if aggregations[m] == LAST else "add", entries]
-                for m, entries in meters.items()
-            ]
+            [[str(m), "add", [[t, str(v)] for t, v in times.items()]] for m, times in added.items()]
+            + [[str(m), "last", entries] for m, entries in lasts.items()]
         )
     replies = r.script("apply", _APPLY)(keys=keys, args=[json.dumps(spec)])
     now_us = micros(now)
