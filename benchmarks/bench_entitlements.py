@@ -19,7 +19,7 @@ closed loop (back to back) for the most it answers. Each server runs on its own 
 redis-server, so the shared Redis is never stopped. ``--profile``: CPU per request and a
 cProfile of the check in-process, and py-spy on the server under load when installed.
 
-    python -m benchmarks.bench_entitlements --rate 2000 --seconds 10 --rounds 2 --profile
+    python -m benchmarks.bench_entitlements --rate 2000 --phase-seconds 10 --rounds 2 --profile
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from benchmarks.entitlement_accounts import (
 
 def add_arguments(parser) -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="offered requests/s")
-    parser.add_argument("--seconds", type=float, default=8.0, help="seconds per phase")
+    parser.add_argument("--phase-seconds", type=float, default=8.0, help="seconds per phase")
     parser.add_argument("--rounds", type=int, default=2, help="baseline+check phase pairs")
     parser.add_argument("--accounts", type=int, default=8, help="accounts per server")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
@@ -127,7 +127,7 @@ def _phase(server, args, requests, expected=None, *, rate=None, seconds=None, ac
         requests=requests,
         expected=expected,
         rate=args.rate if rate is None else rate,
-        seconds=args.seconds if seconds is None else seconds,
+        seconds=args.phase_seconds if seconds is None else seconds,
         connections=args.connections,
         processes=args.clients,
         actions=actions,
@@ -186,7 +186,7 @@ def batch_phase(server, args, key: str, checks, expected) -> dict:
         requests,
         answers,
         rate=args.rate / args.batch,
-        seconds=args.seconds * args.rounds,
+        seconds=args.phase_seconds * args.rounds,
     )
     out = _merge([samples])
     out["checks_per_second"] = out["throughput"] * args.batch

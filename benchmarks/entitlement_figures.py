@@ -24,8 +24,8 @@ def figures(args, results: dict, validation: dict, outage: dict | None) -> list[
             target=f"<= {TARGET_P99_MS:g} ms at {rate}",
             met=c["p99_ms"] <= TARGET_P99_MS and keeps_up,
             notes=f"{server}; open loop, {args.connections} keep-alive connections from "
-            f"{args.clients} client processes; {args.rounds} x {args.seconds:g} s phases each; "
-            f"errors {c['errors']} (trivial view {t['errors']})",
+            f"{args.clients} client processes; {args.rounds} x {args.phase_seconds:g} s "
+            f"phases each; errors {c['errors']} (trivial view {t['errors']})",
             extra={
                 "check": c,
                 "trivial": t,

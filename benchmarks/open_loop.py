@@ -202,9 +202,10 @@ class _Loop:
             parsed = _parse(conn.buf)
         except (OSError, ValueError) as exc:
             self._close(slot)
-            self._done(slot, 0, repr(exc).encode(), now)
+            if slot.busy:  # an idle connection closed by the server is no request's error
+                self._done(slot, 0, repr(exc).encode(), now)
             return
-        if parsed is None:
+        if parsed is None or not slot.busy:
             return
         status, body, rest, close = parsed
         conn.buf = rest

@@ -10,6 +10,8 @@ the clear exit when the services are missing.
 import argparse
 import http.server
 import json
+import selectors
+import socket
 import threading
 from decimal import Decimal
 
@@ -350,3 +352,23 @@ def test_batches_rotate_the_checks_and_expect_their_answers_in_order():
     assert b"Authorization: Bearer k" in head
     assert [c["customer"] for c in json.loads(body)["checks"]] == ["cus_2", "cus_0"]
     assert answers[2] == {"results": [{"allowed": True}, {"allowed": True}]}
+
+
+def test_an_idle_connection_closed_by_the_server_is_no_error():
+    out = open_loop.Samples(t0=0.0, rate=10)
+    loop = open_loop._Loop(out, ([b"GET / HTTP/1.1\r\n\r\n"], [None], 10, 1, 10, 1), [0], 1)
+    slot = loop.slots[0]
+    ours, theirs = socket.socketpair()
+    slot.conn.sock = ours
+    loop.selector.register(ours, selectors.EVENT_READ, slot)
+    theirs.close()  # the server ends a keep-alive connection between requests
+    loop._readable(slot, now=0.5)
+    assert slot.conn.sock is None  # reconnects for the next request
+    assert len(out.status) == 0  # and no request failed
+
+
+def test_no_benchmark_option_is_overwritten_by_the_runners_own_sizes():
+    # The runner records each benchmark's duration as sizes[name]["seconds"].
+    args = runner.parse_args([])
+    for name in runner.BENCHMARKS:
+        assert "seconds" not in vars(runner.options_for(args, name)), name
