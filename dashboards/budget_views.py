@@ -24,7 +24,7 @@ from dashboards.access import account_for_request, account_url, render_not_found
 from dashboards.forms import BudgetForm
 from usage.models import Budget
 from usage.selectors.budgets import BudgetStatus, budget_statuses
-from usage.services.budgets import budget_delete, budget_set, plan_default_budgets_apply
+from usage.services.budgets import budget_delete, budget_set
 
 OPERATOR = "Meterdesk"
 SET_PERMISSIONS = ("usage.add_budget", "usage.change_budget")
@@ -165,7 +165,6 @@ def budgets(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     if request.GET.get("part") == "cards":  # the cards' refresh
         return render(request, "dashboards/_budgets.html#cards", _context(request, account))
-    plan_default_budgets_apply(account)  # lazily, until subscriptions have a hook
     editing = None
     edit = request.GET.get("edit", "")
     if edit:

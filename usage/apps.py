@@ -25,8 +25,10 @@ class UsageConfig(AppConfig):
 
         from billing.account_changes import account_change_listener_register
         from usage.models import Budget
+        from usage.services.budgets import plan_default_budgets_apply_for
         from usage.services.entitlement_state import budget_changed, snapshot_invalidate
 
         account_change_listener_register(snapshot_invalidate)
+        account_change_listener_register(plan_default_budgets_apply_for)
         post_save.connect(budget_changed, sender=Budget, dispatch_uid="usage.budget.saved")
         post_delete.connect(budget_changed, sender=Budget, dispatch_uid="usage.budget.deleted")

@@ -1,16 +1,12 @@
 """Budgets service (issue 16): validation errors by field and code, the plan's maximum for
 customers (not staff), who may set them, plan defaults, and the two hooks."""
 
-import sys
-import types
-
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from billing.models import Account, Membership, Meter
 from tests.factories import make_user
 from usage.models import Budget, PlanBudgetPolicy
-from usage.services import alerts as alert_services
 from usage.services.budgets import (
     budget_delete,
     budget_set,
@@ -238,35 +234,20 @@ def test_plan_defaults_created_once_never_overwrite_and_come_back(globex):
     assert Budget.objects.count() == 2
 
 
-def test_hooks_run_after_a_change(globex, monkeypatch, django_capture_on_commit_callbacks):
-    changed, invalidated = [], []
-    alerts = types.ModuleType("usage.services.alert_resolution")
-    alerts.budget_changed = lambda *, budget, old_limit: changed.append((budget.pk, old_limit))
-    monkeypatch.setitem(sys.modules, "usage.services.alert_resolution", alerts)
-    snapshots = types.ModuleType("usage.services.entitlement_state")
-    snapshots.snapshot_invalidate = invalidated.append
-    monkeypatch.setitem(sys.modules, "usage.services.entitlement_state", snapshots)
-    with django_capture_on_commit_callbacks(execute=True):
-        budget = _set(globex)
-        assert invalidated == []  # only once the change commits
-    with django_capture_on_commit_callbacks(execute=True):
-        _set(globex, limit=12_000)
-    # A new budget has nothing to re-arm; the raise from 10,000 is told to the alerts.
+def test_a_changed_limit_is_told_to_the_alert_engine(globex, monkeypatch):
+    from usage.services import budgets as budget_services
+
+    changed = []
+    monkeypatch.setattr(
+        budget_services,
+        "budget_changed",
+        lambda *, budget, old_limit: changed.append((budget.pk, old_limit)),
+    )
+    budget = _set(globex)
+    _set(globex, limit=10_000)  # the same limit: nothing to re-arm
+    _set(globex, limit=12_000)
+    # A new budget has nothing to re-arm; only the raise from 10,000 is told to the alerts.
     assert changed == [(budget.pk, 10_000)]
-    account_id = globex["account"].pk
-    assert invalidated == [account_id, account_id]
-    with django_capture_on_commit_callbacks(execute=True):
-        budget_delete(account=globex["account"], budget_id=budget.pk, user=globex["owner"])
-    assert invalidated == [account_id] * 3
-
-
-def test_works_without_the_hooks(globex, monkeypatch, django_capture_on_commit_callbacks):
-    for module in ("usage.services.alert_resolution", "usage.services.entitlement_state"):
-        monkeypatch.setitem(sys.modules, module, None)  # as if not there
-    monkeypatch.delattr(alert_services, "budget_changed", raising=False)
-    with django_capture_on_commit_callbacks(execute=True):
-        _set(globex)
-        assert _set(globex, limit=11_000).limit == 11_000
 
 
 def _plan(globex):

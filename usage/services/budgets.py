@@ -9,17 +9,14 @@ Plan defaults (``PlanBudgetPolicy.default_limit``) are a floor the plan keeps: a
 on the plan always has that budget; the customer may change it (up to ``max_limit``),
 and deleting it puts the plan's default back (``budget_delete`` re-applies them).
 
-After a change two hooks run, each only if its module provides it: the alert engine's
-``usage.services.alert_resolution.budget_changed(budget=, old_limit=)`` when a limit
-changed (re-arm or resolve the warn levels, inside the transaction) and the entitlement
-snapshot's ``usage.services.entitlement_state.snapshot_invalidate(account_id)`` (after
-commit; that module also listens to Budget saves, so this is belt and braces).
+When a limit changes the alert engine's ``alert_resolution.budget_changed`` resolves
+and re-arms the warn levels (inside the transaction); the entitlement snapshot follows
+Budget saves and deletes by signal (``usage.apps``), and plan defaults are applied when
+billing tells a subscription or account changed (``plan_default_budgets_apply_for``).
 """
 
-import importlib
 import logging
 from collections.abc import Iterable
-from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -30,16 +27,12 @@ from billing.money import format_money
 from billing.selectors import user_manages_billing
 from billing.units import quantity_text
 from usage.models import Budget, PlanBudgetPolicy
+from usage.services.alert_resolution import budget_changed
 
 logger = logging.getLogger(__name__)
 Kind = Budget.Kind
 Source = Budget.Source
 MAX_WARN_LEVELS = 5
-# The alert engine's re-arm / resolve of a changed limit (its module may not be there).
-_ALERTS_MODULE = "usage.services.alert_resolution"
-# The entitlement snapshot's invalidation, by the names its module may give it.
-_SNAPSHOT_MODULE = "usage.services.entitlement_state"
-_SNAPSHOT_FUNCTIONS = ("snapshot_invalidate", "entitlement_snapshot_invalidate")
 
 
 def _error(field: str, message: str, code: str) -> ValidationError:
@@ -190,8 +183,10 @@ def budget_set(
         budget.hard_cap, budget.source = bool(hard_cap), source
         budget.updated_by = user if getattr(user, "is_authenticated", False) else None
         budget.save()
-        _budget_changed(budget, old_limit)
-        transaction.on_commit(partial(_snapshot_invalidate, account.pk), robust=True)
+        if old_limit is not None and old_limit != limit:
+            # The alert engine resolves and re-arms the levels a changed limit no
+            # longer reaches (the entitlement snapshot follows Budget's post_save).
+            budget_changed(budget=budget, old_limit=old_limit)
     return budget
 
 
@@ -205,7 +200,6 @@ def budget_delete(*, account: Account, budget_id: int, user=None, staff: bool = 
         if budget is None:
             return False
         budget.delete()  # its alert deliveries keep their history (budget set to NULL)
-        transaction.on_commit(partial(_snapshot_invalidate, account.pk), robust=True)
     plan_default_budgets_apply(account)
     return True
 
@@ -253,35 +247,3 @@ def plan_default_budgets_apply_for(account_id: int) -> None:
     account = Account.objects.filter(pk=account_id).first()
     if account is not None:
         plan_default_budgets_apply(account)
-
-
-# Hooks (each module may not have its function yet) -------------------------------------
-
-
-def _hook(module_name: str, *names: str):
-    """The first of ``names`` the module has, or None (module or function not there)."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
-    return next((getattr(module, name) for name in names if hasattr(module, name)), None)
-
-
-def _budget_changed(budget: Budget, old_limit: int | None) -> None:
-    """The alert engine re-arms or resolves the levels of a changed limit; a new budget
-    has no alerts yet."""
-    if old_limit is None:
-        return
-    hook = _hook(_ALERTS_MODULE, "budget_changed") or _hook(
-        "usage.services.alerts", "budget_changed"
-    )
-    if hook is not None:
-        hook(budget=budget, old_limit=old_limit)
-
-
-def _snapshot_invalidate(account_id: int) -> None:
-    invalidate = _hook(_SNAPSHOT_MODULE, *_SNAPSHOT_FUNCTIONS)
-    if invalidate is not None:
-        invalidate(account_id)
