@@ -297,8 +297,14 @@ def _sweep(barrier, errors):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_sweeps_at_once_deliver_each_alert_once_per_endpoint(pro_account, receiver):
+def test_two_sweeps_at_once_deliver_each_rule_and_budget_level_once_per_endpoint(
+    pro_account, receiver
+):
+    from usage.models_budgets import Budget
+
     WebhookEndpoint.objects.create(url=f"{receiver.url}/a", secret=SECRET)
+    # And a $200.00 spend budget: 13,000¢ so far reaches its 50% level (10,000), not 80%.
+    budget = Budget.objects.create(account=pro_account, kind="spend", currency="usd", limit=20_000)
     barrier, errors = threading.Barrier(2), []
     sweeps = [threading.Thread(target=_sweep, args=(barrier, errors)) for _ in range(2)]
     for sweep in sweeps:
@@ -307,14 +313,20 @@ def test_two_sweeps_at_once_deliver_each_alert_once_per_endpoint(pro_account, re
         sweep.join(timeout=120)
     assert errors == []
     alerts = AlertDelivery.objects.filter(account=pro_account)
-    assert sorted(alerts.values_list("level", "threshold")) == [(100, 8_000), (100, 10_000)]
-    assert ChannelDelivery.objects.count() == 2
+    assert alerts.count() == 3
+    assert set(alerts.values_list("budget", "level", "threshold")) == {
+        (None, 100, 8_000),  # the default rules: 80% and 100% of 10,000 calls
+        (None, 100, 10_000),
+        (budget.pk, 50, 10_000),
+    }
+    assert ChannelDelivery.objects.count() == 3
     assert set(ChannelDelivery.objects.values_list("status", "attempts")) == {("delivered", 1)}
     ids = sorted(r.json["id"] for r in receiver.received)
     assert ids == sorted(f"alert_{pk}" for pk in alerts.values_list("pk", flat=True))
-    assert len(mail.outbox) == 2
+    assert all(r.signature_ok for r in receiver.received)
+    assert len(mail.outbox) == 3
     alerts_evaluate_all()  # a third sweep: nothing new
-    assert len(receiver.received) == 2
+    assert len(receiver.received) == 3 and len(mail.outbox) == 3
 
 
 def test_slack_text_escapes_what_people_typed():
