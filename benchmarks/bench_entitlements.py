@@ -208,8 +208,16 @@ def profile_phase(env, server, args, redis_url: str, requests, expected, trivial
             },
             "cprofile": inprocess_profile.profile(requests),
         }
+    with override_settings(REDIS_URL=""):  # the fallback: everything from the database
+        out["inprocess_cpu_us"]["check_without_redis"] = inprocess_profile.cpu_per_request(
+            requests, n=300
+        )
+        out["queries_without_redis"] = inprocess_profile.queries(requests[0])
     connections.close_all()  # the load generator forks
-    log(f"entitlements: in-process CPU per request (us): {out['inprocess_cpu_us']}")
+    log(
+        f"entitlements: in-process CPU per request (us): {out['inprocess_cpu_us']}; "
+        f"queries without Redis: {out['queries_without_redis']}"
+    )
     for kind in ("cumulative", "own"):
         for row in out["cprofile"][kind]:
             log(f"entitlements: cProfile {kind}: {row}")

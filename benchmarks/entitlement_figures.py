@@ -74,6 +74,29 @@ def figures(args, results: dict, validation: dict, outage: dict | None) -> list[
             met=c["mismatches"] + validation["mismatches"] + c["errors"] == 0,
         ),
     ]
+    cpu = results.get("profile", {}).get("inprocess_cpu_us")
+    if cpu:
+        out.append(
+            Figure(
+                "entitlements.inprocess_cpu_us",
+                "  CPU per request in Django alone (in-process)",
+                cpu["check"],
+                "us",
+                cpu["trivial"],
+                **base,
+            )
+        )
+        queries = results["profile"]["queries_without_redis"]
+        out.append(
+            Figure(
+                "entitlements.fallback_cpu_us",
+                f"  same, Redis down (database fallback, {queries} queries)",
+                cpu["check_without_redis"],
+                "us",
+                cpu["check"],
+                baseline_label="Redis up",
+            )
+        )
     if "batch" in results:
         b = results["batch"]
         out.append(

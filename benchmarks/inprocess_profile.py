@@ -86,3 +86,16 @@ def profile(requests: list[bytes], n: int = 2000, top: int = 30) -> dict:
         "cumulative": sorted(rows, key=lambda r: -r["cumulative_us"])[:top],
         "own": sorted(rows, key=lambda r: -r["own_us"])[: top // 2],
     }
+
+
+def queries(request: bytes) -> int:
+    """SQL queries one request makes (after a warm-up request)."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    handler, environ = WSGIHandler(), _environ(request)
+    _serve(handler, [environ], 1)
+    with CaptureQueriesContext(connection) as captured:
+        _serve(handler, [environ], 1)
+    return len(captured.captured_queries)
