@@ -113,8 +113,9 @@ def _body(data: dict) -> str:
 def alert_channels_open(*, delivery: AlertDelivery, facts: AlertFacts) -> list[ChannelDelivery]:
     """Add the alert's channel deliveries (call inside the claim's transaction)."""
     rows = []
-    payload = _body(alert_payload(delivery=delivery, facts=facts))
-    for endpoint in WebhookEndpoint.objects.filter(enabled=True).order_by("pk"):
+    endpoints = list(WebhookEndpoint.objects.filter(enabled=True).order_by("pk"))
+    payload = _body(alert_payload(delivery=delivery, facts=facts)) if endpoints else ""
+    for endpoint in endpoints:
         rows.append(
             ChannelDelivery(
                 alert=delivery,
@@ -135,4 +136,4 @@ def alert_channels_open(*, delivery: AlertDelivery, facts: AlertFacts) -> list[C
     for row in rows:
         if not url_allowed(row.url):
             row.status, row.last_error = Status.FAILED, URL_REFUSED
-    return ChannelDelivery.objects.bulk_create(rows)
+    return ChannelDelivery.objects.bulk_create(rows) if rows else []
