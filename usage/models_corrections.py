@@ -74,6 +74,9 @@ class UsageCorrection(models.Model):
         default=0, help_text="Credit note amount, minor units of the invoice's currency"
     )
     currency = models.CharField(max_length=3, blank=True)
+    last_error = models.TextField(
+        blank=True, help_text="Stripe's answer when it refused the correction's call"
+    )
     billed_quantity = models.BigIntegerField(
         null=True,
         blank=True,

@@ -53,6 +53,7 @@ def test_a_refused_credit_note_leaves_the_correction_failed_and_a_retry_complete
     # Failed, the planned note kept (32 GB, tier 1: 32 × 10¢ + 500¢ = 820¢;
     # 2,136 − 820 = 1,316¢), no note id, and no note in Stripe.
     assert (correction.status, correction.stripe_credit_note_id) == ("failed", "")
+    assert correction.last_error == "Could not connect to Stripe (test)."
     assert (correction.credit_amount, correction.billed_quantity) == (1316, 32)
     assert stripe_client.v1.credit_notes.list({"invoice": invoice.id}).data == []
     # The ledger holds the void (142 − 110 = 32), which is what the note will credit.
@@ -66,6 +67,8 @@ def test_a_refused_credit_note_leaves_the_correction_failed_and_a_retry_complete
 
     retried = correction_retry(correction=correction, client=stripe_client, now=after)
     assert retried.status == "applied" and retried.stripe_credit_note_id
+    retried.refresh_from_db()
+    assert retried.last_error == ""
     note = stripe_client.v1.credit_notes.retrieve(retried.stripe_credit_note_id)
     assert (note.amount, note.invoice) == (1316, invoice.id)
     # Retrying an applied correction does nothing.

@@ -133,7 +133,8 @@ def correction_apply(
             locked = UsageCorrection.objects.select_for_update().get(pk=correction.pk)
             if locked.status != Status.APPLIED:
                 locked.status = Status.FAILED
-                locked.save(update_fields=["status"])
+                locked.last_error = message[:2000]
+                locked.save(update_fields=["status", "last_error"])
                 _error_record(locked, message)
         locked.error = message
         return locked
@@ -153,8 +154,8 @@ def correction_apply(
             locked.rereport = _rereport(report=report, meter=locked.meter, now=now)
         else:
             locked.stripe_credit_note_id = note_id
-        locked.status = Status.APPLIED
-        locked.save(update_fields=["status", "rereport", "stripe_credit_note_id"])
+        locked.status, locked.last_error = Status.APPLIED, ""
+        locked.save(update_fields=["status", "rereport", "stripe_credit_note_id", "last_error"])
     return locked
 
 

@@ -6,10 +6,14 @@ function here runs inside the correction's transaction, under its locks.
 """
 
 from datetime import datetime, timedelta
+from functools import partial
+
+from django.db import transaction
 
 from billing.models import Meter
 from usage.models import UsageCorrection, UsageEvent, UsageRollup
 from usage.selectors.corrections import adjustment_hour
+from usage.services.entitlement_state import usage_invalidate
 
 HOUR = timedelta(hours=1)
 
@@ -57,10 +61,17 @@ def _adjusted(meter: Meter, sum_value: int, count: int, adjustment: int) -> tupl
     return sum_value + adjustment, count
 
 
+def _entitlements_follow(account_id: int) -> None:
+    """Once the correction commits, the entitlement check reads the period's usage from
+    the corrected rollups again (its cached usage would otherwise keep the old figure)."""
+    transaction.on_commit(partial(usage_invalidate, account_id), robust=True)
+
+
 def rollups_recompute(*, account_id: int, meter: Meter, hours: set[datetime]) -> None:
     """Rewrite the rollups of ``hours`` from the ledger without voided events, plus the
     quantity adjustments that belong to each hour (so a void never wipes them)."""
     _lock_rollups(account_id, meter.pk, hours)
+    _entitlements_follow(account_id)
     adjustments = adjustments_by_hour(account_id=account_id, meter_id=meter.pk, hours=hours)
     for hour in sorted(hours):
         rows = list(
@@ -104,6 +115,7 @@ def rollup_add_adjustment(*, account_id: int, meter: Meter, hour: datetime, quan
     has no events: ``last_timestamp`` the hour, ``last_event_id`` 0, so any event of the
     hour is newer)."""
     _lock_rollups(account_id, meter.pk, {hour})
+    _entitlements_follow(account_id)
     row = UsageRollup.objects.filter(account_id=account_id, meter_id=meter.pk, hour=hour).first()
     if row is None:
         sum_value, count = _adjusted(meter, 0, 0, quantity)
