@@ -79,6 +79,12 @@ def beat_schedule() -> dict:
             "schedule": channel_retry_every,
             "options": {"expires": channel_retry_every},
         },
+        # Corrections recorded but whose Stripe call (cancel, credit note) never ran.
+        "usage-retry-stale-corrections": {
+            "task": "usage.tasks.retry_stale_corrections",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
+        },
     }
 
 

@@ -42,3 +42,12 @@ def send_alert_channels(ids: list[int] | None = None) -> dict:
     from usage.services.alert_channel_send import channel_deliveries_send_due
 
     return channel_deliveries_send_due(ids=ids)
+
+
+@shared_task(name="usage.tasks.retry_stale_corrections")
+def retry_stale_corrections() -> int:
+    """Corrections still waiting for their Stripe call five minutes on (the process that
+    recorded them died before making it): make the call now, under the same key."""
+    from usage.services.correction_apply import corrections_stale_retry
+
+    return corrections_stale_retry()

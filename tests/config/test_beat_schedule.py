@@ -27,3 +27,14 @@ def test_the_installed_schedule_uses_the_default_settings():
 def test_celery_module_reads_no_interval_from_the_environment():
     source = (Path(__file__).resolve().parents[2] / "config" / "celery.py").read_text()
     assert "os.environ.get" not in source and "getenv" not in source
+
+
+def test_every_scheduled_task_is_a_registered_task():
+    from config.celery import app
+
+    import billing.tasks  # noqa: F401 (registers the tasks, as the worker's autodiscovery does)
+    import usage.tasks  # noqa: F401
+
+    names = {entry["task"] for entry in beat_schedule().values()}
+    assert "usage.tasks.retry_stale_corrections" in names
+    assert names <= set(app.tasks), names - set(app.tasks)
