@@ -213,14 +213,16 @@ def profile_phase(env, server, args, redis_url: str, requests, expected, trivial
             requests, n=300
         )
         out["queries_without_redis"] = inprocess_profile.queries(requests[0])
+        out["cprofile_without_redis"] = inprocess_profile.profile(requests, n=200)
     connections.close_all()  # the load generator forks
     log(
         f"entitlements: in-process CPU per request (us): {out['inprocess_cpu_us']}; "
         f"queries without Redis: {out['queries_without_redis']}"
     )
-    for kind in ("cumulative", "own"):
-        for row in out["cprofile"][kind]:
-            log(f"entitlements: cProfile {kind}: {row}")
+    for name in ("cprofile", "cprofile_without_redis"):
+        for kind in ("cumulative", "own"):
+            for row in out[name][kind]:
+                log(f"entitlements: {name} {kind}: {row}")
     raw = env.tmp / "entitlements-pyspy.txt"  # collapsed stacks, summarized below
     with pyspy_profile.recording(server.proc.pid, raw) as recording:
         if not recording:
