@@ -227,6 +227,10 @@ USAGE_REPORT_INTERVAL_SECONDS = env.float("USAGE_REPORT_INTERVAL_SECONDS", defau
 USAGE_ALERT_SWEEP_SECONDS = env.float("USAGE_ALERT_SWEEP_SECONDS", default=60.0)
 # Seconds between beat's passes over alert webhook / Slack deliveries due for a retry.
 USAGE_ALERT_CHANNEL_RETRY_SECONDS = env.float("USAGE_ALERT_CHANNEL_RETRY_SECONDS", default=30.0)
+# SSRF guard: alert webhooks and Slack URLs whose host is (or resolves to) a private,
+# loopback, link-local, multicast, reserved or unspecified address are refused unless
+# this is true (tests and the local demo, whose receivers listen on 127.0.0.1).
+ALERT_CHANNELS_ALLOW_PRIVATE_HOSTS = env.bool("ALERT_CHANNELS_ALLOW_PRIVATE_HOSTS", default=False)
 # Batching: a (customer, meter) is reported once it has this many unreported events, or
 # its oldest has waited this long; fewer, larger meter events at steady load.
 USAGE_REPORT_BATCH_MIN_EVENTS = env.int("USAGE_REPORT_BATCH_MIN_EVENTS", default=1000)

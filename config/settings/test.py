@@ -22,6 +22,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 # Tests report every event on the next pass; the batching policy has its own test.
 USAGE_REPORT_BATCH_MIN_EVENTS = env.int("USAGE_REPORT_BATCH_MIN_EVENTS", default=1)
 USAGE_REPORT_BATCH_MAX_WAIT_SECONDS = env.int("USAGE_REPORT_BATCH_MAX_WAIT_SECONDS", default=0)
+# The tests' webhook and Slack receivers listen on 127.0.0.1 (the guard has its own tests).
+ALERT_CHANNELS_ALLOW_PRIVATE_HOSTS = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

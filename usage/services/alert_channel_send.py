@@ -8,7 +8,9 @@ error) records the status code, the first 2,000 characters of the answer or the 
 and schedules the next attempt after ``RETRY_DELAYS`` (30 s, 2 min, 10 min, 1 h, 6 h);
 the attempt after the last delay failing marks the delivery ``failed`` (admin: "retry
 now"). Webhooks are signed at send time (``usage.webhook_signature``), over the stored
-body, so a retry carries a fresh timestamp and the same body.
+body, so a retry carries a fresh timestamp and the same body. Every POST goes through
+``usage.outbound_http.guarded_post`` (SSRF guard: a host resolving to a non-public address
+is refused, recorded as ``failed`` and never retried).
 """
 
 import logging
@@ -23,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from usage.models_webhooks import ChannelDelivery
+from usage.outbound_http import OutboundRefused, guarded_post
 from usage.services.alert_channels import URL_REFUSED, url_allowed
 from usage.webhook_signature import HEADER, signature_header
 
@@ -48,21 +51,42 @@ def _lease(delivery_id: int, now) -> bool:
     return bool(_due(now).filter(pk=delivery_id).update(lease_until=now + LEASE))
 
 
-def _post(delivery: ChannelDelivery, now) -> requests.Response:
-    headers = {"Content-Type": "application/json", "User-Agent": "Meterdesk-Alerts/1"}
+def _headers(delivery: ChannelDelivery, now) -> dict:
+    headers = {}
     if delivery.channel == ChannelDelivery.Channel.WEBHOOK:
         headers[HEADER] = signature_header(
             secret=delivery.endpoint.secret, timestamp=int(now.timestamp()), body=delivery.payload
         )
         headers["X-Meterdesk-Delivery"] = str(delivery.pk)
-    return requests.post(
-        delivery.url,
-        data=delivery.payload.encode(),
-        headers=headers,
-        timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS),
-        allow_redirects=False,
-        stream=True,
-    )
+    return headers
+
+
+def channel_post(*, url: str, payload: str, headers: dict | None = None):
+    """One guarded POST of ``payload`` (JSON) to ``url``: (status code or None, the first
+    ``RESPONSE_KEPT`` characters of the answer, the error or "", refused). ``refused``: the
+    URL was never requested (not http(s), or the SSRF guard) and must not be retried."""
+    if not url_allowed(url):
+        return None, "", URL_REFUSED, True
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Meterdesk-Alerts/1",
+        **(headers or {}),
+    }
+    try:
+        response = guarded_post(
+            url,
+            data=payload.encode(),
+            headers=headers,
+            timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS),
+        )
+        with response:  # streamed: a huge answer is not read
+            head = response.raw.read(4 * RESPONSE_KEPT, decode_content=True) or b""
+            text = head.decode(response.encoding or "utf-8", "replace")[:RESPONSE_KEPT]
+            return response.status_code, text, "", False
+    except OutboundRefused as exc:
+        return None, "", f"refused: {exc}"[:300], True
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        return None, "", f"{type(exc).__name__}: {exc}"[:300], False
 
 
 def channel_delivery_send(*, delivery_id: int) -> str | None:
@@ -72,17 +96,9 @@ def channel_delivery_send(*, delivery_id: int) -> str | None:
     if not _lease(delivery_id, now):
         return None
     delivery = ChannelDelivery.objects.select_related("endpoint").get(pk=delivery_id)
-    code, text, error = None, "", ""
-    if not url_allowed(delivery.url):
-        error = URL_REFUSED
-    else:
-        try:
-            with _post(delivery, now) as response:  # streamed: a huge answer is not read
-                head = response.raw.read(4 * RESPONSE_KEPT, decode_content=True) or b""
-                code = response.status_code
-                text = head.decode(response.encoding or "utf-8", "replace")[:RESPONSE_KEPT]
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
+    code, text, error, refused = channel_post(
+        url=delivery.url, payload=delivery.payload, headers=_headers(delivery, now)
+    )
     attempts = delivery.attempts + 1
     done = timezone.now()
     fields = {
@@ -94,7 +110,7 @@ def channel_delivery_send(*, delivery_id: int) -> str | None:
     }
     if code is not None and 200 <= code < 300:
         fields.update(status=Status.DELIVERED, delivered_at=done, next_attempt_at=None)
-    elif attempts >= MAX_ATTEMPTS or error == URL_REFUSED:
+    elif attempts >= MAX_ATTEMPTS or refused:
         fields.update(status=Status.FAILED, next_attempt_at=None)
     else:
         fields.update(next_attempt_at=done + RETRY_DELAYS[attempts - 1])
