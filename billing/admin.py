@@ -100,6 +100,7 @@ class AccountAdmin(admin.ModelAdmin):
         "status_changed_at",
         "past_due_since",
         "created_at",
+        "slack_webhook_masked",
     ]
     fieldsets = [
         (None, {"fields": ["name", "billing_email", "status", "view_as_customer"]}),
@@ -115,10 +116,17 @@ class AccountAdmin(admin.ModelAdmin):
             },
         ),
         ("Status history", {"fields": ["status_changed_at", "past_due_since", "created_at"]}),
+        ("Alerts", {"fields": ["slack_webhook_masked"]}),
     ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("djstripe_customers")
+
+    @admin.display(description="Slack webhook")
+    def slack_webhook_masked(self, obj: Account) -> str:
+        """Host and last 4 characters only (the path is the secret); set on the alerts page."""
+        url = obj.slack_webhook_url
+        return f"{url.split('/', 3)[:3][-1]}/…{url[-4:]}" if url else EMPTY
 
     @admin.display(description="Dashboard")
     def view_as_customer(self, obj: Account) -> str:

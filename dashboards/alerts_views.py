@@ -1,20 +1,30 @@
 """The alerts page: rules added and removed with HTMX forms, errors shown inline."""
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Meter
-from dashboards.access import account_for_request, account_url, render_not_found
-from dashboards.forms import AlertRuleForm
+from billing.selectors import user_manages_billing
+from dashboards.access import account_for_request, account_url, render_not_found, viewing_as
+from dashboards.forms import AlertRuleForm, SlackWebhookForm
 from usage.models import AlertRule
 from usage.selectors.alerts import alerts_sent_this_period, spend_so_far
 from usage.selectors.summaries import period_summary
 from usage.services.alert_scheduling import alerts_schedule_evaluation
+from usage.services.alert_slack import (
+    SlackTestResult,
+    slack_test_send,
+    slack_url_masked,
+    slack_url_remove,
+    slack_url_set,
+)
 from usage.services.alerts import alert_rule_create, alert_rule_delete
+
+SLACK_PERMISSION = "billing.change_account"  # staff viewing as the customer
 
 
 def _spend_so_far(account, state) -> dict | None:
@@ -26,6 +36,20 @@ def _spend_so_far(account, state) -> dict | None:
         "base_fee": summary.base_fee,
         "usage": summary.usage_cost_so_far,
         "total": spend_so_far(summary),
+    }
+
+
+def _slack_context(request, account, slack_form=None, slack_test=None) -> dict:
+    if viewing_as(request) is not None:
+        manages = request.user.has_perm(SLACK_PERMISSION)
+    else:
+        manages = user_manages_billing(account=account, user=request.user)
+    return {
+        "slack_manages": manages,
+        "slack_set": bool(account.slack_webhook_url),
+        "slack_masked": slack_url_masked(account.slack_webhook_url),
+        "slack_form": slack_form or SlackWebhookForm(),
+        "slack_test": slack_test,
     }
 
 
@@ -46,6 +70,7 @@ def _context(request, account, form=None):
             if state
             else []
         ),
+        **_slack_context(request, account),
     }
 
 
@@ -107,3 +132,67 @@ def alert_remove(request: HttpRequest, rule_id: int) -> HttpResponse:
     if request.htmx:
         return render(request, "dashboards/alerts.html#rules", _context(request, account))
     return redirect(account_url(request, "dashboards:alerts"))
+
+
+def _slack_manager(request: HttpRequest):
+    """The account and whether staff act on it; members get a 403."""
+    account = _account(request, SLACK_PERMISSION)
+    staff = viewing_as(request) is not None  # account_for_request checked the permission
+    if not staff and not user_manages_billing(account=account, user=request.user):
+        raise PermissionDenied("Only owners and billing members may change the Slack webhook.")
+    return account, staff
+
+
+def _slack_answer(request, account, *, form=None, test=None, status=200) -> HttpResponse:
+    slack = _slack_context(request, account, form, test)
+    if request.htmx:
+        context = {"account": account, **slack}
+        return render(request, "dashboards/_alert_slack.html", context, status=status)
+    if status == 200 and test is None:
+        return redirect(account_url(request, "dashboards:alerts"))
+    context = {**_context(request, account), **slack}
+    return render(request, "dashboards/alerts.html", context, status=status)
+
+
+@require_POST
+@login_required
+@render_not_found
+def alert_slack_set(request: HttpRequest) -> HttpResponse:
+    account, staff = _slack_manager(request)
+    form = SlackWebhookForm(request.POST)
+    if form.is_valid():
+        try:
+            slack_url_set(
+                account=account,
+                url=form.cleaned_data["slack_webhook_url"],
+                user=request.user,
+                staff=staff,
+            )
+        except ValidationError as exc:
+            for field, messages in exc.error_dict.items():
+                form.add_error(field if field in form.fields else None, messages)
+        else:
+            return _slack_answer(request, account)
+    return _slack_answer(request, account, form=form, status=422)
+
+
+@require_POST
+@login_required
+@render_not_found
+def alert_slack_test(request: HttpRequest) -> HttpResponse:
+    account, staff = _slack_manager(request)
+    try:
+        result = slack_test_send(account=account, user=request.user, staff=staff)
+    except ValidationError as exc:  # no URL set (the button shows only when one is)
+        result = SlackTestResult(status_code=None, error=" ".join(exc.messages))
+        return _slack_answer(request, account, test=result, status=422)
+    return _slack_answer(request, account, test=result)
+
+
+@require_POST
+@login_required
+@render_not_found
+def alert_slack_remove(request: HttpRequest) -> HttpResponse:
+    account, staff = _slack_manager(request)
+    slack_url_remove(account=account, user=request.user, staff=staff)
+    return _slack_answer(request, account)

@@ -172,3 +172,16 @@ class BudgetForm(forms.Form):
         else:
             data["limit"] = int(limit)
         return data
+
+
+class SlackWebhookForm(forms.Form):
+    """The account's Slack incoming-webhook URL; the rules (https, length, host) are the
+    service's, ``usage.services.alert_slack``."""
+
+    slack_webhook_url = forms.CharField(
+        label="Slack incoming-webhook URL",
+        max_length=2_000,  # the service says "at most 500" with the length it saw
+        strip=True,
+        error_messages={"required": "Slack webhook URL: enter a URL."},
+        widget=forms.URLInput(attrs={"placeholder": "https://hooks.slack.com/services/…"}),
+    )
