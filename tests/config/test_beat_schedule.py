@@ -30,10 +30,9 @@ def test_celery_module_reads_no_interval_from_the_environment():
 
 
 def test_every_scheduled_task_is_a_registered_task():
-    from config.celery import app
-
     import billing.tasks  # noqa: F401 (registers the tasks, as the worker's autodiscovery does)
     import usage.tasks  # noqa: F401
+    from config.celery import app
 
     names = {entry["task"] for entry in beat_schedule().values()}
     assert "usage.tasks.retry_stale_corrections" in names
