@@ -151,3 +151,11 @@ def test_staff_viewing_as_need_change_account(client, account, guarded):
     response = client.post(SET + query, {"slack_webhook_url": HOOK})
     assert response.status_code == 302 and response.url == f"{PAGE}{query}"
     assert _url(account) == HOOK
+
+
+def test_the_account_admin_shows_the_url_masked(client, account):
+    Account.objects.filter(pk=account.pk).update(slack_webhook_url=HOOK)
+    admin = get_user_model().objects.create_superuser("root", password="pw-root-123")
+    client.force_login(admin)
+    html = client.get(reverse("admin:billing_account_change", args=[account.pk])).content
+    assert "hooks.slack.com/…abcd" in html.decode() and b"B000" not in html
