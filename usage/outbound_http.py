@@ -45,10 +45,13 @@ def private_hosts_allowed() -> bool:
 
 def resolve_checked(url: str) -> str:
     """The address to connect to for ``url``: its host resolved, all addresses checked."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError as exc:  # e.g. a port above 65535
+        raise OutboundRefused(f"not a valid URL ({exc})") from exc
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise OutboundRefused("only http and https URLs are sent to")
-    port = parts.port or DEFAULT_PORTS[parts.scheme]
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:

@@ -97,6 +97,11 @@ def test_the_guard_refuses_private_hosts_before_connecting(guarded, url, monkeyp
         guarded_post(url, data=b"{}", headers={}, timeout=(1, 1))
 
 
+def test_a_url_with_an_impossible_port_is_refused_not_raised(guarded):
+    with pytest.raises(OutboundRefused, match="not a valid URL"):
+        resolve_checked("https://hooks.example.test:99999/x")
+
+
 def test_a_hostname_is_refused_when_any_of_its_addresses_is_private(guarded, monkeypatch):
     def resolve(host, port, *args, **kwargs):
         return [
