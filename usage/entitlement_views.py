@@ -15,19 +15,19 @@ import json
 import re
 import threading
 import time
-from functools import wraps
+from collections.abc import Callable
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from usage.services.entitlement_check import entitlement_checks
 from usage.services.keys import ingest_key_authenticate
-from usage.views import error
 
 MAX_CHECKS = 100
 MAX_QUANTITY = 2**63 - 1
 KEY_CACHE_SECONDS = 5.0
 _WHOLE = re.compile(r"[0-9]{1,19}")
+WWW_AUTHENTICATE = 'Bearer realm="meterdesk-usage"'
 
 _keys: dict[str, tuple[object, float]] = {}
 _keys_lock = threading.Lock()
@@ -51,23 +51,12 @@ def _authenticate(raw_key: str):
     return key
 
 
-def ingest_key_required_cached(view):
-    """``usage.views.ingest_key_required`` with the verification cached per process."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        scheme, _, raw_key = request.headers.get("Authorization", "").partition(" ")
-        raw_key = raw_key.strip()
-        ok = scheme.lower() == "bearer" and raw_key and len(raw_key) <= 200
-        key = _authenticate(raw_key) if ok else None
-        if key is None:
-            response = error(401, "unauthorized", "send a valid ingest key as 'Bearer <key>'")
-            response["WWW-Authenticate"] = 'Bearer realm="meterdesk-usage"'
-            return response
-        request.ingest_key = key
-        return view(request, *args, **kwargs)
-
-    return wrapper
+def _key_from_header(authorization: str):
+    """The ingest key of an ``Authorization: Bearer <key>`` header, or None."""
+    scheme, _, raw_key = authorization.partition(" ")
+    raw_key = raw_key.strip()
+    ok = scheme.lower() == "bearer" and raw_key and len(raw_key) <= 200
+    return _authenticate(raw_key) if ok else None
 
 
 class CheckError(Exception):
@@ -128,18 +117,46 @@ def _batch(raw: bytes) -> list[tuple[str, str, int]]:
     return parsed
 
 
-@csrf_exempt
-@ingest_key_required_cached
-def check(request: HttpRequest) -> JsonResponse:
-    if request.method not in ("GET", "POST"):
-        return error(405, "method_not_allowed", "use GET for one check, POST for a batch")
+def _error(status: int, code: str, message: str, **extra) -> tuple[int, dict]:
+    return status, {"error": {"code": code, "message": message, **extra}}
+
+
+def check_answer(
+    *,
+    method: str,
+    authorization: str,
+    params,
+    content_type: str = "",
+    body: Callable[[], bytes] = bytes,
+) -> tuple[int, dict]:
+    """(status, JSON body) of a request to the check URL: the Django view and the WSGI
+    fast path (``usage.entitlement_wsgi``) both answer with it. ``params`` is the query
+    (``QueryDict`` or a dict of the last values), ``body`` reads the request body (a batch only)."""
+    if _key_from_header(authorization) is None:
+        return _error(401, "unauthorized", "send a valid ingest key as 'Bearer <key>'")
+    if method not in ("GET", "POST"):
+        return _error(405, "method_not_allowed", "use GET for one check, POST for a batch")
     try:
-        if request.method == "GET":
-            decision = entitlement_checks(checks=[_check(request.GET)])[0]
-            return JsonResponse(decision.as_dict())
-        if request.content_type != "application/json":
-            return error(415, "unsupported_media_type", "send the body as application/json")
-        decisions = entitlement_checks(checks=_batch(request.body))
+        if method == "GET":
+            return 200, entitlement_checks(checks=[_check(params)])[0].as_dict()
+        if content_type != "application/json":
+            return _error(415, "unsupported_media_type", "send the body as application/json")
+        decisions = entitlement_checks(checks=_batch(body()))
     except CheckError as exc:
-        return error(400, exc.code, exc.message, field=exc.field)
-    return JsonResponse({"results": [d.as_dict() for d in decisions]})
+        return _error(400, exc.code, exc.message, field=exc.field)
+    return 200, {"results": [d.as_dict() for d in decisions]}
+
+
+@csrf_exempt
+def check(request: HttpRequest) -> JsonResponse:
+    status, payload = check_answer(
+        method=request.method,
+        authorization=request.headers.get("Authorization", ""),
+        params=request.GET,
+        content_type=request.content_type,
+        body=lambda: request.body,
+    )
+    response = JsonResponse(payload, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = WWW_AUTHENTICATE
+    return response

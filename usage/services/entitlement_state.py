@@ -62,16 +62,34 @@ CUSTOMER_SECONDS = 3600  # customers never move between accounts
 LOCAL_CUSTOMER_SECONDS = 60.0
 LOCAL_NO_CUSTOMER_SECONDS = 2.0
 
+# One flat reply (less for the client to parse than nested arrays): per account its
+# version, its snapshot (when the caller's token differs), the number of items of its
+# usage hash, then those items (field, value, ...). See read_replies.
 _READ = """
 local out = {}
 for i = 1, #ARGV do
   local ver = redis.call('GET', KEYS[3 * i - 2]) or ''
   local snap = ''
   if ver ~= '' and ver ~= ARGV[i] then snap = redis.call('GET', KEYS[3 * i - 1]) or '' end
-  out[i] = {ver, snap, redis.call('HGETALL', KEYS[3 * i])}
+  local flat = redis.call('HGETALL', KEYS[3 * i])
+  out[#out + 1] = ver
+  out[#out + 1] = snap
+  out[#out + 1] = #flat
+  for j = 1, #flat do out[#out + 1] = flat[j] end
 end
 return out
 """
+
+
+def read_replies(reply: list) -> list[tuple[bytes, bytes, list]]:
+    """The ``read`` script's flat reply as (version, snapshot, hash items) per account."""
+    out, i = [], 0
+    while i < len(reply):
+        n = reply[i + 2]
+        out.append((reply[i], reply[i + 1], reply[i + 3 : i + 3 + n]))
+        i += 3 + n
+    return out
+
 
 # Store a snapshot only if the token it was built under is still the account's.
 _STORE_SNAPSHOT = """
@@ -90,7 +108,8 @@ class StateUnavailable(Exception):
 class _Redis:
     def __init__(self, url: str):
         self.client = redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=0.25)
-        self.read = self.client.register_script(_READ)
+        read = self.client.register_script(_READ)
+        self.read = lambda keys, args: read_replies(read(keys=keys, args=args))
         self.store_snapshot = self.client.register_script(_STORE_SNAPSHOT)
         self.scripts: dict[str, object] = {}
 
