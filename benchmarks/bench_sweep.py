@@ -50,8 +50,8 @@ def _clone(template, n: int, allowance: int) -> dict[str, int]:
     state = subscription_state_for_account(account=template)
     check(state is not None, "template account has no subscription state")
     common.raw_sql(
-        "INSERT INTO billing_account (name, billing_email, status, created_at) "
-        "SELECT 'Sweep ' || n, 'sweep' || n || '@bench.test', 'active', now() "
+        "INSERT INTO billing_account (name, billing_email, status, slack_webhook_url, created_at) "
+        "SELECT 'Sweep ' || n, 'sweep' || n || '@bench.test', 'active', '', now() "
         "FROM generate_series(1, %s) n",
         [n],
         fetch=False,
