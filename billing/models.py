@@ -19,6 +19,9 @@ class Account(models.Model):
     # delivered late (older than what was applied) cannot undo a newer one.
     status_event_created = models.DateTimeField(null=True, blank=True)
     past_due_since = models.DateTimeField(null=True, blank=True)
+    # The one currency the account is billed in: its subscription uses the plan's
+    # prices in this currency, and every money figure it sees is in it.
+    currency = models.CharField(max_length=3, default="usd")
     slack_webhook_url = models.URLField(
         max_length=500, blank=True, help_text="Slack-compatible incoming webhook for alerts"
     )
@@ -123,6 +126,7 @@ class PlanPrice(models.Model):
     meter = models.ForeignKey(
         Meter, null=True, blank=True, on_delete=models.PROTECT, related_name="plan_prices"
     )
+    currency = models.CharField(max_length=3, default="usd")
     stripe_price_id = models.CharField(max_length=255, blank=True)
     spec_hash = models.CharField(max_length=64, blank=True)
 
@@ -206,3 +210,7 @@ class ThinEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_id}"
+
+
+# Credits live in their own module.
+from billing.models_credits import AutoTopUp, CreditBalanceTransaction, CreditGrant  # noqa: E402, F401

@@ -265,9 +265,12 @@ class AlertRule(models.Model):
         PROJECTED_USAGE_SHARE = "projected_usage_share", "Usage is projected to reach a share"
         SPEND = "spend", "Spend so far reaches an amount"
         PROJECTED_SPEND = "projected_spend", "Spend is projected to reach an amount"
+        CREDITS_BELOW = "credits_below", "Credit balance falls below an amount"
+        CREDITS_RUN_OUT = "credits_run_out", "Credits are projected to run out before period end"
 
     USAGE_KINDS = (Kind.USAGE_SHARE, Kind.PROJECTED_USAGE_SHARE)
     SPEND_KINDS = (Kind.SPEND, Kind.PROJECTED_SPEND)
+    CREDIT_KINDS = (Kind.CREDITS_BELOW, Kind.CREDITS_RUN_OUT)
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alert_rules")
     kind = models.CharField(max_length=24, choices=Kind.choices)
@@ -292,10 +295,11 @@ class AlertRule(models.Model):
                         threshold_percent__lte=1000,
                     )
                     | models.Q(
-                        kind__in=["spend", "projected_spend"],
+                        kind__in=["spend", "projected_spend", "credits_below"],
                         amount__gt=0,
                         currency__regex=r"^[a-z]{3}$",
                     )
+                    | models.Q(kind="credits_run_out", meter__isnull=True, amount__isnull=True)
                 ),
                 name="alert_rule_fields_match_kind",
             ),
