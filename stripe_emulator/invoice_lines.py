@@ -15,10 +15,49 @@ if TYPE_CHECKING:
     from .app import Emulator
 
 
+# The emulator's own table of Stripe's currency exponents (it imports nothing from the
+# apps): amounts are integers in the minor unit, and a zero-decimal currency has none
+# below the major unit ("to charge ¥500, provide an amount value of 500"), a
+# three-decimal one has a thousandth. https://docs.stripe.com/currencies
+ZERO_DECIMAL = frozenset(
+    {
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    }
+)
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+SYMBOLS = {"usd": "$", "eur": "\u20ac", "gbp": "\u00a3", "jpy": "\u00a5"}
+
+
+def exponent(currency: str) -> int:
+    code = currency.lower()
+    return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+
+
 def _money(amount: int | Decimal, currency: str) -> str:
-    value = (Decimal(amount) / 100).quantize(Decimal("0.01"))
-    symbol = "$" if currency == "usd" else ""
-    return f"{symbol}{value}" + ("" if symbol else f" {currency.upper()}")
+    """An amount in minor units in the currency's major unit, with at least the
+    currency's decimals and more when a unit price has them: ``$0.001`` (0.1 cent),
+    ``\u00a51,500``, ``\u00a54.5``, ``0.00031 KWD`` (0.31 fils)."""
+    places = exponent(currency)
+    value = Decimal(amount).scaleb(-places)
+    shown = max(places, -value.normalize().as_tuple().exponent)
+    number = f"{value:,.{shown}f}"
+    symbol = SYMBOLS.get(currency.lower())
+    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
 
 
 def describe(product_name: str, price: dict, quantity: int) -> str:

@@ -4,6 +4,12 @@ make sure the Customer Portal has a configuration (:mod:`billing.services.portal
 Idempotent: prices are found by ``lookup_key``; an unchanged price is left alone, a
 changed one becomes a new Stripe price (``transfer_lookup_key``) and the old one is
 archived, because Stripe prices' amounts cannot be edited.
+
+A price sold in several currencies is one Stripe price per currency (lookup key
+``<key>`` in the catalog's currency, ``<key>_<currency>`` in the others), each mirrored
+as a :class:`~billing.models.PlanPrice` row with its ``currency``. A price the file no
+longer declares (a currency taken off a plan, say) is archived in Stripe and its row
+removed, so a plan is only offered in the currencies the file prices it in.
 """
 
 from dataclasses import dataclass, field
@@ -122,6 +128,16 @@ def _apply_price(*, spec: PriceSpecParams, product_id: str, meters, client, repo
     return price
 
 
+def _retire_undeclared_prices(*, plan: Plan, plan_spec: PlanSpec, client, report) -> None:
+    declared = {spec.lookup_key for spec in plan_spec.prices}
+    for stale in plan.prices.exclude(lookup_key__in=declared):
+        if stale.stripe_price_id:
+            old = client.v1.prices.update(stale.stripe_price_id, {"active": False})
+            Price.sync_from_stripe_data(old, api_key=api_key())
+        report.archived.append(f"price {stale.lookup_key} ({stale.stripe_price_id or '-'})")
+        stale.delete()
+
+
 def catalog_apply(*, catalog: Catalog, client=None) -> ApplyReport:
     """Make Stripe and the local mirror match the catalog; safe to run any number of times."""
     client = client or stripe_client()
@@ -157,10 +173,12 @@ def catalog_apply(*, catalog: Catalog, client=None) -> ApplyReport:
                         "plan": plan,
                         "nickname": spec.nickname,
                         "meter": meters.get(spec.meter) if spec.meter else None,
+                        "currency": spec.currency,
                         "stripe_price_id": price.id,
                         "spec_hash": spec.spec_hash,
                     },
                 )
+            _retire_undeclared_prices(plan=plan, plan_spec=plan_spec, client=client, report=report)
     portal, created = portal_configuration_ensure(client=client)
     report.portal = f"{'created' if created else 'reused':9} portal configuration {portal}"
     return report

@@ -86,6 +86,49 @@ def _billing_mode(raw, now: int) -> dict:
     }
 
 
+# Live subscriptions hold a customer to their currency; canceled and expired ones do not.
+ENDED_STATUSES = ("canceled", "incomplete_expired")
+
+
+def _currency(req: Request, customer: dict, specs: list[dict], *, default: str) -> str:
+    """The subscription's currency: ``currency`` when given ("use the `currency` parameter
+    to tell the subscription which currency to use for the price. (If you omit the
+    `currency` parameter, then the Subscription uses the default currency for the
+    price.)", https://docs.stripe.com/products-prices/manage-prices), else the first
+    price's. Emulated prices have one currency (no ``currency_options``), so every item's
+    price must be in it. A customer cannot mix currencies: "You can't have two active
+    subscriptions with different currencies."
+    (https://docs.stripe.com/invoicing/multi-currency-customers)"""
+    raw = req.params.get("currency")
+    if raw in (None, ""):
+        currency = default
+    else:
+        currency = str(raw).lower()
+        if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+            raise invalid(f"Invalid currency: {raw}", param="currency")
+        for i, spec in enumerate(specs):
+            price = req.store.get("price", spec.get("price") or "")
+            if price is not None and price["currency"] != currency:
+                raise invalid(
+                    f"The price specified in items[{i}][price] ({price['id']}) is in "
+                    f"`{price['currency']}`, not in the subscription's currency "
+                    f"`{currency}`.",
+                    param="currency",
+                )
+    for other in req.store.all("subscription"):
+        if (
+            other["customer"] == customer["id"]
+            and other["status"] not in ENDED_STATUSES
+            and other["currency"] != currency
+        ):
+            raise invalid(
+                "You cannot combine currencies on a single customer. This customer has an "
+                f"active subscription with currency {other['currency']}.",
+                param="currency",
+            )
+    return currency
+
+
 @route("POST", "/v1/subscriptions")
 def create(req: Request):
     store, params = req.store, req.params
@@ -94,6 +137,7 @@ def create(req: Request):
     if not specs:
         raise missing_param("items")
     first = check_price(req, specs[0].get("price"), "items[0][price]", None)
+    currency = _currency(req, customer, specs, default=first["currency"])
     now = store.customer_now(customer["id"])
     sub = {
         "id": store.new_id("subscription", 24),
@@ -112,7 +156,7 @@ def create(req: Request):
         "cancellation_details": {"comment": None, "feedback": None, "reason": None},
         "collection_method": "charge_automatically",
         "created": now,
-        "currency": first["currency"],
+        "currency": currency,
         "customer": customer["id"],
         "customer_account": None,
         "days_until_due": None,

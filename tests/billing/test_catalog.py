@@ -20,15 +20,15 @@ def _remote_counts(client):
 def test_apply_twice_creates_nothing_the_second_time(stripe_client, capsys):
     call_command("billing_catalog", "apply", str(DEMO))
     first = _remote_counts(stripe_client)
-    # demo.toml: 4 meters, 5 plans (products), 7 prices.
-    assert first == (7, 5, 4)
+    # demo.toml: 4 meters, 5 plans (products), 9 prices (7 in usd, one in kwd, one in jpy).
+    assert first == (9, 5, 4)
 
     call_command("billing_catalog", "apply", str(DEMO))
     out = capsys.readouterr().out
-    assert "0 created, 0 updated, 0 archived, 16 unchanged" in out
+    assert "0 created, 0 updated, 0 archived, 18 unchanged" in out
     assert _remote_counts(stripe_client) == first
     # Mirrored into dj-stripe's tables and Meterdesk's own.
-    assert Price.objects.count() == 7
+    assert Price.objects.count() == 9
     assert Product.objects.count() == 5
     assert Meter.objects.exclude(stripe_id="").count() == 4
     pro = Plan.objects.get(key="pro")
