@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import credit_application
 from .lists import present
 
 if TYPE_CHECKING:
@@ -12,7 +13,11 @@ if TYPE_CHECKING:
 
 
 def finalize(app: Emulator, invoice: dict, now: int) -> None:
+    """Every finalization path (renewal drafts, ``/finalize``, ``/pay``, a subscription's
+    first invoice) applies the billing credits here, then re-figures what the customer's
+    other drafts show (:mod:`stripe_emulator.credit_application`)."""
     store = app.store
+    credit_application.apply_at_finalization(app, invoice, now)
     customer = store.get("customer", invoice["customer"])
     sequence = customer["next_invoice_sequence"] if customer else 1
     if customer:
@@ -33,6 +38,8 @@ def finalize(app: Emulator, invoice: dict, now: int) -> None:
             days = sub["days_until_due"]
         invoice["due_date"] = now + days * 86400
     app.emit("invoice.finalized", present(store, invoice))
+    if invoice.get("_credits"):
+        credit_application.refresh_drafts(app, invoice["customer"], now)
 
 
 def payment_method_for(app: Emulator, invoice: dict, override: str | None = None) -> dict | None:

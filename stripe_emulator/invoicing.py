@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import renewal_drafts
+from . import credit_application, renewal_drafts
 from .invoice_lines import licensed_lines, metered_lines, sub_items
 from .lists import present
 from .periods import period_bounds
@@ -44,7 +44,12 @@ def new_invoice(
     billing_reason: str = "manual",
     period: tuple[int, int] | None = None,
     store_it: bool = True,
+    credits_at: int | None = None,
 ) -> dict:
+    """A draft invoice (stored, ``invoice.created``) or a preview (``store_it=False``).
+    A subscription's shows the billing credits that would apply, provisionally
+    (:func:`stripe_emulator.credit_application.show_provisionally`, as of ``credits_at``,
+    default ``now``)."""
     store = app.store
     invoice_id = store.new_id("invoice", 24) if store_it else "upcoming_in_" + random_token(24)
     for line in lines:
@@ -155,6 +160,10 @@ def new_invoice(
         "webhooks_delivered_at": None,
         "_lines": lines,
     }
+    if sub is not None:
+        credit_application.show_provisionally(
+            app, invoice, now if credits_at is None else credits_at
+        )
     if store_it:
         store.add("invoice", invoice)
         app.emit("invoice.created", present(store, invoice))
@@ -244,10 +253,17 @@ def close_due_periods(app: Emulator, clock_id: str | None) -> int:
         ended = min((e for e in ends if e[0] <= now), default=None, key=lambda e: e[:2])
         drafts = renewal_drafts.due(app, clock_id, now)
         if ended is None and not drafts:
+            # billing credits past their expires_at by now (those in between were
+            # expired in time order below)
+            credit_application.expire_due(app, now=now, clock_id=clock_id)
             return done
         if drafts and (ended is None or drafts[0]["automatically_finalizes_at"] <= ended[0]):
+            credit_application.expire_due(
+                app, now=drafts[0]["automatically_finalizes_at"], clock_id=clock_id
+            )
             renewal_drafts.finalize(app, drafts[0])
         else:
+            credit_application.expire_due(app, now=ended[0], clock_id=clock_id)
             close_period(app, ended[2])
         done += 1
 
@@ -273,6 +289,7 @@ def preview_for_subscription(app: Emulator, sub: dict) -> dict:
         billing_reason="upcoming",
         period=(start, end),
         store_it=False,
+        credits_at=store.customer_now(sub["customer"]),
     )
     invoice["next_payment_attempt"] = end if invoice["amount_due"] else None
     return invoice

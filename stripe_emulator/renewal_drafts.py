@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .credit_application import recompute_totals
 from .invoice_lines import make_line, usage_type
 from .invoice_payment import finalize_and_pay
 from .resources.meter_events import aggregate
@@ -58,7 +59,7 @@ def due(app: Emulator, clock_id: str | None, now: int) -> list[dict]:
 
 def _refresh_usage(app: Emulator, invoice: dict) -> None:
     """Metered lines re-aggregated over their period (usage reported in the grace period
-    counts); amounts and totals follow."""
+    counts); amounts and totals follow (billing credits are applied at finalization)."""
     store = app.store
     sub_id = ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
     sub = store.get("subscription", sub_id or "")
@@ -77,10 +78,7 @@ def _refresh_usage(app: Emulator, invoice: dict) -> None:
             fresh = make_line(app, sub, dict(item, price=price_id), quantity, start, end)
             fresh.update(id=line["id"], invoice=invoice["id"])
             invoice["_lines"][i] = fresh
-    total = sum(line["amount"] for line in invoice["_lines"])
-    for key in ("amount_due", "amount_remaining", "subtotal", "subtotal_excluding_tax",
-                "total", "total_excluding_tax"):  # fmt: skip
-        invoice[key] = total
+    recompute_totals(invoice)
 
 
 def finalize(app: Emulator, invoice: dict) -> None:

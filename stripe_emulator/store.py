@@ -19,6 +19,8 @@ _ALPHABET = string.ascii_letters + string.digits
 
 # Stripe-like id prefixes, by object type.
 PREFIXES = {
+    "billing.credit_balance_transaction": "cbtxn",
+    "billing.credit_grant": "credgr",
     "billing.meter": "mtr",
     "billing.meter_event_adjustment": "mtradj",
     "billing_portal.configuration": "bpc",
@@ -27,6 +29,7 @@ PREFIXES = {
     "customer": "cus",
     "event": "evt",
     "invoice": "in",
+    "invoiceitem": "ii",
     "line_item": "il",
     "payment_method": "pm",
     "price": "price",

@@ -4,6 +4,7 @@ from .. import page_actions, pages  # noqa: F401
 from . import (  # noqa: F401
     account,
     billing_portal,
+    credit_grants,
     credit_notes,
     customers,
     emulator,

@@ -3,7 +3,7 @@ void, mark_uncollectible, delete (drafts)."""
 
 from __future__ import annotations
 
-from .. import invoice_lines, invoice_payment, invoicing
+from .. import credit_application, invoice_lines, invoice_payment, invoicing
 from ..errors import StripeError, invalid
 from ..forms import as_bool, as_dict, as_int, as_list, merge_metadata
 from ..lists import expand_paths, list_object, paginate, present, presenter
@@ -217,7 +217,10 @@ def _close(req: Request, status: str, transition: str, event_type: str):
 
 @route("POST", "/v1/invoices/{id}/void")
 def void(req: Request):
-    return _close(req, "void", "voided_at", "invoice.voided")
+    answer = _close(req, "void", "voided_at", "invoice.voided")
+    invoice = _invoice(req)
+    credit_application.reinstate_on_void(req.app, invoice, _now(req, invoice))
+    return answer
 
 
 @route("POST", "/v1/invoices/{id}/mark_uncollectible")
