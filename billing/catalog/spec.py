@@ -184,6 +184,9 @@ def _currency_amounts(raw: Any, where: str, *, base_raw: dict, base: dict) -> di
             )
     if "tiers" in base and "tiers" not in raw:
         raise CatalogError(f"{where}.tiers", "the base price is tiered: give this currency's tiers")
+    for key in ("unit_amount", "unit_amount_decimal"):
+        if "tiers" in base and key in raw:
+            raise CatalogError(f"{where}.{key}", "the base price is tiered: amounts go in tiers")
     if "tiers" not in base and "tiers" in raw:
         raise CatalogError(f"{where}.tiers", "the base price is per-unit, not tiered")
     if "tiers_mode" in raw and raw["tiers_mode"] != base.get("tiers_mode"):
