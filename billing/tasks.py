@@ -44,3 +44,35 @@ def process_pending_thin_events() -> int:
     from billing.services.thin_events import thin_events_process_pending
 
     return thin_events_process_pending()
+
+
+@shared_task(name="billing.tasks.advance_credit_grant")
+def advance_credit_grant(grant_id: int) -> str:
+    """A credit grant's next Stripe steps (purchase invoice, Stripe grant); idempotent."""
+    from billing.services.credit_stripe import credit_grant_advance
+
+    return credit_grant_advance(grant_id=grant_id).status
+
+
+@shared_task(name="billing.tasks.advance_stale_credit_grants")
+def advance_stale_credit_grants() -> int:
+    """Grants left pending or awaiting payment (task lost, Stripe down, webhook lost)."""
+    from billing.services.credit_stripe import credit_grants_advance_stale
+
+    return credit_grants_advance_stale()
+
+
+@shared_task(name="billing.tasks.sync_credit_transactions")
+def sync_credit_transactions(account_id: int) -> int:
+    from billing.models import Account
+    from billing.services.credit_sync import credit_transactions_sync
+
+    account = Account.objects.filter(pk=account_id).first()
+    return credit_transactions_sync(account=account) if account is not None else 0
+
+
+@shared_task(name="billing.tasks.sync_all_credit_transactions")
+def sync_all_credit_transactions() -> int:
+    from billing.services.credit_sync import credit_transactions_sync_all
+
+    return credit_transactions_sync_all()

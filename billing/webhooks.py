@@ -12,6 +12,7 @@ from djstripe.enums import WebhookEndpointValidation
 from djstripe.event_handlers import djstripe_receiver
 
 from billing.services.accounts import EVENT_STATUS
+from billing.services.credit_sync import CREDIT_INVOICE_EVENTS
 
 
 @djstripe_receiver(sorted(EVENT_STATUS))
@@ -19,6 +20,15 @@ def record_account_status_event(sender, event, **kwargs):
     from billing.services.account_events import account_event_record
 
     account_event_record(event_id=event.id, event_type=event.type)
+
+
+@djstripe_receiver(CREDIT_INVOICE_EVENTS)
+def record_credit_invoice_event(sender, event, **kwargs):
+    """A purchase invoice paid / voided / uncollectible, or credits applied or given back
+    (finalized / voided): queued for after the commit (``billing.services.credit_sync``)."""
+    from billing.services.credit_sync import credit_invoice_event_record
+
+    credit_invoice_event_record(event_type=event.type, event_data=event.stripe_data or {})
 
 
 @receiver(signals.webhook_pre_validate, dispatch_uid="meterdesk-always-verify-signature")

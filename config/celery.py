@@ -54,6 +54,19 @@ def beat_schedule() -> dict:
             "task": "billing.tasks.suspend_overdue_accounts",
             "schedule": crontab(minute="*/15"),
         },
+        # Credit grants left pending or awaiting payment 5 minutes (task lost, Stripe
+        # unreachable, the purchase invoice's webhook lost): same idempotency keys.
+        "billing-advance-stale-credit-grants": {
+            "task": "billing.tasks.advance_stale_credit_grants",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
+        },
+        # Credit balance transactions (applied, expired, given back) of every account
+        # with a grant in Stripe; invoice.finalized / invoice.voided also sync at once.
+        "billing-sync-credit-transactions": {
+            "task": "billing.tasks.sync_all_credit_transactions",
+            "schedule": crontab(minute="*/15"),
+        },
         # Usage reporting to Stripe: frequent, and a pass that misses its slot is dropped
         # (expires) rather than piling up behind a slow one; every pass is safe to overlap.
         "usage-report-to-stripe": {
