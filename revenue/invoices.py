@@ -1,6 +1,10 @@
 """Typed invoices (``billing.mirror.invoices``) to revenue lines: pure, no database.
 
-A line's recognized amount is its ``amount`` minus its own discounts. Invoice-level
+A line's recognized amount is its ``amount`` minus its own discounts and minus the
+billing credits applied to it (``InvoiceLine.credited``; Stripe applies credits after
+discounts and before taxes). The credited part is not billed: it is recognized from the
+prepaid credits (paid grants) or shown as a promotional discount, see
+:mod:`revenue.credits`. Invoice-level
 discounts that the lines do not carry (the invoice's discount total beyond the lines'
 own) and credit notes (the invoice's pre- and post-payment credit note totals, e.g. the
 notes usage corrections issue: dj-stripe 2.11 mirrors no credit notes, so only these
@@ -39,11 +43,11 @@ def invoice_revenue_lines(
     classify: Classifier = _ratable,
 ) -> list[RevenueLine]:
     """The revenue lines of one finalized invoice; their amounts add up to the invoice's
-    line amounts minus its discounts and credit notes."""
+    line amounts minus its discounts, billing credits and credit notes."""
     lines = invoice.lines
     if not lines:
         return []
-    net = [line.amount - line.discount for line in lines]
+    net = [line.amount - line.discount - line.credited for line in lines]
     unassigned = invoice.discount_total - sum(line.discount for line in lines)
     # One reduction after the other, each over what the lines still carry, so that no
     # line is reduced below zero when the reductions fit in the invoice.

@@ -9,11 +9,20 @@ Read-only, no network. Which invoices count:
   left out entirely (a voided invoice disappears from the months it was in).
 
 Invoices are the typed ones of ``billing.mirror.invoices``; how a line's amount is
-netted of discounts and credit notes: :mod:`revenue.invoices`.
+netted of discounts, billing credits and credit notes: :mod:`revenue.invoices`.
+
+Billing credits (:mod:`revenue.credits`): a paid grant's purchase invoice
+(``CreditGrant.purchase_invoice_id``) is not an ordinary revenue line but credits sold;
+each credit on a line (``InvoiceLine.credit_amounts``) is resolved to its grant by its
+credit balance transaction (by id, else the ``credits_applied`` debit naming the invoice
+line); ``credits_expired`` / ``credits_voided`` debits are expiries, and
+``credits_application_invoice_voided`` credits take reinstated credits off the
+application they reverse. ``revenue_lines`` returns the credit lines with the others.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -23,8 +32,10 @@ from billing.mirror.customers import accounts_with_stripe_customer
 from billing.mirror.invoices import Invoice, finalized_invoices
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Account, Meter
+from billing.models_credits import CreditBalanceTransaction, CreditGrant
 from billing.pricing import line_amount
-from revenue.invoices import invoice_revenue_lines
+from revenue.credits import Application, Expiry, Grant, Sale, credit_revenue_lines
+from revenue.invoices import billed_on, invoice_revenue_lines
 from revenue.schedule import RevenueLine, service_days, utc_day
 from revenue.waterfall import Accrual, MonthFigures, waterfall
 from usage.selectors.rollups import rollup_buckets, rollup_value
@@ -62,6 +73,7 @@ class RevenueReport:
             month=month,
             deferred_end=before.deferred_end if before else 0,
             unbilled_end=before.unbilled_end if before else 0,
+            prepaid_credits_end=before.prepaid_credits_end if before else 0,
         )
 
 
@@ -92,15 +104,126 @@ def _invoiced_periods(invoice: Invoice) -> set[tuple[str, int]]:
     }
 
 
+@dataclass
+class _CreditRecords:
+    """The credit grants in scope and their balance transactions, as revenue needs them."""
+
+    grants: dict[str, Grant]
+    by_purchase_invoice: dict[str, list[str]]  # purchase invoice id -> grant keys
+    by_transaction: dict[str, str]  # credit balance transaction stripe id -> grant key
+    by_invoice_line: dict[tuple[str, str], list[str]]  # credits_applied (invoice, line)
+    reinstated: dict[tuple[str, str, str], int]  # (invoice, line, grant) -> credits
+    expiries: list[Expiry]
+
+
+APPLIED, EXPIRED, VOIDED = "credits_applied", "credits_expired", "credits_voided"
+REINSTATED = "credits_application_invoice_voided"
+
+
+def _credit_records(*, account: Account | None, currency: str | None) -> _CreditRecords:
+    grants_qs = CreditGrant.objects.all()
+    txns = CreditBalanceTransaction.objects.filter(
+        kind__in=(APPLIED, EXPIRED, VOIDED, REINSTATED)
+    ).order_by("effective_at", "pk")
+    if account is not None:
+        grants_qs = grants_qs.filter(account=account)
+        txns = txns.filter(grant__account=account)
+    if currency:
+        grants_qs = grants_qs.filter(currency=currency)
+        txns = txns.filter(grant__currency=currency)
+    records = _CreditRecords({}, defaultdict(list), {}, defaultdict(list), defaultdict(int), [])
+    for g in grants_qs:
+        key = str(g.pk)
+        records.grants[key] = Grant(
+            key=key,
+            category=g.category,
+            currency=g.currency.lower(),
+            amount=g.amount,
+            purchase_amount=g.purchase_amount,
+            purchase_invoice_id=g.purchase_invoice_id,
+            account_id=g.account_id,
+            name=g.name,
+        )
+        if g.category == CreditGrant.Category.PAID and g.purchase_invoice_id:
+            records.by_purchase_invoice[g.purchase_invoice_id].append(key)
+    for t in txns:
+        key = str(t.grant_id)
+        records.by_transaction[t.stripe_id] = key
+        if t.kind == APPLIED:
+            records.by_invoice_line[(t.invoice_id, t.invoice_line_item_id)].append(key)
+        elif t.kind == REINSTATED:
+            records.reinstated[(t.invoice_id, t.invoice_line_item_id, key)] += t.amount
+        else:
+            records.expiries.append(Expiry(key, t.amount, t.effective_at, t.stripe_id))
+    return records
+
+
+def _credit_applications(
+    invoice: Invoice, lines: list[RevenueLine], records: _CreditRecords
+) -> list[Application]:
+    """The credits on the invoice's lines, each resolved to its grant; what a
+    reinstatement (the invoice voided) gave back is taken off."""
+    applications = []
+    for line, revenue_line in zip(invoice.lines, lines, strict=True):
+        for transaction_id, amount in line.credit_amounts:
+            grant = records.by_transaction.get(transaction_id, "")
+            if not grant:
+                candidates = records.by_invoice_line.get((invoice.id, line.id), [])
+                grant = candidates[0] if len(set(candidates)) == 1 else ""
+            back = records.reinstated.get((invoice.id, line.id, grant), 0)
+            taken = min(back, amount)
+            if taken:
+                records.reinstated[(invoice.id, line.id, grant)] -= taken
+            applications.append(
+                Application(
+                    grant=grant,
+                    amount=amount - taken,
+                    line=revenue_line,
+                    applied_at=invoice.billed_at or revenue_line.period_end,
+                    transaction_id=transaction_id,
+                )
+            )
+    return applications
+
+
+def _credit_sales(invoice: Invoice, records: _CreditRecords) -> tuple[list[Sale], list[str]]:
+    keys = records.by_purchase_invoice[invoice.id]
+    sales = [Sale(grant=key, invoice_id=invoice.id, billed_on=billed_on(invoice)) for key in keys]
+    bought = sum(records.grants[key].price for key in keys)
+    invoiced = sum(line.amount - line.discount for line in invoice.lines)
+    invoiced -= invoice.discount_total - sum(line.discount for line in invoice.lines)
+    warnings = []
+    if invoiced != bought:
+        warnings.append(
+            f"invoice {invoice.id}: bills {invoiced} for credits bought for {bought}; "
+            "the purchase amount is what is counted as credits sold"
+        )
+    if invoice.credit_notes_total:
+        warnings.append(
+            f"invoice {invoice.id}: a credit note of {invoice.credit_notes_total} on a "
+            "credit purchase is not taken off the prepaid credits"
+        )
+    return sales, warnings
+
+
 def revenue_lines(
     *, account: Account | None = None, currency: str | None = None
 ) -> tuple[list[RevenueLine], list[str], set[tuple[str, int]]]:
-    """Revenue lines of finalized invoices; also warnings, and the (subscription item,
-    period start) pairs already invoiced (so open-period accruals skip them)."""
+    """Revenue lines of finalized invoices, and the credit lines of the grants (kinds
+    of :mod:`revenue.credits`); also warnings, and the (subscription item, period start)
+    pairs already invoiced (so open-period accruals skip them)."""
     warnings: list[str] = []
     invoiced: set[tuple[str, int]] = set()
     result: list[RevenueLine] = []
+    records = _credit_records(account=account, currency=currency)
+    sales: list[Sale] = []
+    applications: list[Application] = []
     for invoice in finalized_invoices(account=account, currency=currency):
+        if invoice.id in records.by_purchase_invoice:
+            invoice_sales, sale_warnings = _credit_sales(invoice, records)
+            sales += invoice_sales
+            warnings += sale_warnings
+            continue
         if not invoice.lines_complete:
             warnings.append(
                 f"invoice {invoice.id}: only {len(invoice.lines)} of "
@@ -117,10 +240,14 @@ def revenue_lines(
                 account_id=account_id, meter=line.meter, start=start, end=end
             )
 
-        result.extend(
-            invoice_revenue_lines(invoice, account_id=invoice.account_id, classify=classify)
-        )
-    return result, warnings, invoiced
+        lines = invoice_revenue_lines(invoice, account_id=invoice.account_id, classify=classify)
+        result.extend(lines)
+        if invoice.credited:
+            applications += _credit_applications(invoice, lines, records)
+    credit_lines, credit_warnings = credit_revenue_lines(
+        grants=records.grants, sales=sales, applications=applications, expiries=records.expiries
+    )
+    return result + credit_lines, warnings + credit_warnings, invoiced
 
 
 def open_period_accruals(

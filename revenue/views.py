@@ -19,7 +19,7 @@ from billing.models import Account
 from billing.money import currency_exponent, format_money
 from revenue.export import waterfall_csv
 from revenue.selectors import RevenueReport, revenue_report
-from revenue.waterfall import COLUMN_LABELS, COLUMNS
+from revenue.waterfall import COLUMN_LABELS, columns_for, has_credit_activity
 
 PERMISSION = "billing.view_account"
 
@@ -50,16 +50,18 @@ def waterfall_page(request: HttpRequest):
     account, currency = _filters(request)
     tables = []
     for code in report.currencies:
+        # The credit columns only for a currency with credit activity.
+        columns = columns_for(report.by_currency[code])
         rows = [
             {
                 "month": fig.month,
                 "cells": [
                     {
                         "column": c,
-                        "minor": fig.as_row()[c],
-                        "text": format_money(fig.as_row()[c], code),
+                        "minor": fig.as_row(columns)[c],
+                        "text": format_money(fig.as_row(columns)[c], code),
                     }
-                    for c in COLUMNS
+                    for c in columns
                 ],
             }
             for fig in report.by_currency[code]
@@ -68,12 +70,16 @@ def waterfall_page(request: HttpRequest):
             "currency": code,
             "exponent": currency_exponent(code),
             "months": [fig.month for fig in report.by_currency[code]],
-            "series": {c: [fig.as_row()[c] for fig in report.by_currency[code]] for c in COLUMNS},
-            "labels": COLUMN_LABELS,
+            "series": {
+                c: [fig.as_row(columns)[c] for fig in report.by_currency[code]] for c in columns
+            },
+            "labels": {c: COLUMN_LABELS[c] for c in columns},
         }
         tables.append(
             {
                 "currency": code,
+                "columns": [(c, COLUMN_LABELS[c]) for c in columns],
+                "credits": has_credit_activity(report.by_currency[code]),
                 "rows": rows,
                 "chart": chart,
                 "chart_id": f"chart-{code}",
@@ -87,11 +93,11 @@ def waterfall_page(request: HttpRequest):
         "subtitle": str(account) if account else "All accounts",
         "report": report,
         "tables": tables,
-        "columns": [(c, COLUMN_LABELS[c]) for c in COLUMNS],
         "accounts": accounts_with_stripe_customer().order_by("name", "pk"),
         "selected_account": account.pk if account else None,
         "selected_currency": currency or "",
         "csv_query": f"?{query}" if query else "",
+        "credit_columns_shown": any(table["credits"] for table in tables),
     }
     return TemplateResponse(request, "admin/revenue/waterfall.html", context)
 

@@ -17,6 +17,18 @@ For each currency and month ``M``:
 - **unbilled balance** at the end of ``M`` = earned to date on lines not yet invoiced
   by then, plus the open-period estimate to date.
 
+Billing credits (:mod:`revenue.credits`, lines of the credit kinds):
+
+- **credits sold**: paid grants' purchase invoices finalized in ``M`` (not in billed);
+- **credits consumed**: paid credits earned in ``M`` with the usage that burnt them;
+- **breakage**: paid credits that expired in ``M``;
+- **promotional discount**: promotional credits on usage of ``M``, recognized gross
+  and taken off again as a contra-revenue discount;
+- **prepaid credits balance** at the end of ``M`` = sold − consumed − breakage to date.
+
+**revenue** (gross) = recognized + accrued + credits consumed + breakage + promotional
+discount; **net revenue** = revenue − promotional discount.
+
 Journal entries for ``M`` (double entry, so debits equal credits):
 
 1. invoices finalized: Dr Accounts receivable / Cr Deferred revenue (billed);
@@ -24,7 +36,11 @@ Journal entries for ``M`` (double entry, so debits equal credits):
    receivables (the reversal of the accrual when billed);
 3. revenue from deferred: Dr Deferred revenue / Cr Revenue;
 4. revenue earned on lines invoiced in a later month: Dr Unbilled receivables / Cr Revenue;
-5. open-period usage (estimate): Dr Unbilled receivables / Cr Revenue.
+5. open-period usage (estimate): Dr Unbilled receivables / Cr Revenue;
+6. credits sold: Dr Accounts receivable / Cr Prepaid credits (deferred);
+7. paid credits consumed: Dr Prepaid credits / Cr Revenue;
+8. breakage: Dr Prepaid credits / Cr Revenue;
+9. promotional credits: Dr Promotional credits (contra-revenue) / Cr Revenue.
 """
 
 from __future__ import annotations
@@ -33,6 +49,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from revenue.credits import (
+    BREAKAGE,
+    CREDIT_KINDS,
+    CREDITS_SOLD,
+    PAID_CREDITS,
+    PROMOTIONAL_CREDITS,
+    credit_line_schedule,
+)
 from revenue.schedule import (
     RevenueLine,
     ScheduleDay,
@@ -46,10 +70,24 @@ AR = "Accounts receivable"
 DEFERRED = "Deferred revenue"
 REVENUE = "Revenue"
 UNBILLED = "Unbilled receivables"
-ACCOUNTS = (AR, UNBILLED, DEFERRED, REVENUE)
+PREPAID = "Prepaid credits (deferred)"
+PROMOTIONAL = "Promotional credits (contra-revenue)"
+BASE_ACCOUNTS = (AR, UNBILLED, DEFERRED, REVENUE)
+CREDIT_ACCOUNTS = (PREPAID, PROMOTIONAL)
+ACCOUNTS = BASE_ACCOUNTS + CREDIT_ACCOUNTS
 
 # The figures of one month, in the order of the page, the CSV and the command.
 COLUMNS = ("billed", "recognized", "accrued", "revenue", "deferred_end", "unbilled_end")
+# Shown after them for a currency with any credit activity (see ``columns_for``).
+CREDIT_COLUMNS = (
+    "credits_sold",
+    "credits_consumed",
+    "breakage",
+    "promotional_discount",
+    "net_revenue",
+    "prepaid_credits_end",
+)
+ALL_COLUMNS = COLUMNS + CREDIT_COLUMNS
 COLUMN_LABELS = {
     "billed": "Billed",
     "recognized": "Recognized",
@@ -57,6 +95,12 @@ COLUMN_LABELS = {
     "revenue": "Revenue",
     "deferred_end": "Deferred balance",
     "unbilled_end": "Unbilled balance",
+    "credits_sold": "Credits sold",
+    "credits_consumed": "Credits consumed",
+    "breakage": "Breakage",
+    "promotional_discount": "Promotional discount",
+    "net_revenue": "Net revenue",
+    "prepaid_credits_end": "Prepaid credits balance",
 }
 
 
@@ -87,13 +131,53 @@ class MonthFigures:
     accrued: int = 0
     deferred_end: int = 0
     unbilled_end: int = 0
+    credits_sold: int = 0
+    credits_consumed: int = 0
+    breakage: int = 0
+    promotional_discount: int = 0
+    prepaid_credits_end: int = 0
 
     @property
     def revenue(self) -> int:
-        return self.recognized + self.accrued
+        """Gross revenue: promotional credits are in it (and in the discount)."""
+        return (
+            self.recognized
+            + self.accrued
+            + self.credits_consumed
+            + self.breakage
+            + self.promotional_discount
+        )
 
-    def as_row(self) -> dict[str, int]:
-        return {column: getattr(self, column) for column in COLUMNS}
+    @property
+    def net_revenue(self) -> int:
+        return self.revenue - self.promotional_discount
+
+    @property
+    def has_credit_activity(self) -> bool:
+        return any(
+            (
+                self.credits_sold,
+                self.credits_consumed,
+                self.breakage,
+                self.promotional_discount,
+                self.prepaid_credits_end,
+            )
+        )
+
+    def as_row(self, columns: Sequence[str] = COLUMNS) -> dict[str, int]:
+        return {column: getattr(self, column) for column in columns}
+
+
+def has_credit_activity(rows: Iterable[MonthFigures]) -> bool:
+    """Whether any month of a currency has credit activity (sold, consumed, breakage,
+    promotional discount or a prepaid balance)."""
+    return any(fig.has_credit_activity for fig in rows)
+
+
+def columns_for(rows: Iterable[MonthFigures]) -> tuple[str, ...]:
+    """The columns to show for a currency: the credit columns only when it has any
+    credit activity."""
+    return ALL_COLUMNS if has_credit_activity(rows) else COLUMNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +249,9 @@ def waterfall(
         return figures[key]
 
     for line in lines:
+        if line.kind in CREDIT_KINDS:
+            _add_credit_line(at(line.currency, month_of(line.billed_on)), line, at, as_of)
+            continue
         billed_month = month_of(line.billed_on)
         at(line.currency, billed_month).billed += line.amount
         earned = [d for d in line_schedule(line) if as_of is None or d.day <= as_of]
@@ -183,16 +270,36 @@ def waterfall(
     result: dict[str, list[MonthFigures]] = {}
     for currency in sorted({c for c, _ in figures}):
         months = sorted(m for c, m in figures if c == currency)
-        deferred = unbilled = 0
+        deferred = unbilled = prepaid = 0
         rows = []
         for month in month_range(months[0], months[-1]):
             fig = at(currency, month)
             deferred += fig.billed - fig.accrual_reversed - fig.recognized_from_deferred
             unbilled += fig.earned_invoiced_later + fig.accrued - fig.accrual_reversed
+            prepaid += fig.credits_sold - fig.credits_consumed - fig.breakage
             fig.deferred_end, fig.unbilled_end = deferred, unbilled
+            fig.prepaid_credits_end = prepaid
             rows.append(fig)
         result[currency] = rows
     return result
+
+
+def _add_credit_line(billed: MonthFigures, line: RevenueLine, at, as_of: date | None) -> None:
+    """A credit line (:mod:`revenue.credits`) into the months: a sale in the month its
+    invoice was finalized; consumption, promotional discount and breakage by the days
+    they are earned (none after ``as_of``)."""
+    if line.kind == CREDITS_SOLD:
+        billed.credits_sold += line.amount
+        return
+    field_name = {
+        PAID_CREDITS: "credits_consumed",
+        PROMOTIONAL_CREDITS: "promotional_discount",
+        BREAKAGE: "breakage",
+    }[line.kind]
+    earned = [d for d in credit_line_schedule(line) if as_of is None or d.day <= as_of]
+    for month, amount in schedule_by_month(earned).items():
+        fig = at(line.currency, month)
+        setattr(fig, field_name, getattr(fig, field_name) + amount)
 
 
 def _entry(description: str, debit: str, credit: str, amount: int) -> JournalEntry | None:
@@ -205,21 +312,39 @@ def _entry(description: str, debit: str, credit: str, amount: int) -> JournalEnt
 
 def journal_for(fig: MonthFigures, *, previous: MonthFigures | None = None) -> Journal:
     """The month's journal entries, with a tie-out against the waterfall: revenue
-    credited equals the month's revenue, and the net movements of deferred revenue and
-    unbilled receivables equal the changes of their balances."""
+    credited equals the month's (gross) revenue and, less the promotional discount, its
+    net revenue; the net movements of deferred revenue, unbilled receivables and prepaid
+    credits equal the changes of their balances, and prepaid credits move by sold −
+    consumed − breakage."""
     candidates = [
         _entry("Invoices finalized", AR, DEFERRED, fig.billed),
         _entry("Earlier unbilled revenue now invoiced", DEFERRED, UNBILLED, fig.accrual_reversed),
         _entry("Revenue recognized from deferred", DEFERRED, REVENUE, fig.recognized_from_deferred),
         _entry("Revenue earned, invoiced later", UNBILLED, REVENUE, fig.earned_invoiced_later),
         _entry("Open-period usage accrued (estimate)", UNBILLED, REVENUE, fig.accrued),
+        _entry("Prepaid credits sold", AR, PREPAID, fig.credits_sold),
+        _entry("Paid credits consumed", PREPAID, REVENUE, fig.credits_consumed),
+        _entry("Breakage: paid credits expired", PREPAID, REVENUE, fig.breakage),
+        _entry("Promotional credits (discount)", PROMOTIONAL, REVENUE, fig.promotional_discount),
     ]
     journal = Journal(fig.currency, fig.month, [e for e in candidates if e is not None])
     accounts = journal.by_account()
     prev_deferred = previous.deferred_end if previous else 0
     prev_unbilled = previous.unbilled_end if previous else 0
+    prev_prepaid = previous.prepaid_credits_end if previous else 0
+    revenue = accounts[REVENUE][1] - accounts[REVENUE][0]
+    prepaid = accounts[PREPAID][1] - accounts[PREPAID][0]
+    promotional = accounts[PROMOTIONAL][0] - accounts[PROMOTIONAL][1]
     checks = [
-        ("revenue", accounts[REVENUE][1] - accounts[REVENUE][0], fig.revenue),
+        ("revenue", revenue, fig.revenue),
+        ("net revenue", revenue - promotional, fig.net_revenue),
+        ("promotional credits (discount)", promotional, fig.promotional_discount),
+        ("prepaid credits movement", prepaid, fig.prepaid_credits_end - prev_prepaid),
+        (
+            "prepaid credits movement = sold - consumed - breakage",
+            prepaid,
+            fig.credits_sold - fig.credits_consumed - fig.breakage,
+        ),
         (
             "deferred revenue movement",
             accounts[DEFERRED][1] - accounts[DEFERRED][0],
@@ -230,7 +355,7 @@ def journal_for(fig: MonthFigures, *, previous: MonthFigures | None = None) -> J
             accounts[UNBILLED][0] - accounts[UNBILLED][1],
             fig.unbilled_end - prev_unbilled,
         ),
-        ("accounts receivable", accounts[AR][0] - accounts[AR][1], fig.billed),
+        ("accounts receivable", accounts[AR][0] - accounts[AR][1], fig.billed + fig.credits_sold),
     ]
     for name, journal_amount, waterfall_amount in checks:
         if journal_amount != waterfall_amount:

@@ -21,6 +21,7 @@ from billing.mirror.shapes import (
     line_is_proration,
     line_price_id,
     line_subscription_item,
+    object_id,
     timestamp,
 )
 from billing.models import Account, Meter
@@ -42,10 +43,20 @@ class InvoiceLine:
     period_end: datetime | None
     description: str
     subscription_item: str
+    # Billing credits applied to the line (``pretax_credit_amounts`` entries of type
+    # ``credit_balance_transaction``): (credit balance transaction id, amount) pairs.
+    # ``amount`` above is gross; what the customer is billed for the line is
+    # amount - discount - credited.
+    credit_amounts: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_metered(self) -> bool:
         return self.kind == METERED
+
+    @property
+    def credited(self) -> int:
+        """Billing credits applied to the line, minor units."""
+        return sum(amount for _, amount in self.credit_amounts)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,12 @@ class Invoice:
     amount_remaining: int = 0
 
     @property
+    def credited(self) -> int:
+        """Billing credits applied to the invoice's lines (the sum of the lines'
+        ``pretax_credit_amounts`` of type ``credit_balance_transaction``), minor units."""
+        return sum(line.credited for line in self.lines)
+
+    @property
     def is_draft(self) -> bool:
         return self.status == "draft"
 
@@ -99,6 +116,23 @@ class Invoice:
 
 def _sum_amounts(rows: Iterable[Mapping[str, Any]] | None) -> int:
     return sum(int(row.get("amount") or 0) for row in rows or [])
+
+
+def line_credit_amounts(line: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The billing credits applied to an invoice line: its ``pretax_credit_amounts``
+    entries of type ``credit_balance_transaction`` as (transaction id, amount) pairs.
+
+    Stripe: each entry is ``{amount, type: credit_balance_transaction | discount,
+    credit_balance_transaction, discount}``; credits apply "after discounts, but before
+    taxes" (https://docs.stripe.com/billing/subscriptions/usage-based/billing-credits,
+    https://docs.stripe.com/changelog/acacia/2024-10-28/billing-credits-invoice). Entries
+    of type ``discount`` repeat the line's ``discount_amounts`` and are left out here.
+    """
+    return tuple(
+        (object_id(row.get("credit_balance_transaction")), int(row.get("amount") or 0))
+        for row in line.get("pretax_credit_amounts") or []
+        if row.get("type") == "credit_balance_transaction"
+    )
 
 
 def invoice_line_from_stripe(
@@ -125,6 +159,7 @@ def invoice_line_from_stripe(
         period_end=timestamp(period.get("end")),
         description=str(line.get("description") or ""),
         subscription_item=line_subscription_item(line),
+        credit_amounts=line_credit_amounts(line),
     )
 
 
