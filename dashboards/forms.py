@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import forms
 
-from billing.money import major_to_minor
+from billing.money import currency_exponent, major_to_minor
 from usage.models import AlertRule
 
 USAGE_FIELDS = ("meter", "threshold_percent")
@@ -21,6 +21,8 @@ class AlertRuleForm(forms.Form):
             (AlertRule.Kind.PROJECTED_USAGE_SHARE, "Usage is projected to reach a share"),
             (AlertRule.Kind.SPEND, "Spend reaches an amount"),
             (AlertRule.Kind.PROJECTED_SPEND, "Spend is projected to reach an amount"),
+            (AlertRule.Kind.CREDITS_BELOW, "Credit balance falls below an amount"),
+            (AlertRule.Kind.CREDITS_RUN_OUT, "Credits are projected to run out"),
         ],
     )
     meter = forms.ChoiceField(label="Meter", required=False)
@@ -64,7 +66,7 @@ class AlertRuleForm(forms.Form):
     def fields_of_kind(self, kind: str) -> tuple[str, ...]:
         if kind in AlertRule.USAGE_KINDS:
             return USAGE_FIELDS
-        if kind in AlertRule.SPEND_KINDS:
+        if kind in AlertRule.SPEND_KINDS or kind == AlertRule.Kind.CREDITS_BELOW:
             return SPEND_FIELDS
         return ()
 
@@ -98,7 +100,7 @@ class AlertRuleForm(forms.Form):
             if data.get("threshold_percent") is None and "threshold_percent" not in self.errors:
                 self.add_error("threshold_percent", "Enter a share between 1% and 1000%.")
         elif (
-            kind in AlertRule.SPEND_KINDS
+            kind in (*AlertRule.SPEND_KINDS, AlertRule.Kind.CREDITS_BELOW)
             and data.get("amount") is None
             and "amount" not in self.errors
         ):
@@ -185,3 +187,88 @@ class SlackWebhookForm(forms.Form):
         error_messages={"required": "Slack webhook URL: enter a URL."},
         widget=forms.URLInput(attrs={"placeholder": "https://hooks.slack.com/services/…"}),
     )
+
+
+# A top-up (and an automatic one) buys between these, in major units of the currency.
+TOP_UP_MIN = Decimal("5")
+TOP_UP_MAX = Decimal("10000")
+
+
+def _major_amount(currency: str, value: Decimal) -> str:
+    """``Decimal("5")`` as the customer reads it in ``currency``: "5.00 USD"."""
+    exponent = currency_exponent(currency)
+    shown = value.quantize(Decimal(1).scaleb(-exponent)) if exponent else value
+    return f"{shown:,} {currency.upper()}"
+
+
+class _CreditAmounts:
+    """Converts the typed amounts (major units) to minor units and checks the range."""
+
+    currency: str
+
+    def _minor(self, name: str, *, minimum: Decimal | None, maximum: Decimal | None):
+        amount = self.cleaned_data.get(name)
+        if amount is None:
+            return None
+        if minimum is not None and amount < minimum:
+            raise forms.ValidationError(
+                f"Enter at least {_major_amount(self.currency, minimum)}.", code="min_value"
+            )
+        if maximum is not None and amount > maximum:
+            raise forms.ValidationError(
+                f"Enter at most {_major_amount(self.currency, maximum)}.", code="max_value"
+            )
+        return major_to_minor(amount, self.currency)
+
+
+def _money_field(label: str, *, required: bool = True) -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label,
+        required=required,
+        max_digits=14,
+        decimal_places=3,
+        error_messages={
+            "required": "Enter an amount, like 50 or 49.50.",
+            "invalid": "Enter an amount, like 50 or 49.50.",
+            "max_digits": "Enter a smaller amount.",
+            "max_decimal_places": "Enter at most 3 decimals.",
+            "max_whole_digits": "Enter a smaller amount.",
+        },
+    )
+
+
+class TopUpForm(_CreditAmounts, forms.Form):
+    """Buy prepaid credits: the amount in major units of the account's currency, between
+    ``TOP_UP_MIN`` and ``TOP_UP_MAX``; ``cleaned_data["amount"]`` is minor units."""
+
+    amount = _money_field("Amount")
+
+    def __init__(self, *args, currency: str = "usd", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.fields["amount"].label = f"Amount ({currency.upper()})"
+
+    def clean_amount(self) -> int | None:
+        return self._minor("amount", minimum=TOP_UP_MIN, maximum=TOP_UP_MAX)
+
+
+class AutoTopUpForm(_CreditAmounts, forms.Form):
+    """Automatic top-up: when the remaining balance falls below ``threshold``, buy
+    ``amount`` (both major units of the account's currency; minor units once cleaned)."""
+
+    enabled = forms.BooleanField(label="Top up automatically", required=False)
+    threshold = _money_field("When the balance falls below")
+    amount = _money_field("Buy")
+
+    def __init__(self, *args, currency: str = "usd", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        code = currency.upper()
+        self.fields["threshold"].label = f"When the balance falls below ({code})"
+        self.fields["amount"].label = f"Buy ({code})"
+
+    def clean_threshold(self) -> int | None:
+        return self._minor("threshold", minimum=Decimal(0), maximum=TOP_UP_MAX)
+
+    def clean_amount(self) -> int | None:
+        return self._minor("amount", minimum=TOP_UP_MIN, maximum=TOP_UP_MAX)

@@ -3,6 +3,7 @@ from django.urls import path
 from dashboards import (
     alerts_views,
     budget_views,
+    credits_views,
     dispute_views,
     drilldown_views,
     statement,
@@ -54,6 +55,9 @@ urlpatterns = [
     path("alerts/slack/", alerts_views.alert_slack_set, name="alert_slack_set"),
     path("alerts/slack/test/", alerts_views.alert_slack_test, name="alert_slack_test"),
     path("alerts/slack/remove/", alerts_views.alert_slack_remove, name="alert_slack_remove"),
+    path("credits/", credits_views.credits, name="credits"),
+    path("credits/top-up/", credits_views.credits_top_up, name="credits_top_up"),
+    path("credits/auto-top-up/", credits_views.credits_auto_top_up, name="credits_auto_top_up"),
     path("budgets/", budget_views.budgets, name="budgets"),
     path("budgets/save/", budget_views.budget_save, name="budget_save"),
     path("budgets/<int:budget_id>/delete/", budget_views.budget_remove, name="budget_delete"),

@@ -17,6 +17,7 @@ from dashboards.past_due import append_status_banner, status_banner_context
 from dashboards.usage_export import usage_csv_filename, usage_csv_header, usage_csv_rows
 from usage.selectors.alerts import alerts_sent_this_period
 from usage.selectors.corrections import corrections_for_account
+from usage.selectors.credit_balance import credit_balance
 from usage.selectors.rollups import latest_event_at
 from usage.selectors.summaries import period_summary
 
@@ -38,10 +39,17 @@ def home(request: HttpRequest) -> HttpResponse:
     state = subscription_state_for_account(account=account) if account else None
     offset = _existing_offset(request, state)
     summary = period_summary(account=account, state=state, offset=offset) if state else None
+    # The live credit balance (None without grants): the current period only.
+    credits = (
+        credit_balance(account=account, summary=summary)
+        if summary is not None and offset == 0 and not summary.closed
+        else None
+    )
     context = {
         "account": account,
         "state": state,
         "summary": summary,
+        "credits": credits,
         "offset": offset,
         "periods": state.past_periods(limit=4) if state else [],  # none before it started
         "may_use": account_may_use_product(account),

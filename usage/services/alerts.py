@@ -8,7 +8,14 @@ Rules compare, for the current period:
 - ``usage_share``: usage so far against ``threshold_percent`` of the meter's allowance;
 - ``projected_usage_share``: the projected usage at period end against the same;
 - ``spend``: the base fee plus usage charges so far against ``amount``;
-- ``projected_spend``: the base fee plus projected usage charges against ``amount``.
+- ``projected_spend``: the base fee plus projected usage charges against ``amount``;
+- ``credits_below``: the live remaining credit balance below ``amount``;
+- ``credits_run_out``: the credits projected to run out before the period ends.
+
+The credit rules read the live credit balance (``usage.selectors.credit_balance``),
+computed only for accounts with a credit rule or an automatic top-up, which the same
+evaluation buys when the balance falls below its threshold
+(``usage.services.credit_alerts``).
 
 Delivery (``usage.services.alert_delivery``): an evaluation claims (account, rule, level
 100, period) by inserting the delivery row and its channel deliveries (webhooks, Slack);
@@ -51,6 +58,11 @@ from usage.services.alert_delivery import (
 )
 from usage.services.alert_resolution import alerts_resolve_ended_periods
 from usage.services.budget_alerts import budget_alerts_evaluate
+from usage.services.credit_alerts import (
+    credit_accounts_needing_balance,
+    credit_alert_check,
+    credit_balance_evaluate,
+)
 
 logger = logging.getLogger(__name__)
 Kind = AlertRule.Kind
@@ -101,6 +113,10 @@ def alert_rule_create(
         if threshold_percent is None or not 1 <= threshold_percent <= 1000:
             errors["threshold_percent"] = "Enter a share between 1% and 1000%."
         amount, currency = None, ""
+    elif kind == Kind.CREDITS_RUN_OUT:
+        if len(currency) != 3:
+            errors["kind"] = "The account has no billing currency yet."
+        meter, threshold_percent, amount = None, None, None
     else:
         if amount is None or amount <= 0:
             errors["amount"] = "Enter an amount above zero."
@@ -241,14 +257,19 @@ def _evaluate(
     rules: Iterable[AlertRule],
     summary: PeriodSummary,
     deliveries: dict[tuple, AlertDelivery],
+    credits=None,
 ) -> list[AlertDelivery]:
-    """Claim each newly crossed rule and retry each pending delivery still crossed."""
+    """Claim each newly crossed rule and retry each pending delivery still crossed.
+    ``credits``: the account's live ``CreditBalance`` (credit rules; None: no credits)."""
     claimed = []
     for rule in rules:
         delivery = deliveries.get(rule_delivery_key(account.pk, rule.pk, summary.period_start))
         if delivery is not None and delivery.sent_at is not None:
             continue
-        check = alert_check(rule=rule, summary=summary)
+        if rule.kind in AlertRule.CREDIT_KINDS:
+            check = credit_alert_check(rule=rule, balance=credits)
+        else:
+            check = alert_check(rule=rule, summary=summary)
         if check is None or not check.crossed:
             continue
         if delivery is None:
@@ -259,6 +280,23 @@ def _evaluate(
         if delivery is not None:
             claimed.append(delivery)
     return claimed
+
+
+def _credits(*, accounts: dict, summaries: dict[int, PeriodSummary], rules: dict) -> dict:
+    """Live credit balances of the accounts that need one (a credit rule or an enabled
+    automatic top-up: one query to find them), buying automatic top-ups on the way.
+    One account's failure is logged and leaves it without a balance (its credit rules
+    wait for the next evaluation), never stopping the others."""
+    needing = credit_accounts_needing_balance(account_ids=list(summaries), rules=rules)
+    balances = {}
+    for account_id, top_up in needing.items():
+        try:
+            balances[account_id] = credit_balance_evaluate(
+                account=accounts[account_id], summary=summaries[account_id], top_up=top_up
+            )
+        except Exception:
+            logger.exception("credit balance failed for account %s", account_id)
+    return balances
 
 
 def alerts_evaluate_account(*, account: Account, now: datetime | None = None) -> list:
@@ -275,11 +313,16 @@ def alerts_evaluate_account(*, account: Account, now: datetime | None = None) ->
     deliveries = alert_deliveries_for_periods(
         account_ids=[account.pk], period_starts=[summary.period_start]
     )
+    rules = list(AlertRule.objects.filter(account=account).select_related("meter"))
+    credits = _credits(
+        accounts={account.pk: account}, summaries={account.pk: summary}, rules={account.pk: rules}
+    )
     claimed = _evaluate(
         account=account,
-        rules=AlertRule.objects.filter(account=account).select_related("meter"),
+        rules=rules,
         summary=summary,
         deliveries=deliveries,
+        credits=credits.get(account.pk),
     )
     statuses = budget_statuses_from_summaries(summaries={account.pk: summary})
     return claimed + budget_alerts_evaluate(
@@ -310,6 +353,7 @@ def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -
             period_starts=(summary.period_start for summary in summaries.values()),
         )
         budgets = budget_statuses_from_summaries(summaries=summaries)
+        credits = _credits(accounts=accounts, summaries=summaries, rules=rules)
         for account_id, summary in summaries.items():
             try:
                 sent += len(
@@ -318,6 +362,7 @@ def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -
                         rules=rules.get(account_id, ()),
                         summary=summary,
                         deliveries=deliveries,
+                        credits=credits.get(account_id),
                     )
                 )
                 sent += len(
