@@ -31,8 +31,8 @@ def finalize(app: Emulator, invoice: dict, now: int) -> None:
     invoice["status_transitions"]["finalized_at"] = now
     invoice["hosted_invoice_url"] = f"{store.base_url}/invoices/{invoice['id']}"
     invoice["invoice_pdf"] = f"{store.base_url}/invoices/{invoice['id']}?format=pdf"
-    if invoice["collection_method"] == "send_invoice":
-        days = 30
+    if invoice["collection_method"] == "send_invoice" and invoice["due_date"] is None:
+        days = invoice.get("_days_until_due") or 30
         sub = store.get("subscription", invoice["_subscription"] or "")
         if sub and sub.get("days_until_due"):
             days = sub["days_until_due"]

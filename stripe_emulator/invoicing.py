@@ -215,19 +215,33 @@ def close_period(app: Emulator, sub: dict) -> dict | None:
 def _cycle_invoice(app: Emulator, customer: dict, sub: dict, lines, start: int, end: int):
     """The invoice that closes a period: created as a draft and linked; finalized and
     charged later (:mod:`stripe_emulator.renewal_drafts`)."""
+    items, item_lines = _pending_items(app, sub)
     invoice = new_invoice(
         app,
         customer,
-        lines,
+        lines + item_lines,
         now=end,
         currency=sub["currency"],
         sub=sub,
         billing_reason="subscription_cycle",
         period=(start, end),
     )
+    for item in items:
+        item["invoice"] = invoice["id"]
     sub["latest_invoice"] = invoice["id"]
     renewal_drafts.schedule(app, invoice, end)
     return invoice
+
+
+def _pending_items(app: Emulator, sub: dict) -> tuple[list[dict], list[dict]]:
+    """The customer's pending invoice items that join the subscription's next invoice
+    ("For subscription invoices, when left blank, the invoice item will be added to the
+    next upcoming scheduled invoice", stripe-python ``InvoiceItemCreateParams.invoice``),
+    and their lines (never credit-eligible)."""
+    from .resources import invoice_items
+
+    items = invoice_items.pending(app.store, sub["customer"], sub["currency"], sub["id"])
+    return items, [invoice_items.line_for(item, "") for item in items]
 
 
 def end_subscription(app: Emulator, sub: dict, now: int) -> None:
@@ -279,6 +293,7 @@ def preview_for_subscription(app: Emulator, sub: dict) -> dict:
             sub["billing_cycle_anchor"], *sub["_interval"], sub["_cycles"] + 1
         )
         lines = licensed_lines(app, sub, next_start, next_end) + lines
+    lines += _pending_items(app, sub)[1]
     invoice = new_invoice(
         app,
         customer,

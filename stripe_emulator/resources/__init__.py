@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     customers,
     emulator,
     event_destinations,
+    invoice_items,
     invoices,
     meter_events,
     meters,

@@ -3,12 +3,13 @@ void, mark_uncollectible, delete (drafts)."""
 
 from __future__ import annotations
 
-from .. import credit_application, invoice_lines, invoice_payment, invoicing
+from .. import credit_application, invoice_lines, invoice_payment, invoicing, renewal_drafts
 from ..errors import StripeError, invalid
 from ..forms import as_bool, as_dict, as_int, as_list, merge_metadata
 from ..lists import expand_paths, list_object, paginate, present, presenter
 from ..routing import Request, route
 from ..store import Store
+from . import invoice_items
 from .common import deleted, get_or_404, require, show
 
 _LINES_SHOWN = 10
@@ -35,19 +36,59 @@ def _now(req: Request, invoice: dict) -> int:
 
 @route("POST", "/v1/invoices")
 def create(req: Request):
-    customer = get_or_404(req, "customer", require(req.params, "customer"), param="customer")
+    """A draft invoice (https://docs.stripe.com/api/invoices/create): ``customer``,
+    ``currency`` ("Defaults to that of customer if not specified"), ``collection_method``
+    (``days_until_due`` / ``due_date`` for ``send_invoice``), ``auto_advance`` ("Controls
+    whether Stripe performs automatic collection of the invoice. If false, the invoice's
+    state doesn't automatically advance without an explicit action"; a one-off draft with
+    it is finalized and charged an hour later, as renewal drafts are),
+    ``pending_invoice_items_behavior`` ("How to handle pending invoice items on invoice
+    creation. Defaults to ``exclude``"; ``include`` takes the customer's pending items in
+    the invoice's currency), ``default_payment_method``, ``description``, ``metadata``.
+    One-off invoices never take billing credits
+    (:mod:`stripe_emulator.credit_application`)."""
+    params = req.params
+    customer = get_or_404(req, "customer", require(params, "customer"), param="customer")
+    now = req.store.customer_now(customer["id"])
     invoice = invoicing.new_invoice(
         req.app,
         customer,
         [],
-        now=req.store.customer_now(customer["id"]),
-        currency=req.params.get("currency") or customer["currency"] or "usd",
+        now=now,
+        currency=str(params.get("currency") or customer["currency"] or "usd").lower(),
+        store_it=False,
     )
-    invoice["auto_advance"] = as_bool(req.params.get("auto_advance", False), "auto_advance")
-    invoice["metadata"] = merge_metadata({}, req.params.get("metadata", {}))
-    invoice["description"] = req.params.get("description") or None
-    if req.params.get("collection_method"):
-        invoice["collection_method"] = req.params["collection_method"]
+    invoice["id"] = req.store.new_id("invoice", 24)
+    invoice["auto_advance"] = as_bool(params.get("auto_advance", False), "auto_advance")
+    invoice["metadata"] = merge_metadata({}, params.get("metadata", {}))
+    invoice["description"] = params.get("description") or None
+    if params.get("collection_method"):
+        invoice["collection_method"] = params["collection_method"]
+    if params.get("default_payment_method"):
+        from .payment_methods import resolve_for_customer
+
+        pm = resolve_for_customer(
+            req, params["default_payment_method"], customer, "default_payment_method"
+        )
+        invoice["default_payment_method"] = pm["id"]
+    if params.get("due_date") or params.get("days_until_due"):
+        if invoice["collection_method"] != "send_invoice":
+            raise invalid(
+                "due_date and days_until_due are only for collection_method=send_invoice.",
+                param="due_date" if params.get("due_date") else "days_until_due",
+            )
+        if params.get("due_date"):
+            invoice["due_date"] = as_int(params["due_date"], "due_date", minimum=now + 1)
+        else:
+            invoice["_days_until_due"] = as_int(params["days_until_due"], "days_until_due")
+    behaviour = params.get("pending_invoice_items_behavior") or "exclude"
+    req.store.add("invoice", invoice)
+    if behaviour == "include":
+        items = invoice_items.pending(req.store, customer["id"], invoice["currency"])
+        invoice_items.attach(req.app, invoice, [i for i in items if i["parent"] is None])
+    req.emit("invoice.created", present(req.store, invoice))
+    if invoice["auto_advance"]:
+        renewal_drafts.schedule(req.app, invoice, now)
     return show(req, invoice)
 
 
@@ -148,6 +189,11 @@ def update(req: Request):
                 invoice[key] = params[key] or None
         if "auto_advance" in params:
             invoice["auto_advance"] = as_bool(params["auto_advance"], "auto_advance")
+            if not invoice["auto_advance"]:  # no automatic finalization any more
+                invoice.pop("_auto_finalize", None)
+                invoice["automatically_finalizes_at"] = None
+            elif not invoice.get("_auto_finalize"):
+                renewal_drafts.schedule(req.app, invoice, _now(req, invoice))
     req.emit("invoice.updated", present(req.store, invoice))
     return show(req, invoice)
 

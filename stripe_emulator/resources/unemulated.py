@@ -22,7 +22,6 @@ EMPTY_COLLECTIONS = (
     "/v1/files",
     "/v1/identity/verification_reports",
     "/v1/identity/verification_sessions",
-    "/v1/invoiceitems",
     "/v1/issuing/authorizations",
     "/v1/issuing/cardholders",
     "/v1/issuing/cards",

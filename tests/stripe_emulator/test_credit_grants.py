@@ -17,6 +17,7 @@ import pytest
 import stripe
 
 from .helpers import (
+    DRAFT_HOUR,
     FEB_1,
     MAR_1,
     T0,
@@ -25,6 +26,8 @@ from .helpers import (
     meter,
     metered_price,
     product,
+    renewal_invoice,
+    send_usage,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fixtures3.json"
@@ -306,3 +309,330 @@ def test_shapes_have_every_fixture_key(client):
     for served in (g, t, s):
         assert set(fixtures[served.object]) <= set(served.to_dict()), served.object
     assert s.balances[0].available_balance.monetary.value == 100
+
+
+# -- application at finalization ----------------------------------------------------------
+def credited(line) -> list[int]:
+    return [c.amount for c in line.pretax_credit_amounts or []]
+
+
+def test_priority_decides_the_order_and_150_less_120_is_charged(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    # Priority 10 beats priority 20 though the promotional one would win a tie.
+    paid = grant(client, customer.id, 10_000, priority=10)
+    promo = grant(client, customer.id, 2_000, category="promotional", priority=20)
+    send_usage(client, customer.id, m.event_name, [15_000])  # 15,000 units × 1¢ = 15,000
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    invoice = renewal_invoice(client, sub.id)
+    [line] = invoice.lines.data
+    # 15,000 − 10,000 (paid, priority 10) − 2,000 (promotional, priority 20) = 3,000
+    assert credited(line) == [10_000, 2_000]
+    assert (invoice.subtotal, invoice.total, invoice.amount_due) == (15_000, 3_000, 3_000)
+    assert (invoice.total_excluding_tax, invoice.amount_paid, invoice.status) == (
+        3_000, 3_000, "paid"
+    )  # fmt: skip
+    assert [c.amount for c in invoice.total_pretax_credit_amounts] == [10_000, 2_000]
+    first = line.pretax_credit_amounts[0]
+    assert (first.type, first.discount) == ("credit_balance_transaction", None)
+    debit = client.v1.billing.credit_balance_transactions.retrieve(first.credit_balance_transaction)
+    assert (debit.credit_grant, debit.type, debit.debit.type) == (
+        paid.id, "debit", "credits_applied"
+    )  # fmt: skip
+    assert debit.debit.credits_applied.invoice == invoice.id
+    assert debit.debit.credits_applied.invoice_line_item == line.id
+    assert debit.effective_at == FEB_1 + DRAFT_HOUR  # at finalization
+    assert txns(client, promo.id) == [
+        ("credit", "credits_granted", 2_000), ("debit", "credits_applied", 2_000)
+    ]  # fmt: skip
+    assert summary(client, customer.id) == (0, 0)  # both used up
+
+
+def test_promotional_first_when_priorities_tie(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    paid = grant(client, customer.id, 10_000)  # priority 50 (default), created first
+    promo = grant(client, customer.id, 10_000, category="promotional")  # priority 50
+    send_usage(client, customer.id, m.event_name, [15_000])  # 15,000¢
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    invoice = renewal_invoice(client, sub.id)
+    # same priority, neither expires: promotional first, 10,000; paid takes 15,000 − 10,000
+    assert credited(invoice.lines.data[0]) == [10_000, 5_000]
+    assert (invoice.total, invoice.status) == (0, "paid")
+    assert txns(client, promo.id)[-1] == ("debit", "credits_applied", 10_000)
+    assert txns(client, paid.id)[-1] == ("debit", "credits_applied", 5_000)
+    assert summary(client, customer.id) == (5_000, 5_000)  # 10,000 − 5,000 left on paid
+
+
+def test_earlier_expiry_first_and_no_expiry_last(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    never = grant(client, customer.id, 1_000, category="promotional")
+    late = grant(client, customer.id, 1_000, expires_at=MAR_1 + 86400)
+    soon = grant(client, customer.id, 1_000, expires_at=MAR_1)
+    send_usage(client, customer.id, m.event_name, [2_500])  # 2,500¢
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    [line] = renewal_invoice(client, sub.id).lines.data
+    grants = [
+        client.v1.billing.credit_balance_transactions.retrieve(
+            c.credit_balance_transaction
+        ).credit_grant
+        for c in line.pretax_credit_amounts
+    ]
+    # expires MAR_1 (1,000), then MAR_1 + 1 day (1,000), then the one that never expires
+    # (500 of 2,500 − 2,000) -- even though it is promotional
+    assert grants == [soon.id, late.id, never.id] and credited(line) == [1_000, 1_000, 500]
+
+
+def test_a_grant_expiring_mid_period_does_not_apply_and_its_rest_expires(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    gone = grant(client, customer.id, 5_000, expires_at=JAN_20)
+    # effective mid-period: period_end (FEB_1) is on or after JAN_15, so it applies
+    late_start = grant(client, customer.id, 1_000, effective_at=JAN_15)
+    send_usage(client, customer.id, m.event_name, [3_000])  # 3,000¢, all before JAN_20
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    invoice = renewal_invoice(client, sub.id)
+    # period_end FEB_1 is not before expires_at JAN_20: only the 1,000 grant applies
+    assert credited(invoice.lines.data[0]) == [1_000]
+    assert invoice.total == 2_000  # 3,000 − 1,000
+    assert txns(client, gone.id) == [
+        ("credit", "credits_granted", 5_000), ("debit", "credits_expired", 5_000)
+    ]  # fmt: skip
+    [expiry] = [
+        t
+        for t in client.v1.billing.credit_balance_transactions.list({"credit_grant": gone.id})
+        if t.type == "debit"
+    ]
+    assert expiry.effective_at == JAN_20
+    assert txns(client, late_start.id)[-1] == ("debit", "credits_applied", 1_000)
+
+
+def test_a_price_scoped_grant_leaves_the_other_metered_line_uncredited(client):
+    clock, customer, sub, pairs = metered_setup(client, prices=2)
+    (m_a, price_a), (m_b, _) = pairs
+    only_a = client.v1.billing.credit_grants.create(
+        {"customer": customer.id,
+         "amount": {"type": "monetary", "monetary": {"currency": "usd", "value": 10_000}},
+         "applicability_config": {"scope": {"prices": [{"id": price_a.id}]}}}
+    )  # fmt: skip
+    send_usage(client, customer.id, m_a.event_name, [5_000])  # line A: 5,000¢
+    send_usage(client, customer.id, m_b.event_name, [4_000])  # line B: 4,000¢
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    invoice = renewal_invoice(client, sub.id)
+    by_price = {line.pricing.price_details.price: line for line in invoice.lines.data}
+    assert credited(by_price[price_a.id]) == [5_000]
+    assert credited(next(v for k, v in by_price.items() if k != price_a.id)) == []
+    # 5,000 + 4,000 − 5,000 = 4,000 charged; 10,000 − 5,000 = 5,000 left on the grant
+    assert (invoice.subtotal, invoice.total) == (9_000, 4_000)
+    assert summary(client, customer.id, type="credit_grant", credit_grant=only_a.id) == (
+        5_000, 5_000
+    )  # fmt: skip
+
+
+def test_a_licensed_line_is_never_credited(client):
+    clock, customer = clock_customer(client)
+    prod = product(client)
+    m = meter(client, "mixed_units")
+    metered = metered_price(client, prod.id, m.id, unit_amount=1)
+    licensed = client.v1.prices.create(
+        {"product": prod.id, "currency": "usd", "unit_amount": 2_000,
+         "recurring": {"interval": "month"}}
+    )  # fmt: skip
+    sub = client.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": licensed.id}, {"price": metered.id}]}
+    )
+    first = client.v1.invoices.retrieve(sub.latest_invoice)
+    assert first.total == 2_000 and first.total_pretax_credit_amounts == []  # before the grant
+    g = grant(client, customer.id, 10_000)
+    send_usage(client, customer.id, m.event_name, [3_000])  # 3,000¢
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    invoice = renewal_invoice(client, sub.id)
+    lines = {line.pricing.price_details.price: line for line in invoice.lines.data}
+    assert credited(lines[licensed.id]) == [] and credited(lines[metered.id]) == [3_000]
+    # 2,000 (licensed, next period) + 3,000 (metered) − 3,000 = 2,000 charged
+    assert (invoice.subtotal, invoice.total, invoice.amount_paid) == (5_000, 2_000, 2_000)
+    assert summary(client, customer.id, type="credit_grant", credit_grant=g.id) == (
+        7_000, 7_000
+    )  # 10,000 − 3,000  # fmt: skip
+
+
+def test_voiding_the_invoice_reinstates_and_an_expired_grant_expires_at_once(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client, pm=None)
+    short = grant(client, customer.id, 5_000, priority=0, expires_at=FEB_10)
+    lasting = grant(client, customer.id, 10_000)
+    send_usage(client, customer.id, m.event_name, [20_000])  # 20,000¢
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    invoice = renewal_invoice(client, sub.id)
+    # 20,000 − 5,000 (priority 0) − 10,000 = 5,000 due; no card, so it stays open
+    assert credited(invoice.lines.data[0]) == [5_000, 10_000]
+    assert (invoice.status, invoice.amount_due) == ("open", 5_000)
+    with pytest.raises(stripe.InvalidRequestError, match="applied to an invoice"):
+        client.v1.billing.credit_grants.void_grant(lasting.id)
+    advance(client, clock.id, FEB_15)  # short expired on FEB_10 with nothing left
+    assert txns(client, short.id)[-1] == ("debit", "credits_applied", 5_000)
+    voided = client.v1.invoices.void_invoice(invoice.id)
+    assert voided.status == "void"
+    # reinstated: 5,000 back on the expired grant, expired at once; 10,000 back on the other
+    assert txns(client, short.id)[-2:] == [
+        ("credit", "credits_application_invoice_voided", 5_000),
+        ("debit", "credits_expired", 5_000),
+    ]
+    assert txns(client, lasting.id)[-1] == (
+        "credit", "credits_application_invoice_voided", 10_000
+    )  # fmt: skip
+    listed = client.v1.billing.credit_balance_transactions.list({"credit_grant": lasting.id})
+    back = [t for t in listed if t.credit and t.credit.credits_application_invoice_voided]
+    assert back[0].credit.credits_application_invoice_voided.invoice == invoice.id
+    assert back[0].effective_at == FEB_15
+    assert summary(client, customer.id) == (10_000, 10_000)
+    # reinstated credits no longer count as applied: the grant can be voided now
+    assert client.v1.billing.credit_grants.void_grant(lasting.id).voided_at == FEB_15
+
+
+def test_a_pending_draft_lowers_the_available_balance_not_the_ledger(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    g = grant(client, customer.id, 10_000)
+    send_usage(client, customer.id, m.event_name, [3_000])  # 3,000¢
+    preview = client.v1.invoices.create_preview({"subscription": sub.id})
+    # the preview shows the credits it would take: 3,000 − 3,000 = 0
+    assert credited(preview.lines.data[0]) == [3_000] and preview.total == 0
+    assert preview.lines.data[0].pretax_credit_amounts[0].credit_balance_transaction is None
+    assert summary(client, customer.id) == (10_000, 10_000)  # a preview holds nothing
+    advance(client, clock.id, FEB_1)  # the renewal is a draft for an hour
+    draft = renewal_invoice(client, sub.id)
+    assert draft.status == "draft" and credited(draft.lines.data[0]) == [3_000]
+    assert (draft.subtotal, draft.total, draft.amount_due) == (3_000, 0, 0)
+    # available 10,000 − 3,000 shown on the draft = 7,000; the ledger keeps 10,000
+    assert summary(client, customer.id) == (7_000, 10_000)
+    assert txns(client, g.id) == [("credit", "credits_granted", 10_000)]
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    final = renewal_invoice(client, sub.id)
+    assert final.status == "paid" and final.amount_paid == 0
+    assert final.lines.data[0].pretax_credit_amounts[0].credit_balance_transaction
+    assert summary(client, customer.id) == (7_000, 7_000)  # now in the ledger
+
+
+def test_a_grant_made_while_the_draft_is_pending_shows_on_it(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    send_usage(client, customer.id, m.event_name, [3_000])  # 3,000¢
+    advance(client, clock.id, FEB_1)
+    assert renewal_invoice(client, sub.id).total == 3_000
+    # effective now (FEB_1 + 0), on or before period_end FEB_1: eligible
+    grant(client, customer.id, 1_000)
+    draft = renewal_invoice(client, sub.id)
+    assert (draft.total, credited(draft.lines.data[0])) == (2_000, [1_000])  # 3,000 − 1,000
+
+
+# -- one-off invoices (a purchase of credits) ----------------------------------------------
+def test_a_one_off_invoice_for_a_credit_purchase_takes_no_credits(client):
+    _, customer, _, _ = metered_setup(client)
+    g = grant(client, customer.id, 10_000)
+    item = client.v1.invoice_items.create(
+        {"customer": customer.id, "amount": 5_000, "currency": "usd",
+         "description": "Credit pack ($50)", "metadata": {"pack": "50"}}
+    )  # fmt: skip
+    assert item.id.startswith("ii_") and item.object == "invoiceitem"
+    assert (item.invoice, item.amount, item.quantity, item.date) == (None, 5_000, 1, T0)
+    listed = client.v1.invoice_items.list({"customer": customer.id, "pending": True}).data
+    assert [i.id for i in listed] == [item.id]
+    invoice = client.v1.invoices.create(
+        {"customer": customer.id, "currency": "usd", "collection_method": "charge_automatically",
+         "auto_advance": False, "pending_invoice_items_behavior": "include"}
+    )  # fmt: skip
+    assert (invoice.status, invoice.total, invoice.auto_advance) == ("draft", 5_000, False)
+    [line] = invoice.lines.data
+    assert line.parent.type == "invoice_item_details"
+    assert line.parent.invoice_item_details.invoice_item == item.id
+    assert client.v1.invoice_items.retrieve(item.id).invoice == invoice.id
+    finalized = client.v1.invoices.finalize_invoice(invoice.id)
+    # a one-off invoice is never credited: 5,000 due, the grant untouched
+    assert (finalized.status, finalized.amount_due) == ("open", 5_000)
+    assert finalized.total_pretax_credit_amounts == []
+    assert finalized.lines.data[0].pretax_credit_amounts == []
+    paid = client.v1.invoices.pay(invoice.id)
+    assert (paid.status, paid.amount_paid) == ("paid", 5_000)
+    assert summary(client, customer.id, type="credit_grant", credit_grant=g.id) == (
+        10_000, 10_000
+    )  # fmt: skip
+    # a finalized invoice's items can no longer change
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.invoice_items.update(item.id, {"amount": 1})
+
+
+def test_invoice_items_added_to_a_draft_and_left_out_by_default(client):
+    _, customer = clock_customer(client)
+    pending_item = client.v1.invoice_items.create(
+        {"customer": customer.id, "amount": 700, "currency": "usd"}
+    )
+    invoice = client.v1.invoices.create({"customer": customer.id, "currency": "usd"})
+    assert invoice.total == 0  # pending_invoice_items_behavior defaults to exclude
+    one_time = client.v1.prices.create(
+        {"product": product(client).id, "currency": "usd", "unit_amount_decimal": "12.5"}
+    )
+    client.v1.invoice_items.create(
+        {"customer": customer.id, "invoice": invoice.id, "pricing": {"price": one_time.id},
+         "quantity": 3}
+    )  # fmt: skip
+    client.v1.invoice_items.create(
+        {"customer": customer.id, "invoice": invoice.id, "amount": -100, "currency": "usd"}
+    )
+    invoice = client.v1.invoices.retrieve(invoice.id)
+    # 12.5¢ × 3 = 37.5¢, rounded half up to 38¢; 38 − 100 = −62
+    assert [line.amount for line in invoice.lines.data] == [38, -100]
+    assert (invoice.subtotal, invoice.total) == (-62, -62)
+    assert client.v1.invoice_items.retrieve(pending_item.id).invoice is None
+    client.v1.invoice_items.delete(invoice.lines.data[1].parent.invoice_item_details.invoice_item)
+    assert client.v1.invoices.retrieve(invoice.id).total == 38
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"customer": None}, "customer"),
+        ({"amount": None}, "amount"),  # no amount source at all
+        ({"amount": "ten"}, "amount"),
+        ({"currency": None}, "currency"),  # the customer has no currency
+        ({"colour": "red"}, "colour"),
+        ({"tax_rates": ["txr_1"]}, "tax_rates"),
+        ({"invoice": "in_missing"}, "invoice"),
+        ({"amount": None, "pricing": {"price": "price_missing"}}, "pricing[price]"),
+        ({"pricing": {"price": "price_missing"}}, "pricing"),  # and amount: two sources
+    ],
+)
+def test_invoice_item_refusals_name_the_param(client, change, param):
+    _, customer = clock_customer(client)
+    params = {"customer": customer.id, "amount": 100, "currency": "usd", **change}
+    params = {k: v for k, v in params.items() if v is not None}
+    with pytest.raises(stripe.StripeError) as info:
+        client.v1.invoice_items.create(params)
+    assert info.value.http_status in (400, 404)
+    assert info.value.param == param, info.value.user_message
+
+
+def test_recurring_price_refused_and_invoice_item_on_finalized_invoice_refused(client):
+    _, customer, sub, [(_, metered)] = metered_setup(client)
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.invoice_items.create({"customer": customer.id, "pricing": {"price": metered.id}})
+    assert info.value.param == "pricing[price]"
+    first = client.v1.invoices.retrieve(sub.latest_invoice)  # the subscription's, finalized
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.invoice_items.create(
+            {"customer": customer.id, "invoice": first.id, "amount": 1, "currency": "usd"}
+        )
+    assert info.value.param == "invoice"
+
+
+def test_a_pending_item_joins_the_renewal_but_takes_no_credits(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    grant(client, customer.id, 10_000)
+    item = client.v1.invoice_items.create(
+        {"customer": customer.id, "amount": 4_000, "currency": "usd", "description": "Setup"}
+    )
+    send_usage(client, customer.id, m.event_name, [1_000])  # 1,000¢
+    preview = client.v1.invoices.create_preview({"subscription": sub.id})
+    assert sorted(line.amount for line in preview.lines.data) == [1_000, 4_000]
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    invoice = renewal_invoice(client, sub.id)
+    by_type = {line.parent.type: line for line in invoice.lines.data}
+    assert credited(by_type["subscription_item_details"]) == [1_000]
+    assert credited(by_type["invoice_item_details"]) == []
+    # 1,000 + 4,000 − 1,000 = 4,000 charged
+    assert (invoice.subtotal, invoice.total, invoice.amount_paid) == (5_000, 4_000, 4_000)
+    assert client.v1.invoice_items.retrieve(item.id).invoice == invoice.id
