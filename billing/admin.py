@@ -403,3 +403,4 @@ class PlanAdmin(admin.ModelAdmin):
 # then unregisters the dj-stripe admins nobody here uses.
 from billing import admin_customers, admin_events, admin_invoices  # noqa: E402, F401, I001
 from billing import admin_djstripe  # noqa: E402, F401
+from billing import admin_credits  # noqa: E402, F401

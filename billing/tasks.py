@@ -46,7 +46,7 @@ def process_pending_thin_events() -> int:
     return thin_events_process_pending()
 
 
-@shared_task(name="billing.tasks.advance_credit_grant")
+@shared_task(name="billing.tasks.advance_credit_grant", ignore_result=True)
 def advance_credit_grant(grant_id: int) -> str:
     """A credit grant's next Stripe steps (purchase invoice, Stripe grant); idempotent."""
     from billing.services.credit_stripe import credit_grant_advance
@@ -54,7 +54,7 @@ def advance_credit_grant(grant_id: int) -> str:
     return credit_grant_advance(grant_id=grant_id).status
 
 
-@shared_task(name="billing.tasks.advance_stale_credit_grants")
+@shared_task(name="billing.tasks.advance_stale_credit_grants", ignore_result=True)
 def advance_stale_credit_grants() -> int:
     """Grants left pending or awaiting payment (task lost, Stripe down, webhook lost)."""
     from billing.services.credit_stripe import credit_grants_advance_stale
@@ -62,7 +62,7 @@ def advance_stale_credit_grants() -> int:
     return credit_grants_advance_stale()
 
 
-@shared_task(name="billing.tasks.sync_credit_transactions")
+@shared_task(name="billing.tasks.sync_credit_transactions", ignore_result=True)
 def sync_credit_transactions(account_id: int) -> int:
     from billing.models import Account
     from billing.services.credit_sync import credit_transactions_sync
@@ -71,7 +71,7 @@ def sync_credit_transactions(account_id: int) -> int:
     return credit_transactions_sync(account=account) if account is not None else 0
 
 
-@shared_task(name="billing.tasks.sync_all_credit_transactions")
+@shared_task(name="billing.tasks.sync_all_credit_transactions", ignore_result=True)
 def sync_all_credit_transactions() -> int:
     from billing.services.credit_sync import credit_transactions_sync_all
 

@@ -77,8 +77,9 @@ class GrantBalance:
         )
 
 
-def _totals(queryset: QuerySet[CreditGrant]) -> QuerySet[CreditGrant]:
-    """The grants with their mirrored transactions summed by kind (one query)."""
+def with_totals(queryset: QuerySet[CreditGrant]) -> QuerySet[CreditGrant]:
+    """The grants with their mirrored transactions summed by kind, for
+    :func:`balance_from` (one query; the admin's changelist uses it)."""
 
     def total(condition: Q):
         return Coalesce(Sum("transactions__amount", filter=condition), 0)
@@ -116,7 +117,9 @@ def _status_label(grant: CreditGrant, now: datetime, balance: int) -> str:
     return "Active"
 
 
-def _balance(grant: CreditGrant, now: datetime) -> GrantBalance:
+def balance_from(grant: CreditGrant, now: datetime | None = None) -> GrantBalance:
+    """The balance of a grant read through :func:`with_totals`."""
+    now = now or timezone.now()
     left = max(grant.amount - grant.t_debited + grant.t_reinstated, 0)
     expired = grant.t_expired
     if _ended(grant, now):
@@ -152,7 +155,7 @@ def balances_of(
 ) -> dict[int, GrantBalance]:
     """``{grant pk: GrantBalance}`` for a queryset of grants (one query); the admin's."""
     now = now or timezone.now()
-    return {grant.pk: _balance(grant, now) for grant in _totals(grants)}
+    return {grant.pk: balance_from(grant, now) for grant in with_totals(grants)}
 
 
 def grant_balance(*, grant: CreditGrant, now: datetime | None = None) -> GrantBalance:
@@ -168,7 +171,7 @@ def grant_balances(*, account: Account, now: datetime | None = None) -> list[Gra
     grants = CreditGrant.objects.filter(
         account=account, status=Status.ACTIVE, currency=account.currency
     ).order_by("created_at", "pk")
-    return [_balance(grant, now) for grant in _totals(grants)]
+    return [balance_from(grant, now) for grant in with_totals(grants)]
 
 
 def account_grants(*, account: Account, now: datetime | None = None) -> list[GrantBalance]:
@@ -176,4 +179,4 @@ def account_grants(*, account: Account, now: datetime | None = None) -> list[Gra
     (Active, Scheduled, Used up, Expired, Voided, Awaiting payment, ...). One query."""
     now = now or timezone.now()
     grants = CreditGrant.objects.filter(account=account).order_by("-created_at", "-pk")
-    return [_balance(grant, now) for grant in _totals(grants)]
+    return [balance_from(grant, now) for grant in with_totals(grants)]
