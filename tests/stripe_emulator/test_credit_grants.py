@@ -9,7 +9,10 @@ pinned by test clocks (T0 = 2026-01-01, FEB_1 = the first monthly period's end).
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -636,3 +639,86 @@ def test_a_pending_item_joins_the_renewal_but_takes_no_credits(client):
     # 1,000 + 4,000 − 1,000 = 4,000 charged
     assert (invoice.subtotal, invoice.total, invoice.amount_paid) == (5_000, 4_000, 4_000)
     assert client.v1.invoice_items.retrieve(item.id).invoice == invoice.id
+
+
+STRIPE = Path(importlib.util.find_spec("stripe").origin).parent
+
+
+def _fields(module: str, *names: str) -> set[str]:
+    """The annotated fields of a stripe-python 15 class (nested names for inner classes)."""
+    body = ast.parse((STRIPE / module).read_text(encoding="utf-8")).body
+    for name in names:
+        (cls,) = [n for n in body if isinstance(n, ast.ClassDef) and n.name == name]
+        body = cls.body
+    return {s.target.id for s in body if isinstance(s, ast.AnnAssign)}
+
+
+def test_every_served_key_exists_in_stripe_python_15(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    g = grant(client, customer.id, 1_000)
+    item = client.v1.invoice_items.create(
+        {"customer": customer.id, "amount": 100, "currency": "usd"}
+    )
+    send_usage(client, customer.id, m.event_name, [500])  # 500¢, all credited
+    advance(client, clock.id, FEB_1 + DRAFT_HOUR)
+    invoice = renewal_invoice(client, sub.id)
+    metered_line = next(x for x in invoice.lines.data if x.parent.type != "invoice_item_details")
+    item_line = next(x for x in invoice.lines.data if x.parent.type == "invoice_item_details")
+    txn = client.v1.billing.credit_balance_transactions.list({"credit_grant": g.id}).data
+    served = {
+        ("billing/_credit_grant.py", "CreditGrant"): [g],
+        ("billing/_credit_balance_transaction.py", "CreditBalanceTransaction"): txn,
+        ("billing/_credit_balance_transaction.py", "CreditBalanceTransaction", "Debit"): [
+            t.debit for t in txn if t.debit
+        ],
+        ("billing/_credit_balance_summary.py", "CreditBalanceSummary"): [
+            client.v1.billing.credit_balance_summary.retrieve(
+                {"customer": customer.id, "filter": {"type": "credit_grant", "credit_grant": g.id}}
+            )
+        ],
+        ("_invoice_item.py", "InvoiceItem"): [client.v1.invoice_items.retrieve(item.id)],
+        ("_invoice_line_item.py", "InvoiceLineItem"): [metered_line, item_line],
+        ("_invoice_line_item.py", "InvoiceLineItem", "PretaxCreditAmount"): (
+            metered_line.pretax_credit_amounts
+        ),
+        ("_invoice.py", "Invoice"): [invoice],
+    }
+    assert all(served.values())
+    extra = {
+        key: sorted({k for obj in objs for k in obj.to_dict()} - _fields(*key) - {"id"})
+        for key, objs in served.items()
+    }
+    assert extra == {key: [] for key in served}
+    fixture = json.loads(FIXTURES.read_text())["resources"]["invoiceitem"]
+    assert set(fixture) - set(client.v1.invoice_items.retrieve(item.id).to_dict()) == set()
+
+
+def test_a_real_time_grant_expires_when_real_time_passes_expires_at(client, emulator):
+    customer = client.v1.customers.create({"email": "no-clock@example.com"})
+    g = grant(client, customer.id, 800)
+    now = g.effective_at  # the emulator's real time when created
+    client.v1.billing.credit_grants.update(g.id, {"expires_at": now + 3600})
+    assert summary(client, customer.id) == (800, 800)
+    request = urllib.request.Request(
+        f"{emulator}/_emulator/time/advance", data=b"seconds=3600", method="POST"
+    )
+    urllib.request.urlopen(request, timeout=10).read()  # real time + 1 hour
+    # expired at now + 3600 with all 800 left: 800 − 800 = 0
+    assert txns(client, g.id) == [
+        ("credit", "credits_granted", 800), ("debit", "credits_expired", 800)
+    ]  # fmt: skip
+    assert summary(client, customer.id) == (0, 0)
+
+
+def test_a_one_off_draft_with_auto_advance_is_finalized_an_hour_later(client):
+    clock, customer = clock_customer(client)
+    client.v1.invoice_items.create({"customer": customer.id, "amount": 2_500, "currency": "usd"})
+    invoice = client.v1.invoices.create(
+        {"customer": customer.id, "auto_advance": True,
+         "pending_invoice_items_behavior": "include"}
+    )  # fmt: skip
+    assert (invoice.status, invoice.automatically_finalizes_at) == ("draft", T0 + DRAFT_HOUR)
+    advance(client, clock.id, T0 + DRAFT_HOUR)
+    paid = client.v1.invoices.retrieve(invoice.id)
+    # charged to the card: 2,500, no credits on a one-off invoice
+    assert (paid.status, paid.amount_paid, paid.total_pretax_credit_amounts) == ("paid", 2_500, [])
