@@ -4,9 +4,10 @@ A line's recognized amount is its ``amount`` minus its own discounts and minus t
 billing credits applied to it (``InvoiceLine.credited``; Stripe applies credits after
 discounts and before taxes). The credited part is not billed: it is recognized from the
 prepaid credits (paid grants) or shown as a promotional discount, see
-:mod:`revenue.credits`. Invoice-level
-discounts that the lines do not carry (the invoice's discount total beyond the lines'
-own) and credit notes (the invoice's pre- and post-payment credit note totals, e.g. the
+:mod:`revenue.credits`.
+
+Invoice-level discounts that the lines do not carry (the invoice's discount total beyond
+the lines' own) and credit notes (the invoice's pre- and post-payment credit note totals, e.g. the
 notes usage corrections issue: dj-stripe 2.11 mirrors no credit notes, so only these
 totals are known, not which line a note credits) are spread over the invoice's lines in
 proportion to their net amounts, with the same rounding rule as the days (floor,

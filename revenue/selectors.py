@@ -306,8 +306,18 @@ def revenue_report(
     currency = currency.lower() if currency else None
     lines, warnings, invoiced = revenue_lines(account=account, currency=currency)
     accruals = open_period_accruals(account=account, currency=currency, invoiced=invoiced, now=now)
+    by_currency = waterfall(lines=lines, accruals=accruals, as_of=utc_day(now))
+    for code, rows in by_currency.items():
+        # Paid credits consumed by usage before the credits' purchase invoice: the
+        # prepaid balance runs below zero until the purchase is finalized.
+        short = [fig.month for fig in rows if fig.prepaid_credits_end < 0]
+        if short:
+            warnings.append(
+                f"{code.upper()}: prepaid credits balance below zero at the end of "
+                f"{', '.join(short)} (credits consumed before their purchase was invoiced)"
+            )
     return RevenueReport(
-        by_currency=waterfall(lines=lines, accruals=accruals, as_of=utc_day(now)),
+        by_currency=by_currency,
         warnings=warnings,
         account=account,
         as_of=now,

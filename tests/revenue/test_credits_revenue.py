@@ -40,6 +40,8 @@ Month by month:
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billing.mirror.invoices import invoice_from_stripe
 from revenue.credits import (
@@ -433,3 +435,56 @@ def test_days_after_the_report_date_are_not_consumed_yet():
     # invoice is from 1 Feb; this checks the cut-off of the credit lines alone.)
     rows = waterfall(lines=[x for x in lines if x.kind == PAID_CREDITS], as_of=date(2026, 1, 20))
     assert rows["usd"][0].credits_consumed == 3_000
+
+
+# -- properties -------------------------------------------------------------------------
+
+
+@st.composite
+def used_up_grants(draw):
+    """A paid grant (any purchase price, discounted or not) used by 1..4 invoice lines
+    (random periods and usage) and expired with whatever is left."""
+    amount = draw(st.integers(1, 10**9))
+    price = draw(st.integers(0, 10**9))
+    grant = Grant("G", "paid", "usd", amount, price, "in_buy")
+    uses, left = [], amount
+    for i in range(draw(st.integers(1, 4))):
+        credits = draw(st.integers(0, left))
+        left -= credits
+        start = _ts(2026, 1, 1) + draw(st.integers(0, 200)) * 86400
+        end = start + draw(st.integers(0, 60)) * 86400
+        usage = {date(2026, 1, 1): 0}
+        if end > start and draw(st.booleans()):
+            usage = {datetime.fromtimestamp(start, UTC).date(): draw(st.integers(0, 10**6))}
+        line = invoice_revenue_lines(
+            _metered_invoice(f"in_{i}", f"il_{i}", gross=credits, start=start, end=end,
+                             finalized=end + 60, credits=[(f"t{i}", credits)]),
+            classify=lambda *a, usage=usage: ("metered", usage),
+        )[0]  # fmt: skip
+        uses.append(Application("G", credits, line, datetime.fromtimestamp(end + 60, UTC)))
+    expiry = Expiry("G", left, datetime(2026, 12, 31, tzinfo=UTC))
+    return grant, uses, expiry
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(used_up_grants())
+def test_a_used_up_paid_grant_earns_its_purchase_price_exactly(case):
+    grant, uses, expiry = case
+    lines, warnings = credit_revenue_lines(
+        grants={"G": grant},
+        sales=[Sale("G", "in_buy", date(2026, 1, 1))],
+        applications=uses,
+        expiries=[expiry],
+    )
+    assert warnings == []
+    earned = [x for x in lines if x.kind in (PAID_CREDITS, BREAKAGE)]
+    assert sum(x.amount for x in earned) == grant.purchase_amount
+    for line in earned:
+        schedule = credit_line_schedule(line)
+        assert sum(d.amount for d in schedule) == line.amount
+        assert all(d.amount >= 0 for d in schedule)
+    rows = waterfall(lines=lines)["usd"]
+    assert sum(f.credits_consumed + f.breakage for f in rows) == grant.purchase_amount
+    assert rows[-1].prepaid_credits_end == 0
+    assert all(f.prepaid_credits_end >= 0 for f in rows)  # bought on 1 Jan, before any use
+    assert all(j.balanced for j in journals(rows)), [j.problems for j in journals(rows)]

@@ -1,8 +1,10 @@
 """``python manage.py revenue_report --month YYYY-MM [--currency usd] [--account ID]``
 
 Prints the month's journal entries per currency (accounts receivable, deferred
-revenue, revenue, unbilled receivables), their totals and the month's waterfall
-figures. Exits non-zero when a currency's journal does not balance or does not tie
+revenue, revenue, unbilled receivables; for a currency with billing-credit activity
+also prepaid credits and promotional credits, see ``revenue.credits``), their totals
+and the month's waterfall figures (with the credit columns for such a currency).
+Exits non-zero when a currency's journal does not balance or does not tie
 out to the waterfall.
 """
 
