@@ -13,6 +13,7 @@ enabled automatic top-up. It is computed once per evaluation and serves both.
 """
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from billing.models import Account
 from billing.models_credits import AutoTopUp
@@ -26,6 +27,13 @@ from usage.services.auto_top_up import auto_top_up_check
 Kind = AlertRule.Kind
 
 
+@dataclass(frozen=True)
+class CreditCheck(Check):
+    """A credit rule's check, carrying the balance it was made from (for the e-mail)."""
+
+    balance: CreditBalance | None = None
+
+
 def _day(moment) -> str:
     return f"{moment:%b} {moment.day}"
 
@@ -34,7 +42,8 @@ def credit_alert_check(*, rule: AlertRule, balance: CreditBalance | None) -> Che
     """Whether a credit rule is crossed (None: not a credit rule, no credits, or another
     currency). ``observed`` and ``threshold`` are minor units of the balance's currency:
     the remaining balance and the rule's amount (``credits_below``), or the credits the
-    projected usage could use and the credits available (``credits_run_out``)."""
+    projected usage could use and the credits available (``credits_run_out``). The text
+    has no apostrophe: the plain-text e-mail template escapes it (``&#x27;``)."""
     if rule.kind not in AlertRule.CREDIT_KINDS or balance is None:
         return None
     cur = balance.currency
@@ -45,7 +54,7 @@ def credit_alert_check(*, rule: AlertRule, balance: CreditBalance | None) -> Che
         observed, threshold = balance.remaining, rule.amount
         text = (
             f"Credit balance is {format_money(observed, cur)} {code}, below your alert at "
-            f"{format_money(threshold, cur)}: this period's usage so far uses "
+            f"{format_money(threshold, cur)}: usage so far this period uses "
             f"{format_money(balance.used_this_period, cur)} of "
             f"{format_money(balance.available_before_period, cur)}"
         )
@@ -64,10 +73,17 @@ def credit_alert_check(*, rule: AlertRule, balance: CreditBalance | None) -> Che
             text = (
                 f"Credits {when}, before the period ends on {_day(balance.period_end)}: "
                 f"{format_money(balance.remaining, cur)} {code} left of "
-                f"{format_money(threshold, cur)}, and this period's projected usage would "
-                f"use {format_money(observed, cur)}"
+                f"{format_money(threshold, cur)}, and the projected usage for this period "
+                f"would use {format_money(observed, cur)}"
             )
-    return Check(rule=rule, observed=observed, threshold=threshold, crossed=crossed, summary=text)
+    return CreditCheck(
+        rule=rule,
+        observed=observed,
+        threshold=threshold,
+        crossed=crossed,
+        summary=text,
+        balance=balance,
+    )
 
 
 def credit_accounts_needing_balance(
