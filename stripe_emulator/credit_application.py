@@ -284,7 +284,10 @@ def _allocate(store: Store, invoice: dict, at: int) -> list[dict]:
     if not _is_subscription_invoice(invoice):
         return []
     grants = eligible_grants(store, invoice, at)
-    left = {g["id"]: ledger_balance(store, g, at) for g in grants}
+    # The balance as of finalization; a preview (``at`` before the period end) counts a
+    # grant that becomes effective later in the period, as finalization will.
+    as_of = max(at, invoice["period_end"])
+    left = {g["id"]: ledger_balance(store, g, as_of) for g in grants}
     entries = []
     for line in invoice["_lines"]:
         price = _metered_price(store, line)

@@ -722,3 +722,14 @@ def test_a_one_off_draft_with_auto_advance_is_finalized_an_hour_later(client):
     paid = client.v1.invoices.retrieve(invoice.id)
     # charged to the card: 2,500, no credits on a one-off invoice
     assert (paid.status, paid.amount_paid, paid.total_pretax_credit_amounts) == ("paid", 2_500, [])
+
+
+def test_a_preview_counts_a_grant_effective_later_in_the_period(client):
+    _, customer, sub, [(m, _)] = metered_setup(client)
+    g = grant(client, customer.id, 600, effective_at=JAN_20)  # pending until JAN_20
+    send_usage(client, customer.id, m.event_name, [1_000])  # 1,000¢
+    preview = client.v1.invoices.create_preview({"subscription": sub.id})
+    # JAN_20 is on or before period_end FEB_1: the preview shows it, 1,000 − 600 = 400
+    assert (credited(preview.lines.data[0]), preview.total) == ([600], 400)
+    # pending: neither available nor in the ledger yet
+    assert summary(client, customer.id, type="credit_grant", credit_grant=g.id) == (0, 0)
