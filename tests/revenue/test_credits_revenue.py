@@ -488,3 +488,28 @@ def test_a_used_up_paid_grant_earns_its_purchase_price_exactly(case):
     assert rows[-1].prepaid_credits_end == 0
     assert all(f.prepaid_credits_end >= 0 for f in rows)  # bought on 1 Jan, before any use
     assert all(j.balanced for j in journals(rows)), [j.problems for j in journals(rows)]
+
+
+def test_reinstated_credits_reverse_the_consumption_even_before_the_void_is_mirrored(
+    credit_account,
+):
+    """Stripe voided February's invoice and reinstated C's 1,000 credits
+    (``credits_application_invoice_voided``), but the mirror still shows the invoice
+    paid: the 1,000 are no longer consumed (February 1,000 − 1,000 = 0), so February's
+    prepaid balance is 5,000; on 15 Mar all 5,000 expire: breakage 5,000, balance 0."""
+    from billing.models_credits import CreditBalanceTransaction, CreditGrant
+    from revenue.selectors import revenue_report
+
+    c = CreditGrant.objects.get(name="C")
+    CreditBalanceTransaction.objects.create(
+        stripe_id="cbtxn_c_back2", grant=c, account=credit_account, type="credit",
+        kind="credits_application_invoice_voided", amount=1_000, currency="usd",
+        effective_at=datetime(2026, 3, 2, tzinfo=UTC), invoice_id="in_feb",
+        invoice_line_item_id="il_feb",
+    )  # fmt: skip
+    CreditBalanceTransaction.objects.filter(stripe_id="cbtxn_c_exp").update(amount=5_000)
+    rows = revenue_report(account=credit_account, now=datetime(2026, 3, 20, tzinfo=UTC))
+    feb, mar = rows.by_currency["usd"][1:]
+    assert (feb.credits_consumed, feb.prepaid_credits_end) == (0, 5_000)
+    assert (mar.breakage, mar.prepaid_credits_end) == (5_000, 0)
+    assert all(j.balanced for j in journals(rows.by_currency["usd"]))
