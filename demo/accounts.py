@@ -1,5 +1,5 @@
-"""The six demo accounts and the shape of their usage: plans, meters, growth, and a
-day's events spread over the hours like real traffic."""
+"""The demo accounts (six billed in usd, one in jpy) and the shape of their usage: plans,
+meters, growth, and a day's events spread over the hours like real traffic."""
 
 import random
 from collections.abc import Iterator
@@ -30,6 +30,7 @@ class DemoAccount:
     meters: tuple[MeterPlan, ...]
     fail_last_renewal: bool = False
     extra_rules: tuple[dict, ...] = field(default_factory=tuple)
+    currency: str = "usd"  # the account bills in it: the plan's prices in this currency
 
 
 ACCOUNTS = (
@@ -63,6 +64,15 @@ ACCOUNTS = (
         "pro",
         (MeterPlan("api_calls", 140), MeterPlan("seats", 0, last_values=(2, 3))),
         fail_last_renewal=True,
+    ),
+    # Billed in yen: Scale's jpy prices (graduated, whole yen). Last, so the accounts
+    # before it keep the history the seed's random sequence gave them.
+    DemoAccount(
+        "hinode",
+        "Hinode Robotics",
+        "scale",
+        (MeterPlan("transactions", 280, growth=0.004),),
+        currency="jpy",
     ),
 )
 

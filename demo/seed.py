@@ -1,6 +1,7 @@
-"""The demo seed: six customer accounts with realistic history, seeded through the real
-product (catalog, Stripe customers on test clocks, subscriptions, the ingestion service,
-the reporting pass, Stripe's invoices), never by writing fake numbers.
+"""The demo seed: seven customer accounts (one billed in yen) with realistic history,
+seeded through the real product (catalog, Stripe customers on test clocks, subscriptions,
+the ingestion service, the reporting pass, Stripe's invoices), never by writing fake
+numbers.
 
 History is replayed week by week: each account's test clock is advanced to the end of
 the week, that week's events are ingested and reported as of that moment, and every
@@ -92,6 +93,9 @@ def demo_seed(
     for spec in ACCOUNTS:
         log(f"Seeding {spec.name} on {plans[spec.plan].name}...")
         account = account_create(name=spec.name, billing_email=f"billing@{spec.slug}.example")
+        if spec.currency != account.currency:
+            account.currency = spec.currency  # before its Stripe customer and subscription
+            account.save(update_fields=["currency"])
         password = f"demo-{spec.slug}"
         user = users.objects.create_user(
             spec.slug, email=f"owner@{spec.slug}.example", password=password
@@ -161,7 +165,7 @@ def demo_seed(
             rule = dict(rule)
             if "meter" in rule:
                 rule["meter"] = Meter.objects.get(event_name=rule["meter"])
-            alert_rule_create(account=account, currency="usd", **rule)
+            alert_rule_create(account=account, currency=account.currency, **rule)
     sent = alerts_evaluate_all(now=now)
     log(f"Alerts sent while seeding: {sent}")
     _, raw_key = ingest_key_create(name="demo traffic generator")
