@@ -203,6 +203,14 @@ def delete(req: Request):
     invoice = _invoice(req)
     if invoice["status"] != "draft":
         raise invalid("You can only delete draft invoices.", code="invoice_not_editable")
+    if invoice["_subscription"]:
+        # "Permanently deletes a one-off invoice draft ... if an invoice is for a
+        # subscription, it must be voided" (https://docs.stripe.com/api/invoices/delete)
+        raise invalid(
+            "You can only delete one-off draft invoices: an invoice for a subscription "
+            "must be voided.",
+            code="invoice_not_editable",
+        )
     req.store.delete("invoice", invoice["id"])
     req.emit("invoice.deleted", present(req.store, invoice))
     return deleted(invoice)

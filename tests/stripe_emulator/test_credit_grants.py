@@ -733,3 +733,14 @@ def test_a_preview_counts_a_grant_effective_later_in_the_period(client):
     assert (credited(preview.lines.data[0]), preview.total) == ([600], 400)
     # pending: neither available nor in the ledger yet
     assert summary(client, customer.id, type="credit_grant", credit_grant=g.id) == (0, 0)
+
+
+def test_a_subscription_draft_cannot_be_deleted(client):
+    clock, customer, sub, [(m, _)] = metered_setup(client)
+    grant(client, customer.id, 500)
+    send_usage(client, customer.id, m.event_name, [200])  # 200¢
+    advance(client, clock.id, FEB_1)
+    draft = renewal_invoice(client, sub.id)
+    assert (draft.status, draft.total) == ("draft", 0)  # 200 − 200 shown provisionally
+    with pytest.raises(stripe.InvalidRequestError, match="one-off"):
+        client.v1.invoices.delete(draft.id)
