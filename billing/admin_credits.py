@@ -16,6 +16,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
 from billing.mirror.credits import balance_from, with_totals
+from billing.mirror.subscriptions import live_subscription_for_account
 from billing.models import Account, CreditBalanceTransaction, CreditGrant, PlanPrice
 from billing.money import currency_exponent, format_money, major_to_minor
 from billing.services.credit_sync import credit_transactions_sync
@@ -109,7 +110,25 @@ class CreditGrantAddForm(forms.ModelForm):
             credit_grant_validate(**self.service_arguments())
         except CreditError as exc:
             self.add_error(FORM_FIELD.get(exc.field, exc.field), exc.message)
+            return data
+        self._check_plan_prices(account, data.get("price_ids") or [])
         return data
+
+    def _check_plan_prices(self, account: Account, price_ids: list[str]) -> None:
+        """Prices chosen for a subscribed account are its plan's metered prices."""
+        subscription = live_subscription_for_account(account=account) if price_ids else None
+        plan = subscription.plan if subscription is not None else None
+        if plan is None:
+            return
+        allowed = set(
+            plan.prices.filter(meter__isnull=False).values_list("stripe_price_id", flat=True)
+        )
+        outside = [price_id for price_id in price_ids if price_id not in allowed]
+        if outside:
+            self.add_error(
+                "price_ids",
+                f"Not a metered price of {account}'s plan ({plan.name}): {', '.join(outside)}.",
+            )
 
     def service_arguments(self) -> dict:
         data = self.cleaned_data

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import stripe
 
-from billing.models import Account, CreditBalanceTransaction, CreditGrant
+from billing.models import Account, CreditBalanceTransaction, CreditGrant, PlanPrice
 from billing.services.accounts import account_ensure_stripe_customer
 from billing.services.credits import credit_grant_create
 
@@ -185,3 +185,24 @@ def test_grants_are_not_edited_or_deleted(admin_client, usd_account):
     assert page.status_code == 200
     assert 'name="amount"' not in page.content.decode()
     assert admin_client.get(f"{LIST}{grant.pk}/delete/").status_code == 403
+
+
+def test_prices_are_the_subscribed_plans_metered_prices(
+    admin_client, stripe_client, demo_catalog, other_account
+):
+    """Globex is on Starter (metered API calls): Pro's API-calls price is refused, its
+    own is sent to Stripe as the grant's scope."""
+    starter = PlanPrice.objects.get(lookup_key="starter_api_calls").stripe_price_id
+    pro = PlanPrice.objects.get(lookup_key="pro_api_calls").stripe_price_id
+    response = admin_client.post(ADD, _form(other_account, price_ids=[pro]))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["price_ids"]
+    assert "Not a metered price of Globex's plan (Starter)" in " ".join(errors)
+    assert not CreditGrant.objects.exists()
+    response = admin_client.post(ADD, _form(other_account, price_ids=[starter], amount="5"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    grant = CreditGrant.objects.get()
+    # "5" dollars = 500 cents, for Starter's API calls only.
+    assert (grant.amount, grant.price_ids, grant.status) == (500, [starter], Status.ACTIVE)
+    remote = stripe_client.v1.billing.credit_grants.retrieve(grant.stripe_id)
+    assert [p.id for p in remote.applicability_config.scope.prices] == [starter]

@@ -28,6 +28,8 @@ from billing.services.credits import (
 )
 from billing.services.subscriptions import subscription_create
 from billing.services.test_clocks import test_clock_advance
+from billing.services.webhook_endpoints import webhook_endpoint_register
+from tests.conftest import wait_for
 from usage.services.ingest import usage_events_ingest
 from usage.services.reporting import usage_report_pass
 
@@ -309,3 +311,23 @@ def test_sync_mirrors_credits_applied_at_finalization_and_void_is_refused(stripe
     assert stripe_client.v1.billing.credit_grants.retrieve(grant.stripe_id).voided_at is None
     # The periodic sync finds nothing new.
     assert credit_transactions_sync_all() == 0
+
+
+def test_invoice_finalized_webhook_syncs_the_applied_credits(stripe_client, live_server, growth):
+    clock, account, _cus = growth
+    webhook_endpoint_register(base_url=live_server.url)
+    with time_machine.travel(T0 + HOUR, tick=True):
+        grant = credit_grant_create(
+            account=account, name="Small credit", category="promotional", amount=1_000
+        )
+    assert CreditBalanceTransaction.objects.count() == 0
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=FEB_15 + 2 * HOUR)
+
+    def applied():
+        return CreditBalanceTransaction.objects.filter(grant=grant, kind="credits_applied").first()
+
+    debit = wait_for(applied, timeout=20, what="credits_applied mirrored by the webhook")
+    # 2,136¢ billed (142 GB: 142 × 8¢ + 1,000¢); the whole 1,000¢ credit applies.
+    assert debit.amount == 1_000
+    [balance] = grant_balances(account=account)
+    assert (balance.ledger_balance, balance.applied, balance.status_label) == (0, 1_000, "Used up")
