@@ -39,6 +39,12 @@ consideration the customer does not use is breakage):
 
 Everything is keyed by currency (a grant and the invoices it applies to share one).
 
+Not covered: the open period's accrual (usage not invoiced yet, priced by the pricing
+engine) stays gross in unbilled receivables even when credits will pay for it; the split
+into prepaid consumption / promotional discount happens once the invoice is finalized
+and mirrored. Paid credits consumed by usage before their purchase invoice is finalized
+make the prepaid balance negative until it is (the report warns).
+
 Worked example (USD, cents). A $100 paid grant is bought on 10 Jan (purchase invoice
 finalized 10 Jan) and a $20 promotional grant is given. January's metered line is $150
 (usage 1..31 Jan), finalized 1 Feb with $20 promotional and $100 paid credit applied, so
