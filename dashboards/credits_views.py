@@ -15,6 +15,7 @@ each error under its field with its code; a change redirects back to the page.
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -24,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.mirror.credits import GrantBalance, account_grants
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models_credits import AutoTopUp, CreditBalanceTransaction, CreditGrant
-from billing.money import currency_exponent
+from billing.money import currency_exponent, format_money
 from billing.selectors import user_manages_billing
 from billing.services.credits import CreditError, credit_grant_create
 from dashboards.access import account_for_request, account_url, render_not_found, viewing_as
@@ -204,6 +205,11 @@ def credits_top_up(request: HttpRequest) -> HttpResponse:
     if form.errors:
         context = _context(request, account, top_up_form=form)
         return _respond(request, context, status=400)
+    messages.success(
+        request,
+        f"Top-up of {format_money(amount, account.currency)} ordered: we send an invoice for "
+        "it, and the credits are added as soon as it is paid.",
+    )
     return redirect(account_url(request, "dashboards:credits"))
 
 
@@ -231,4 +237,8 @@ def credits_auto_top_up(request: HttpRequest) -> HttpResponse:
                     form.add_error(field if field in form.fields else None, error)
     if form.errors:
         return _respond(request, _context(request, account, auto_form=form), status=400)
+    messages.success(
+        request,
+        "Automatic top-up saved." if form.cleaned_data["enabled"] else "Automatic top-up off.",
+    )
     return redirect(account_url(request, "dashboards:credits"))

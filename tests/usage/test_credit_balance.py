@@ -132,6 +132,8 @@ def test_live_balance_moves_with_ingestion_and_run_out_matches_the_projection(st
     assert balance.covers_period is False and balance.projected is True
     # What the projected usage could take from credits: all of its 1,550¢.
     assert balance.projected_cost == 1_550
+    # ... of which the credits pay all 500¢ they have.
+    assert balance.projected_credited == 500
 
 
 def test_credits_that_last_the_period_have_no_run_out_date(starter):
@@ -142,6 +144,7 @@ def test_credits_that_last_the_period_have_no_run_out_date(starter):
     _, balance = balance_at(starter, t)
     # Projected 15,500 calls = 1,550¢ < 2,000¢: they last.
     assert (balance.used_this_period, balance.remaining) == (200, 1_800)
+    assert balance.projected_credited == 1_550
     assert balance.run_out_at is None and balance.covers_period is True
 
 

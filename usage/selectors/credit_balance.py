@@ -77,6 +77,7 @@ class CreditBalance:
     covers_period: bool
     projected: bool  # False: too early in the period to project a run-out date
     projected_cost: int  # what credits could cover of the projected usage at period end
+    projected_credited: int  # what they will cover of it (<= available)
     period_start: datetime
     period_end: datetime
     now: datetime
@@ -152,7 +153,7 @@ def credit_balance(
 
     available = sum(specs[spec_id][1].balance for spec_id in eligible)
     granted = sum(b.amount for b in balances if b.expires_at is None or b.expires_at > now)
-    run_out_at, projected_cost, projected = credit_run_out_at(
+    run_out_at, projected_cost, projected_credited, projected = credit_run_out_at(
         summary=summary, grants=all_specs, now=now
     )
     return CreditBalance(
@@ -166,6 +167,7 @@ def credit_balance(
         covers_period=run_out_at is None,
         projected=projected,
         projected_cost=projected_cost,
+        projected_credited=projected_credited,
         period_start=summary.period_start,
         period_end=summary.period_end,
         now=now,
@@ -194,20 +196,21 @@ def _uncovered(
     "covered" applies them with their real balances: credits have run out as soon as
     the two differ (a line in a grant's scope is billed although the grant applies)."""
 
-    def test(quantities: Sequence[int]) -> tuple[bool, int]:
+    def test(quantities: Sequence[int]) -> tuple[bool, int, int]:
         lines = _lines(summary, quantities)
         coverable = apply_credits(lines=lines, grants=unlimited, period_end=summary.period_end)
         covered = apply_credits(lines=lines, grants=grants, period_end=summary.period_end)
-        return coverable.credited > covered.credited, coverable.credited
+        return coverable.credited > covered.credited, coverable.credited, covered.credited
 
     return test
 
 
 def credit_run_out_at(
     *, summary: PeriodSummary, grants: list[CreditGrantSpec], now: datetime
-) -> tuple[datetime | None, int, bool]:
+) -> tuple[datetime | None, int, int, bool]:
     """When the credits stop covering the usage they apply to, at the projected pace:
-    ``(run_out_at or None, creditable cost of the projected usage, projected?)``.
+    ``(run_out_at or None, creditable cost of the projected usage, credits it would use,
+    projected?)``.
 
     Method. The dashboard's projection (``MeterLine.projection``, see
     :mod:`usage.projections`) gives each meter's expected usage at period end; it exposes
@@ -238,8 +241,8 @@ def credit_run_out_at(
     total_amount = sum(line.amount for line in _lines(summary, so_far))
     if summary.closed or now >= summary.period_end:
         test = _uncovered(summary, positive, _unlimited(positive, total_amount))
-        uncovered, coverable = test(so_far)
-        return (now if uncovered else None), coverable, True
+        uncovered, coverable, covered = test(so_far)
+        return (now if uncovered else None), coverable, covered, True
     projections = [line.projection for line in summary.lines]
     projected = any(p.method != "none" for p in projections)
     target = [
@@ -247,12 +250,12 @@ def credit_run_out_at(
     ]
     at_end = sum(line.amount for line in _lines(summary, target))
     test = _uncovered(summary, positive, _unlimited(positive, max(at_end, total_amount)))
-    uncovered_now, _ = test(so_far)
-    uncovered_end, coverable_end = test(target)
+    uncovered_now = test(so_far)[0]
+    uncovered_end, coverable_end, covered_end = test(target)
     if uncovered_now:
-        return now, coverable_end, projected
+        return now, coverable_end, covered_end, projected
     if not uncovered_end:
-        return None, coverable_end, projected
+        return None, coverable_end, covered_end, projected
     span = int((summary.period_end - now).total_seconds())
     extra = [t - s for t, s in zip(target, so_far, strict=True)]
 
@@ -268,7 +271,8 @@ def credit_run_out_at(
             high = middle
         else:
             low = middle
-    return now + timedelta(seconds=min(high * _MINUTE, span)), coverable_end, projected
+    run_out_at = now + timedelta(seconds=min(high * _MINUTE, span))
+    return run_out_at, coverable_end, covered_end, projected
 
 
 def _unlimited(grants: list[CreditGrantSpec], amount: int) -> list[CreditGrantSpec]:
