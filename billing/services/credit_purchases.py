@@ -5,9 +5,9 @@ Steps, each safe to repeat (:func:`credit_purchase_advance`):
 
 1. the invoice (``POST /v1/invoices``, key ``meterdesk-credit-purchase-<pk>-invoice``,
    ``metadata[meterdesk_credit_grant]=<pk>``, ``collection_method=charge_automatically``,
-   ``auto_advance=false`` so nothing happens to it but these steps), found by its
-   metadata when an earlier attempt made it; its id is recorded at once, so the
-   ``invoice.paid`` webhook finds the grant;
+   ``auto_advance=false`` so nothing happens to it but these steps; a repeat within a
+   day is replayed by the key, later the invoice is looked for by its metadata); its id
+   is recorded at once, so the ``invoice.paid`` webhook finds the grant;
 2. its one line (``POST /v1/invoiceitems`` with ``invoice=<id>``, key ``...-item``): the
    item is attached to this invoice, never left pending where the customer's next
    subscription invoice would pick it up;
@@ -28,8 +28,11 @@ https://docs.stripe.com/api/invoices/finalize, https://docs.stripe.com/api/invoi
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import stripe
 from django.db import transaction
+from django.utils import timezone
 
 from billing.mirror.credit_shapes import PURCHASE_METADATA_KEY, as_dict, invoice_from_stripe
 from billing.mirror.customers import live_customer_id_for_account
@@ -38,6 +41,9 @@ from billing.services.credit_stripe import credit_grant_record_failure
 
 Status = CreditGrant.Status
 DESCRIPTION = "Prepaid usage credits"
+# Stripe keeps an idempotency key "for at least 24 hours"
+# (https://docs.stripe.com/api/idempotent_requests); an hour's margin.
+KEY_KEPT = timedelta(hours=23)
 
 
 def _key(grant: CreditGrant, step: str) -> dict:
@@ -55,17 +61,26 @@ def _find_invoice(client, customer_id: str, grant: CreditGrant):
 def _invoice(client, customer_id: str, grant: CreditGrant):
     if grant.purchase_invoice_id:
         return client.v1.invoices.retrieve(grant.purchase_invoice_id)
-    invoice = _find_invoice(client, customer_id, grant) or client.v1.invoices.create(
-        {
-            "customer": customer_id,
-            "currency": grant.currency,
-            "collection_method": "charge_automatically",
-            "auto_advance": False,
-            "description": DESCRIPTION,
-            "metadata": {PURCHASE_METADATA_KEY: str(grant.pk)},
-        },
-        _key(grant, "invoice"),
-    )
+    # Within a day of the first attempt the idempotency key replays the invoice made
+    # then; after that Stripe has forgotten the key, so an earlier invoice is looked for
+    # by its metadata (one list of the customer's invoices, only then).
+    made_before = grant.created_at <= timezone.now() - KEY_KEPT
+    invoice = _find_invoice(client, customer_id, grant) if made_before else None
+    if invoice is None:
+        created = client.v1.invoices.create(
+            {
+                "customer": customer_id,
+                "currency": grant.currency,
+                "collection_method": "charge_automatically",
+                "auto_advance": False,
+                "description": DESCRIPTION,
+                "metadata": {PURCHASE_METADATA_KEY: str(grant.pk)},
+            },
+            _key(grant, "invoice"),
+        )
+        # A replayed create answers with the invoice as it was then (a draft without
+        # lines, though it may be paid by now): its state is read afresh.
+        invoice = client.v1.invoices.retrieve(created.id)
     with transaction.atomic():
         locked = CreditGrant.objects.select_for_update().get(pk=grant.pk)
         if not locked.purchase_invoice_id:
@@ -108,6 +123,12 @@ def _charge(client, customer_id: str, grant: CreditGrant, attempt_payment: bool)
         except stripe.CardError as exc:
             _record(grant, last_error=exc.user_message or str(exc))
             invoice = client.v1.invoices.retrieve(invoice.id)
+        except stripe.InvalidRequestError:
+            # Paid meanwhile (the customer on the hosted page, a concurrent attempt):
+            # what counts is its state now.
+            invoice = client.v1.invoices.retrieve(invoice.id)
+            if invoice.status == "open":
+                raise
     return invoice
 
 

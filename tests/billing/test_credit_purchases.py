@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
+import time_machine
 
 from billing.models import Account, CreditGrant
 from billing.services.accounts import account_ensure_stripe_customer
@@ -96,6 +97,26 @@ def test_retries_make_one_invoice_one_item_and_one_grant(stripe_client, stripe_e
     assert (again.status, again.purchase_invoice_id, again.stripe_id) == (
         Status.ACTIVE, invoice_id, grant_id,
     )  # fmt: skip
+    assert _counts(stripe_client, account) == (1, 1, 1)
+
+
+def test_after_a_day_the_invoice_is_found_by_its_metadata(
+    stripe_client, stripe_emulator, monkeypatch
+):
+    from stripe._invoice_service import InvoiceService
+
+    account = _account("Slow Co")
+    grant = _fresh(credit_grant_create(account=account, name="P", category="paid", amount=800))
+    invoice_id = grant.purchase_invoice_id
+    CreditGrant.objects.filter(pk=grant.pk).update(
+        status=Status.AWAITING_PAYMENT, purchase_invoice_id="", stripe_id=""
+    )
+    made = []
+    monkeypatch.setattr(InvoiceService, "create", lambda *a, **k: made.append(a))
+    # Two days on, Stripe has forgotten the idempotency key: no create is even tried.
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=2)):
+        again = credit_grant_advance(grant_id=grant.pk)
+    assert (again.status, again.purchase_invoice_id, made) == (Status.ACTIVE, invoice_id, [])
     assert _counts(stripe_client, account) == (1, 1, 1)
 
 
