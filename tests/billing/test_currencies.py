@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
+from django.core.management import call_command
 
 from billing.catalog.spec import CatalogError, parse_catalog
 from billing.mirror.subscriptions import subscription_state_for_account
@@ -32,6 +33,7 @@ from billing.services.subscriptions import (
     subscription_create,
 )
 from billing.services.test_clocks import test_clock_advance
+from tests.conftest import ROOT
 from usage.selectors.summaries import period_summary
 from usage.services.ingest import usage_events_ingest
 from usage.services.reporting import usage_report_pass
@@ -374,3 +376,9 @@ def test_generated_lookup_keys_cannot_collide_with_declared_ones():
     )
     with pytest.raises(CatalogError, match="'p_calls_jpy' is used twice"):
         parse_catalog(text)
+
+
+def test_check_subcommand_counts_every_currency_price(capsys):
+    call_command("billing_catalog", "check", str(ROOT / "billing" / "catalog" / "demo.toml"))
+    # 7 usd prices + starter_api_calls_kwd + scale_transactions_jpy = 9
+    assert "4 meters, 5 plans, 9 prices (in usd, kwd, jpy), all valid" in capsys.readouterr().out

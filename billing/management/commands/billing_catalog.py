@@ -25,9 +25,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if action == "check":
             prices = sum(len(p.prices) for p in catalog.plans)
+            currencies = dict.fromkeys(c for p in catalog.plans for c in p.currencies)
             self.stdout.write(
                 f"{path}: {len(catalog.meters)} meters, {len(catalog.plans)} plans, "
-                f"{prices} prices, all valid"
+                f"{prices} prices (in {', '.join(currencies)}), all valid"
             )
             return
         report = catalog_apply(catalog=catalog)
