@@ -254,8 +254,7 @@ def test_void_before_use_and_expire(stripe_client, customer_account):
     assert labels == [("Ends", "Expired"), ("Unused", "Voided")]
 
 
-@pytest.fixture
-def growth(stripe_client, demo_catalog):
+def _growth(stripe_client, demo_catalog):
     """A Growth customer on a test clock at T0 + 1 h with 142 GB reported this period."""
     clock = stripe_client.v1.test_helpers.test_clocks.create({"frozen_time": int(T0.timestamp())})
     account = Account.objects.create(name="Growth Co", billing_email="g@x.test")
@@ -273,6 +272,11 @@ def growth(stripe_client, demo_catalog):
         usage_report_pass(now=T0 + HOUR)
     assert Meter.objects.filter(event_name="data_transfer_gb").exists()
     return clock, account, cus
+
+
+@pytest.fixture
+def growth(stripe_client, demo_catalog):
+    return _growth(stripe_client, demo_catalog)
 
 
 def test_sync_mirrors_credits_applied_at_finalization_and_void_is_refused(stripe_client, growth):
@@ -331,3 +335,34 @@ def test_invoice_finalized_webhook_syncs_the_applied_credits(stripe_client, live
     assert debit.amount == 1_000
     [balance] = grant_balances(account=account)
     assert (balance.ledger_balance, balance.applied, balance.status_label) == (0, 1_000, "Used up")
+
+
+def test_voided_invoice_gives_the_credits_back(stripe_client, demo_catalog):
+    clock, account, cus = _growth(stripe_client, demo_catalog)
+    with time_machine.travel(T0 + HOUR, tick=True):
+        grant = credit_grant_create(
+            account=account, name="Credit", category="promotional", amount=1_000
+        )
+    # The card on file now fails, so the renewal invoice stays open (and can be voided).
+    failing = stripe_client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", {"customer": cus}
+    )
+    stripe_client.v1.customers.update(
+        cus, {"invoice_settings": {"default_payment_method": failing.id}}
+    )
+    test_clock_advance(client=stripe_client, clock_id=clock.id, to=FEB_15 + 2 * HOUR)
+    [invoice] = [
+        i for i in stripe_client.v1.invoices.list({"customer": cus}).data
+        if i.billing_reason == "subscription_cycle"
+    ]  # fmt: skip
+    # 2,136¢ − the 1,000¢ credit = 1,136¢ due; the card is declined, so it stays open.
+    assert (invoice.status, invoice.total) == ("open", 1_136)
+    credit_transactions_sync(account=account)
+    assert grant_balance(grant=grant).ledger_balance == 0  # 1,000 − 1,000 applied
+    stripe_client.v1.invoices.void_invoice(invoice.id)
+    assert credit_transactions_sync(account=account) == 1
+    back = CreditBalanceTransaction.objects.get(grant=grant, type="credit", invoice_id=invoice.id)
+    assert (back.kind, back.amount) == ("credits_application_invoice_voided", 1_000)
+    balance = grant_balance(grant=grant)
+    # 1,000 granted − 1,000 applied + 1,000 given back = 1,000 left; none applied now.
+    assert (balance.ledger_balance, balance.applied, balance.status_label) == (1_000, 0, "Active")
