@@ -366,3 +366,51 @@ def test_voided_invoice_gives_the_credits_back(stripe_client, demo_catalog):
     balance = grant_balance(grant=grant)
     # 1,000 granted − 1,000 applied + 1,000 given back = 1,000 left; none applied now.
     assert (balance.ledger_balance, balance.applied, balance.status_label) == (1_000, 0, "Active")
+
+
+def _txn(grant, n: int, type_: str, kind: str, amount: int, at: datetime):
+    return CreditBalanceTransaction.objects.create(
+        stripe_id=f"cbtxn_{grant.pk}_{n}", grant=grant, account=grant.account, type=type_,
+        kind=kind, amount=amount, currency=grant.currency, effective_at=at,
+    )  # fmt: skip
+
+
+def test_balances_from_the_mirrored_ledger_in_one_query(django_assert_num_queries):
+    """No Stripe: rows as the sync writes them. Balances are worked by hand."""
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    account = Account.objects.create(name="Ledger Co", billing_email="l@x.test")
+    euro = Account.objects.create(name="Euro Co", billing_email="e@x.test", currency="eur")
+
+    def grant(name, amount, **extra):
+        return CreditGrant.objects.create(
+            account=extra.pop("account", account), name=name, category="promotional",
+            status=extra.pop("status", Status.ACTIVE), amount=amount,
+            currency=extra.pop("currency", "usd"),
+            stripe_id=extra.pop("stripe_id", f"credgr_{name}"), **extra,
+        )  # fmt: skip
+
+    a = grant("a", 5_000)
+    _txn(a, 1, "credit", "credits_granted", 5_000, now - timedelta(days=20))
+    _txn(a, 2, "debit", "credits_applied", 1_200, now - timedelta(days=10))
+    _txn(a, 3, "debit", "credits_applied", 800, now - timedelta(days=9))
+    _txn(a, 4, "credit", "credits_application_invoice_voided", 800, now - timedelta(days=5))
+    b = grant("b", 3_000, expires_at=now - timedelta(days=1))  # expired, not synced since
+    _txn(b, 1, "debit", "credits_applied", 1_000, now - timedelta(days=3))
+    grant("c", 700, effective_at=now + timedelta(days=2))
+    grant("waiting", 9_000, status=Status.PENDING, stripe_id="")
+    grant("other currency", 400, account=euro, currency="eur")
+    grant("wrong currency", 400, currency="eur")  # (not creatable; left over)
+
+    with django_assert_num_queries(1):
+        balances = {g.name: g for g in grant_balances(account=account, now=now)}
+    assert set(balances) == {"a", "b", "c"}
+    # a: 5,000 − 1,200 − 800 + 800 given back = 3,800 left; applied 1,200 + 800 − 800.
+    assert (balances["a"].ledger_balance, balances["a"].applied) == (3_800, 1_200)
+    # b: 3,000 − 1,000 = 2,000 left at expiry: expired, 0 left.
+    assert (balances["b"].ledger_balance, balances["b"].expired_amount) == (0, 2_000)
+    assert (balances["b"].status_label, balances["c"].status_label) == ("Expired", "Scheduled")
+    assert balances["c"].to_spec().effective_at == now + timedelta(days=2)
+    with django_assert_num_queries(1):
+        rows = account_grants(account=account, now=now)
+    assert [r.name for r in rows] == ["wrong currency", "waiting", "c", "b", "a"]
+    assert rows[1].status_label == "Being created in Stripe"
