@@ -414,3 +414,28 @@ def test_balances_from_the_mirrored_ledger_in_one_query(django_assert_num_querie
         rows = account_grants(account=account, now=now)
     assert [r.name for r in rows] == ["wrong currency", "waiting", "c", "b", "a"]
     assert rows[1].status_label == "Being created in Stripe"
+
+
+def test_broker_down_the_periodic_pass_makes_the_grant(
+    stripe_client, customer_account, monkeypatch
+):
+    from kombu.exceptions import OperationalError
+
+    from billing.tasks import advance_credit_grant
+
+    def down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(advance_credit_grant, "apply_async", down)
+    grant = credit_grant_create(
+        account=customer_account, name="Queued", category="promotional", amount=600
+    )
+    grant.refresh_from_db()
+    assert (grant.status, grant.stripe_id) == (Status.PENDING, "")  # recorded, not sent
+    assert _stripe_grants(stripe_client, customer_account) == []
+    monkeypatch.undo()
+    assert credit_grants_advance_stale(now=datetime.now(UTC) + timedelta(minutes=6)) == 1
+    grant.refresh_from_db()
+    assert grant.status == Status.ACTIVE
+    [remote] = _stripe_grants(stripe_client, customer_account)
+    assert (remote.id, remote.amount.monetary.value) == (grant.stripe_id, 600)
