@@ -7,7 +7,7 @@ Starter at 0.1¢ a call, a $5.00 (500¢) grant, period Mar 1 - Apr 1 (see
 """
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -149,3 +149,20 @@ def test_the_sweep_buys_it_without_any_alert_rule(used_300_left):
         alerts_evaluate_all(now=T)
     [grant] = _top_ups(account)
     assert (grant.amount, grant.status) == (1_000, CreditGrant.Status.AWAITING_PAYMENT)
+
+
+@pytest.mark.django_db
+def test_a_declined_top_up_is_not_bought_again_until_the_settings_are_saved(used_300_left):
+    account = used_300_left
+    settings = _settings(account)
+    _, balance = balance_at(account, T)
+    with time_machine.travel(T, tick=False):
+        grant = auto_top_up_check(account=account, balance=balance)
+    # The purchase invoice was voided (card declined): the grant is canceled.
+    CreditGrant.objects.filter(pk=grant.pk).update(status=CreditGrant.Status.CANCELED)
+    with time_machine.travel(T + timedelta(minutes=1), tick=False):
+        assert auto_top_up_check(account=account, balance=balance) is None
+    with time_machine.travel(T + timedelta(minutes=2), tick=False):
+        settings.save()  # the customer saves the settings again
+        assert auto_top_up_check(account=account, balance=balance) is not None
+    assert _top_ups(account).count() == 2

@@ -6,7 +6,9 @@ Checked where alerts are evaluated (after ingestion, and by the sweep): see
 account (awaiting payment or being created in Stripe): the database's partial unique
 constraint ``credit_grant_one_auto_top_up_in_flight`` decides, so two evaluations at
 once buy once; the check before it only spares the INSERT. Once the purchase is paid and
-the grant is active the balance rises; until then nothing more is bought.
+the grant is active the balance rises; until then nothing more is bought. A top-up that
+failed or whose purchase was canceled (a declined card) is not bought again until the
+customer saves the settings again.
 
 The settings (:func:`auto_top_up_set`) are the customer's: enabled, the threshold and
 the amount, both in minor units of the account's currency.
@@ -37,6 +39,23 @@ def auto_top_up_in_flight(*, account: Account) -> CreditGrant | None:
     ).first()
 
 
+def _declined_since_saved(*, account: Account, settings: AutoTopUp) -> bool:
+    """The last automatic top-up failed or its purchase was canceled (declined, voided)
+    since the settings were last saved: not bought again until the customer saves them,
+    or every evaluation would order another one that fails the same way."""
+    last = (
+        CreditGrant.objects.filter(account=account, source=CreditGrant.Source.AUTO_TOP_UP)
+        .order_by("-created_at", "-pk")
+        .values_list("status", "created_at")
+        .first()
+    )
+    return (
+        last is not None
+        and last[0] in (CreditGrant.Status.FAILED, CreditGrant.Status.CANCELED)
+        and last[1] >= settings.updated_at
+    )
+
+
 def auto_top_up_check(
     *,
     account: Account,
@@ -57,6 +76,8 @@ def auto_top_up_check(
     if balance.remaining >= settings.threshold:
         return None
     if auto_top_up_in_flight(account=account) is not None:
+        return None
+    if _declined_since_saved(account=account, settings=settings):
         return None
     try:
         with transaction.atomic():
