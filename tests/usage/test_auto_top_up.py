@@ -154,7 +154,8 @@ def test_the_sweep_buys_it_without_any_alert_rule(used_300_left):
 @pytest.mark.django_db
 def test_a_declined_top_up_is_not_bought_again_until_the_settings_are_saved(used_300_left):
     account = used_300_left
-    settings = _settings(account)
+    with time_machine.travel(T - timedelta(days=1), tick=False):
+        settings = _settings(account)  # saved Mar 4
     _, balance = balance_at(account, T)
     with time_machine.travel(T, tick=False):
         grant = auto_top_up_check(account=account, balance=balance)
