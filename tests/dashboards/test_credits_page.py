@@ -199,3 +199,33 @@ def test_dashboard_card_shows_the_live_balance_and_hides_without_grants(client, 
     # Without grants: no card.
     CreditGrant.objects.all().delete()
     assert 'data-testid="credits-card"' not in _get(client, "dashboards:home").content.decode()
+
+
+def test_staff_viewing_as_need_the_permissions_to_buy(client, credited):
+    from tests.dashboards.test_view_as import _staff
+
+    query = {"account": credited.pk}
+    viewer = _staff("sam", "billing.view_account")
+    client.force_login(viewer)
+    with time_machine.travel(T, tick=False):
+        html = client.get(reverse(PAGE), query).content.decode()
+        assert 'data-testid="top-up-form"' not in html
+        url = f"{reverse(TOP_UP)}?account={credited.pk}"
+        # 403 naming the missing permission; nothing bought.
+        assert client.post(url, {"amount": "50"}).status_code == 403
+    buyer = _staff(
+        "tess",
+        "billing.view_account",
+        "billing.add_creditgrant",
+        "billing.add_autotopup",
+        "billing.change_autotopup",
+    )
+    client.force_login(buyer)
+    with time_machine.travel(T, tick=False):
+        html = client.get(reverse(PAGE), query).content.decode()
+        assert f'action="{reverse(TOP_UP)}?account={credited.pk}"' in html
+        response = client.post(f"{reverse(TOP_UP)}?account={credited.pk}", {"amount": "50"})
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse(PAGE)}?account={credited.pk}"
+    [grant] = CreditGrant.objects.filter(source=CreditGrant.Source.TOP_UP)
+    assert (grant.amount, grant.created_by) == (5_000, buyer)  # 50 USD = 5,000¢
