@@ -13,6 +13,7 @@ from dashboards.access import account_for_request, account_url, render_not_found
 from dashboards.forms import AlertRuleForm, SlackWebhookForm
 from usage.models import AlertRule
 from usage.selectors.alerts import alerts_sent_this_period, spend_so_far
+from usage.selectors.credit_balance import CreditBalance, credit_balance
 from usage.selectors.summaries import period_summary
 from usage.services.alert_scheduling import alerts_schedule_evaluation
 from usage.services.alert_slack import (
@@ -27,16 +28,18 @@ from usage.services.alerts import alert_rule_create, alert_rule_delete
 SLACK_PERMISSION = "billing.change_account"  # staff viewing as the customer
 
 
-def _spend_so_far(account, state) -> dict | None:
-    """What spend rules compare with: base fee + usage charges this period."""
+def _spend_so_far(account, state) -> tuple[dict | None, CreditBalance | None]:
+    """What spend rules compare with: base fee + usage charges this period; and what
+    credit rules compare with: the live credit balance (None without credits)."""
     if state is None:
-        return None
+        return None, None
     summary = period_summary(account=account, state=state, offset=0)
-    return {
+    spend = {
         "base_fee": summary.base_fee,
         "usage": summary.usage_cost_so_far,
         "total": spend_so_far(summary),
     }
+    return spend, credit_balance(account=account, summary=summary)
 
 
 def _slack_context(request, account, slack_form=None, slack_test=None) -> dict:
@@ -57,13 +60,15 @@ def _context(request, account, form=None):
     state = subscription_state_for_account(account=account)
     meters = [i.meter for i in state.metered_items if i.included_units] if state else []
     currency = state.currency if state else "usd"
+    spend, credits = _spend_so_far(account, state)
     return {
         "account": account,
         "state": state,
         "currency": currency,
         "form": form or AlertRuleForm(meters=meters, currency=currency),
         "meters": meters,
-        "spend": _spend_so_far(account, state),
+        "spend": spend,
+        "credits": credits,
         "rules": AlertRule.objects.filter(account=account).select_related("meter"),
         "sent": (
             alerts_sent_this_period(account=account, period_start=state.period_start)

@@ -124,10 +124,16 @@ def test_no_credits_no_credit_alerts(starter, django_capture_on_commit_callbacks
 
 def test_the_alert_form_offers_credit_rules(client, used_300_left):
     client.force_login(make_user(used_300_left, "ada", Membership.Role.OWNER))
-    page = client.get(reverse("dashboards:alerts")).content.decode()
+    with time_machine.travel(T, tick=False):
+        page = client.get(reverse("dashboards:alerts")).content.decode()
     assert '<option value="credits_below">Credit balance falls below an amount</option>' in page
     assert '<option value="credits_run_out">Credits are projected to run out</option>' in page
     assert "your credit balance falls below an amount" in page
+    # What credit rules compare with: 500 - 200 = 300¢ left, run out around Mar 11.
+    assert (
+        "Credit balance: <strong>$3.00</strong> left of $5.00 for this period, projected to "
+        "run out around Mar 11"
+    ) in " ".join(page.split())
     url = reverse("dashboards:alert_add")
     missing = client.post(url, {"kind": "credits_below", "amount": ""})
     assert missing.status_code == 422
