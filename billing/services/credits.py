@@ -19,7 +19,6 @@ Sources: [BC] https://docs.stripe.com/billing/subscriptions/usage-based/billing-
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +41,6 @@ from billing.services.credit_stripe import (  # noqa: F401  (the public API, re-
     stripe_error_text,
 )
 
-log = logging.getLogger(__name__)
 Status = CreditGrant.Status
 Category = CreditGrant.Category
 
