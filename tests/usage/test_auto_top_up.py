@@ -11,10 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.db import connection
 
+from billing.mirror.customers import customer_id_for_account
 from billing.models_credits import AutoTopUp, CreditGrant
 from tests.usage.test_credit_balance import balance_at, calls, make_grant, starter  # noqa: F401
+from usage.services import alert_scheduling
 from usage.services import auto_top_up as auto_top_up_module
 from usage.services.alerts import alerts_evaluate_account, alerts_evaluate_all
 from usage.services.auto_top_up import auto_top_up_check
@@ -167,3 +170,51 @@ def test_a_declined_top_up_is_not_bought_again_until_the_settings_are_saved(used
         settings.save()  # the customer saves the settings again
         assert auto_top_up_check(account=account, balance=balance) is not None
     assert _top_ups(account).count() == 2
+
+
+def _post_calls(api, account, n: int, *, at: datetime, prefix: str) -> None:
+    customer = customer_id_for_account(account=account)
+    events = [
+        {
+            "event_name": "api_calls",
+            "customer": customer,
+            "value": 1,
+            "identifier": f"{prefix}-{i}",
+            "timestamp": int(at.timestamp()),
+        }
+        for i in range(n)
+    ]
+    response = api.post({"events": events})
+    assert response.status_code == 202, response.content
+
+
+@pytest.mark.django_db
+def test_ingestion_through_the_api_alone_buys_it(
+    starter,  # noqa: F811
+    api,
+    django_capture_on_commit_callbacks,
+):
+    """The evaluation the ingestion API queues after a batch commits
+    (``alerts_schedule_evaluation``, Celery eager in tests) runs the check."""
+    make_grant(starter, amount=500, stripe_id="credgr_welcome")
+    _settings(starter)
+    with time_machine.travel(T, tick=False), django_capture_on_commit_callbacks(execute=True):
+        _post_calls(api, starter, 1_000, at=datetime(2026, 3, 2, tzinfo=UTC), prefix="i1")
+    assert _top_ups(starter).count() == 0  # 1,000 calls = 100¢: 400¢ left, not below 400¢
+    # The debounce (5 s, this process and the shared cache) has passed.
+    alert_scheduling._recently_scheduled.clear()
+    cache.delete(f"alerts:scheduled:{starter.pk}")
+    with time_machine.travel(T, tick=False), django_capture_on_commit_callbacks(execute=True):
+        _post_calls(api, starter, 1_000, at=datetime(2026, 3, 3, tzinfo=UTC), prefix="i2")
+    # 2,000 calls = 200¢: 300¢ left < 400¢. The purchase ran after the commit too (the
+    # customer's card pays the invoice at once): the grant is active.
+    [grant] = _top_ups(starter)
+    assert (grant.amount, grant.purchase_amount, grant.status) == (
+        1_000,
+        1_000,
+        CreditGrant.Status.ACTIVE,
+    )
+    assert grant.stripe_id.startswith("credgr_")
+    # 500 + 1,000 = 1,500¢ available, 200¢ used: 1,300¢ left, above the threshold.
+    _, balance = balance_at(starter, T)
+    assert (balance.available_before_period, balance.remaining) == (1_500, 1_300)
