@@ -203,11 +203,19 @@ def create(req: Request):
     req.emit("customer.subscription.created", snapshot(req, sub))
     start, end = invoicing.current_period(req.app, sub)
     lines = invoice_lines.licensed_lines(req.app, sub, start, end)
-    lines += [  # metered items are listed at zero: they bill in arrears
-        invoice_lines.make_line(req.app, sub, item, 0, start, end)
-        for item in invoice_lines.sub_items(req.app, sub)
-        if invoice_lines.usage_type(req.app, item) == "metered"
-    ]
+    # Metered items bill in arrears, so the first invoice charges nothing for them:
+    # "For subscriptions with billing_mode=flexible, Stripe excludes metered line items
+    # from the first invoice"; with classic, Stripe generates "a zero monetary value
+    # invoice line item for each metered subscription item"
+    # (https://docs.stripe.com/billing/subscriptions/usage-based/use-cases/credits-based-pricing-model).
+    # Zero, not the price rated at quantity 0: a graduated first tier's flat fee is not
+    # charged in advance.
+    if sub["billing_mode"]["type"] == "classic":
+        for item in invoice_lines.sub_items(req.app, sub):
+            if invoice_lines.usage_type(req.app, item) == "metered":
+                line = invoice_lines.make_line(req.app, sub, item, 0, start, end)
+                line["amount"] = line["subtotal"] = 0
+                lines.append(line)
     invoice = invoicing.new_invoice(
         req.app,
         customer,

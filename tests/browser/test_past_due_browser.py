@@ -45,13 +45,9 @@ def test_failed_payment_banner_then_pay_on_hosted_page_clears_it_live(
     wait_for(lambda: _status(account) == "past_due", timeout=15, what="past_due")
     wait_for(lambda: open_invoices_for_account(account=account), timeout=15, what="open invoice")
     [invoice] = open_invoices_for_account(account=account)
-    # Pro's first invoice: the $99.00 base fee in advance (9,900¢) + API calls and seats
-    # in arrears, both 0 on a new subscription: 9,900 + 0 + 0 = 9,900¢ = $99.00.
-    assert [(line.kind, line.amount) for line in invoice.lines] == [
-        ("base_fee", 9900),
-        ("metered", 0),
-        ("metered", 0),
-    ]
+    # Pro's first invoice: the $99.00 base fee in advance (9,900¢); API calls and seats
+    # bill in arrears, so a (flexible-mode) first invoice leaves them off: 9,900¢ = $99.00.
+    assert [(line.kind, line.amount) for line in invoice.lines] == [("base_fee", 9900)]
     assert invoice.amount_remaining == 9900
     deadline = account.past_due_since + timedelta(hours=72)
 

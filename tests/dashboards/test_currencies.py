@@ -126,10 +126,11 @@ def test_a_jpy_account_sees_whole_yen_everywhere(client, tokyo_and_globex):
     # Dashboard: 1,235 transactions so far this period = ¥11,308 (worked above).
     assert _testid(home, "cost-so-far") == "¥11,308"
     assert _testid(home, "cost-transactions") == "¥11,308"
-    # Invoices: the first, at subscribing (the metered line at quantity 0: graduated
-    # tier 1's flat fee still applies, ¥1,500), and March's renewal, ¥11,308.
+    # Invoices: the first, at subscribing (¥0: the plan has no licensed price and a
+    # metered item bills in arrears, so Stripe charges nothing for it in advance -- not
+    # even graduated tier 1's flat fee), and March's renewal, ¥11,308.
     totals = re.findall(r'data-testid="invoice-total">([^<]*)<', invoices)
-    assert sorted(totals) == ["¥1,500", "¥11,308"]
+    assert sorted(totals) == ["¥0", "¥11,308"]
     assert "¥11,308" in re.findall(r'data-testid="line-amount">([^<]*)<', invoices)
     # The usage CSV: the cost column is in yen, with no decimals.
     reader = csv.reader(io.StringIO(usage_csv))

@@ -98,13 +98,14 @@ def test_sync_models_mirrors_the_emulator(pro_subscription, stripe_client):
     assert details["subscription"] == subscription.id
     assert invoice.subscription_id is None and "subscription" not in invoice.stripe_data
     assert invoice.customer_id == customer.id
-    # $99 base fee in advance; the metered lines (API calls, seats) are 0 on the first one.
+    # $99 base fee in advance; the metered items (API calls, seats) bill in arrears, and a
+    # flexible-mode subscription (the default) leaves them off its first invoice.
     assert invoice.stripe_data["billing_reason"] == "subscription_create"
     assert invoice.stripe_data["status"] == "paid"
     assert invoice.stripe_data["total"] == 9900
     assert invoice.stripe_data["amount_paid"] == 9900
     lines = sorted(line["amount"] for line in invoice.stripe_data["lines"]["data"])
-    assert lines == [0, 0, 9900]
+    assert lines == [9900]
 
 
 def _admin_create_endpoint(admin_client) -> djstripe_models.WebhookEndpoint:
