@@ -17,8 +17,14 @@ from billing.services.credit_sync import CREDIT_INVOICE_EVENTS
 
 @djstripe_receiver(sorted(EVENT_STATUS))
 def record_account_status_event(sender, event, **kwargs):
+    """An account's status follows its subscription's invoices; a credit purchase's
+    payment (paid or failed) says nothing about the subscription, so it moves nothing."""
+    from billing.mirror.credit_shapes import event_invoice
     from billing.services.account_events import account_event_record
 
+    invoice = event_invoice(event.stripe_data or {})
+    if invoice is not None and invoice.grant_pk:
+        return
     account_event_record(event_id=event.id, event_type=event.type)
 
 

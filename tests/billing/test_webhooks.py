@@ -132,3 +132,26 @@ def test_past_due_is_suspended_after_the_grace_period(failing_account, settings)
     assert _status(failing_account) == "suspended"
     assert not account_may_use_product(failing_account)
     assert timezone.now() > since
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("event_type", ["invoice.paid", "invoice.payment_failed"])
+def test_a_credit_purchase_invoice_does_not_move_the_account_status(event_type):
+    """A past-due customer who buys credits is still past due (their subscription invoice
+    is unpaid); a declined credit purchase does not make an active account past due."""
+    from types import SimpleNamespace
+
+    from billing.models import PendingAccountEvent
+    from billing.webhooks import record_account_status_event
+
+    def event(metadata):
+        data = {"object": {"object": "invoice", "id": "in_1", "status": "paid",
+                           "customer": "cus_1", "metadata": metadata}}  # fmt: skip
+        return SimpleNamespace(id=f"evt_{len(metadata)}", type=event_type,
+                               stripe_data={"data": data})  # fmt: skip
+
+    record_account_status_event(sender=None, event=event({"meterdesk_credit_grant": "7"}))
+    assert not PendingAccountEvent.objects.exists()
+    # Any other invoice still moves it (one inbox row).
+    record_account_status_event(sender=None, event=event({}))
+    assert PendingAccountEvent.objects.count() == 1
