@@ -31,6 +31,7 @@ from billing.services.preview import describe_stripe_error, invoice_preview
 from billing.services.stripe_sync import stripe_sync_everything
 from billing.services.subscriptions import (
     SubscriptionError,
+    plans_priced_in,
     subscription_change_plan,
     subscription_create,
 )
@@ -82,12 +83,13 @@ class AccountAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "status",
+        "currency",
         "stripe_customer_id",
         "current_plan",
         "created_at",
         "view_as_customer",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "currency"]
     search_fields = ["name", "billing_email", "djstripe_customers__id"]
     inlines = [MembershipInline]
     actions = ["subscribe_to_plan", "sync_everything_from_stripe"]
@@ -103,7 +105,7 @@ class AccountAdmin(admin.ModelAdmin):
         "slack_webhook_masked",
     ]
     fieldsets = [
-        (None, {"fields": ["name", "billing_email", "status", "view_as_customer"]}),
+        (None, {"fields": ["name", "billing_email", "currency", "status", "view_as_customer"]}),
         (
             "Stripe",
             {
@@ -121,6 +123,15 @@ class AccountAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("djstripe_customers")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Stripe cannot change an ongoing subscription's currency
+        # (https://support.stripe.com/questions/setting-a-customers-default-currency):
+        # once the account has a subscription its currency is fixed here too.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and live_subscription_for_account(account=obj) is not None:
+            fields.append("currency")
+        return fields
 
     @admin.display(description="Slack webhook")
     def slack_webhook_masked(self, obj: Account) -> str:
@@ -189,6 +200,9 @@ class AccountAdmin(admin.ModelAdmin):
         """Pick a plan on an intermediate page, then subscribe each selected account
         (creating its Stripe customer) or move its subscription to that plan."""
         plans = Plan.objects.filter(active=True).exclude(stripe_product_id="")
+        # Only plans priced in every selected account's currency (one per account).
+        for code in set(queryset.values_list("currency", flat=True)):
+            plans = plans.filter(pk__in=plans_priced_in(code))
         plan_pk = request.POST.get("plan", "")
         plan = plans.filter(pk=int(plan_pk)).first() if plan_pk.isdigit() else None
         if "apply" not in request.POST or plan is None:

@@ -59,7 +59,7 @@ def _slack_context(request, account, slack_form=None, slack_test=None) -> dict:
 def _context(request, account, form=None):
     state = subscription_state_for_account(account=account)
     meters = [i.meter for i in state.metered_items if i.included_units] if state else []
-    currency = state.currency if state else "usd"
+    currency = state.currency if state else account.currency
     spend, credits = _spend_so_far(account, state)
     return {
         "account": account,

@@ -132,7 +132,7 @@ def _initial(budget: Budget) -> dict:
 def _context(request: HttpRequest, account, *, form=None, editing=None) -> dict:
     state = subscription_state_for_account(account=account)
     meters = [item.meter for item in state.metered_items] if state else []
-    currency = state.currency if state else "usd"
+    currency = state.currency if state else account.currency
     may_manage = state is not None and _may_manage(request, account)
     if may_manage and form is None:
         initial = _initial(editing) if editing is not None else None

@@ -42,4 +42,4 @@ def too_late_amount_display(*, report: UsageReport) -> str:
     if amount is None:
         return "no price for this meter on the plan"
     state = subscription_state_for_account(account=report.account)
-    return format_money(amount, state.currency if state else "usd")
+    return format_money(amount, state.currency if state else report.account.currency)

@@ -14,8 +14,13 @@ from billing.stripe_api import api_key, stripe_client
 Status = Account.Status
 
 
-def account_create(*, name: str, billing_email: str) -> Account:
-    return Account.objects.create(name=name, billing_email=billing_email)
+def account_create(*, name: str, billing_email: str, currency: str = "usd") -> Account:
+    """A new account billed in ``currency`` (a lowercase ISO code; its plans' prices in
+    that currency are the ones it can subscribe to)."""
+    code = currency.strip().lower()
+    if len(code) != 3 or not code.isalpha():
+        raise ValueError(f"currency must be a 3-letter ISO code, not {currency!r}")
+    return Account.objects.create(name=name, billing_email=billing_email, currency=code)
 
 
 def membership_add(*, account: Account, user, role: str = Membership.Role.MEMBER) -> Membership:

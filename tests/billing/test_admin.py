@@ -349,3 +349,32 @@ def test_admin_index_links_the_revenue_report(staff_client):
     html = staff_client.get("/admin/").content.decode()
     assert 'href="/admin/revenue/"' in html
     assert "Revenue recognition" in html
+
+
+@pytest.mark.django_db
+def test_subscribe_picker_offers_only_plans_priced_in_the_accounts_currency(
+    staff_client, demo_catalog
+):
+    # demo.toml prices Scale also in jpy, Starter also in kwd; everything in usd.
+    tokyo = Account.objects.create(name="Tokyo", billing_email="b@tokyo.test", currency="jpy")
+    changelist = reverse("admin:billing_account_changelist")
+    page = _text(
+        staff_client.post(
+            changelist, {"action": "subscribe_to_plan", "_selected_action": [tokyo.pk]}
+        )
+    )
+    offered = {
+        plan.key
+        for plan in demo_catalog.values()
+        if f'<option value="{plan.pk}">{plan.name}</option>' in page
+    }
+    assert offered == {"scale"}
+
+
+@pytest.mark.django_db
+def test_account_currency_is_fixed_once_subscribed(staff_client, pro_account, demo_catalog):
+    fresh = Account.objects.create(name="Fresh", billing_email="b@fresh.test")
+    change = _text(staff_client.get(reverse("admin:billing_account_change", args=[fresh.pk])))
+    assert 'name="currency"' in change  # editable before any subscription
+    change = _text(staff_client.get(reverse("admin:billing_account_change", args=[pro_account.pk])))
+    assert 'name="currency"' not in change  # read-only: Stripe cannot change it
