@@ -29,7 +29,7 @@ from billing.money import currency_exponent, format_money
 from billing.selectors import user_manages_billing
 from billing.services.credits import CreditError, credit_grant_create
 from dashboards.access import account_for_request, account_url, render_not_found, viewing_as
-from dashboards.forms import TOP_UP_MAX, TOP_UP_MIN, AutoTopUpForm, TopUpForm
+from dashboards.forms import AutoTopUpForm, TopUpForm, top_up_limits
 from usage.selectors.credit_balance import CreditBalance, credit_balance, credit_transactions
 from usage.selectors.summaries import period_summary
 from usage.services.auto_top_up import auto_top_up_set
@@ -162,8 +162,8 @@ def _context(request: HttpRequest, account, *, top_up_form=None, auto_form=None)
         )
         if may_manage
         else None,
-        "top_up_min": TOP_UP_MIN,
-        "top_up_max": TOP_UP_MAX,
+        "top_up_min": top_up_limits(currency)[0],
+        "top_up_max": top_up_limits(currency)[1],
     }
 
 

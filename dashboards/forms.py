@@ -189,9 +189,17 @@ class SlackWebhookForm(forms.Form):
     )
 
 
-# A top-up (and an automatic one) buys between these, in major units of the currency.
+# A top-up (and an automatic one) buys between these, in major units of the currency;
+# zero-decimal currencies (jpy, krw, ...) a hundred times more (¥500 .. ¥1,000,000), well
+# above Stripe's minimum charge (¥50: https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
 TOP_UP_MIN = Decimal("5")
 TOP_UP_MAX = Decimal("10000")
+
+
+def top_up_limits(currency: str) -> tuple[Decimal, Decimal]:
+    """(minimum, maximum) of one top-up in major units of ``currency``."""
+    scale = 100 if currency_exponent(currency) == 0 else 1
+    return TOP_UP_MIN * scale, TOP_UP_MAX * scale
 
 
 def _major_amount(currency: str, value: Decimal) -> str:
@@ -218,7 +226,16 @@ class _CreditAmounts:
             raise forms.ValidationError(
                 f"Enter at most {_major_amount(self.currency, maximum)}.", code="max_value"
             )
-        return major_to_minor(amount, self.currency)
+        minor = major_to_minor(amount, self.currency)
+        if currency_exponent(self.currency) == 3 and minor % 10:
+            # "these API calls require the least-significant (last) digit to be 0"
+            # (three-decimal currencies, https://docs.stripe.com/currencies#three-decimal).
+            raise forms.ValidationError(
+                f"Enter an amount in steps of 0.010 {self.currency.upper()}: Stripe charges "
+                "three-decimal currencies in tens of their smallest unit.",
+                code="three_decimal_step",
+            )
+        return minor
 
 
 def _money_field(label: str, *, required: bool = True) -> forms.DecimalField:
@@ -249,7 +266,8 @@ class TopUpForm(_CreditAmounts, forms.Form):
         self.fields["amount"].label = f"Amount ({currency.upper()})"
 
     def clean_amount(self) -> int | None:
-        return self._minor("amount", minimum=TOP_UP_MIN, maximum=TOP_UP_MAX)
+        minimum, maximum = top_up_limits(self.currency)
+        return self._minor("amount", minimum=minimum, maximum=maximum)
 
 
 class AutoTopUpForm(_CreditAmounts, forms.Form):
@@ -268,7 +286,8 @@ class AutoTopUpForm(_CreditAmounts, forms.Form):
         self.fields["amount"].label = f"Buy ({code})"
 
     def clean_threshold(self) -> int | None:
-        return self._minor("threshold", minimum=Decimal(0), maximum=TOP_UP_MAX)
+        return self._minor("threshold", minimum=Decimal(0), maximum=top_up_limits(self.currency)[1])
 
     def clean_amount(self) -> int | None:
-        return self._minor("amount", minimum=TOP_UP_MIN, maximum=TOP_UP_MAX)
+        minimum, maximum = top_up_limits(self.currency)
+        return self._minor("amount", minimum=minimum, maximum=maximum)

@@ -45,6 +45,8 @@ def _line_for(summary: PeriodSummary, meter_id: int | None) -> MeterLine | None:
 def alert_check(*, rule: AlertRule, summary: PeriodSummary) -> Check | None:
     """Whether the rule's threshold is crossed in this summary (None: not applicable)."""
     money = summary.currency
+    if rule.kind in AlertRule.CREDIT_KINDS:
+        return None  # credit rules compare the credit balance (usage.services.credit_alerts)
     if rule.kind in AlertRule.USAGE_KINDS:
         line = _line_for(summary, rule.meter_id)
         if line is None or not line.allowance:
