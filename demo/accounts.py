@@ -31,6 +31,8 @@ class DemoAccount:
     fail_last_renewal: bool = False
     extra_rules: tuple[dict, ...] = field(default_factory=tuple)
     currency: str = "usd"  # the account bills in it: the plan's prices in this currency
+    # Credit grants made when the history starts: (name, category, amount in minor units).
+    credits: tuple[tuple[str, str, int], ...] = field(default_factory=tuple)
 
 
 ACCOUNTS = (
@@ -43,7 +45,14 @@ ACCOUNTS = (
             {"kind": "projected_usage_share", "meter": "api_calls", "threshold_percent": 100},
         ),
     ),
-    DemoAccount("bluebird", "Bluebird Logistics", "starter", (MeterPlan("api_calls", 260),)),
+    DemoAccount(
+        "bluebird",
+        "Bluebird Logistics",
+        "starter",
+        (MeterPlan("api_calls", 260),),
+        # $5.00 welcome credits, then $10.00 bought: about six weeks of 0.1-cent calls.
+        credits=(("Welcome credits", "promotional", 500), ("Prepaid credits", "paid", 1_000)),
+    ),
     DemoAccount(
         "cobalt",
         "Cobalt Media",

@@ -27,6 +27,8 @@ from billing.services.accounts import (
     membership_add,
 )
 from billing.services.catalog import catalog_apply
+from billing.services.credit_stripe import credit_grant_advance
+from billing.services.credits import credit_grant_create
 from billing.services.stripe_sync import stripe_sync_everything
 from billing.services.subscriptions import subscription_create
 from billing.services.test_clocks import test_clock_advance
@@ -70,6 +72,17 @@ def _apply_stripe_events(client, accounts: dict[str, Account]) -> None:
             )
 
 
+def _grant_credits(account: Account, *, name: str, category: str, amount: int, client) -> None:
+    """A grant made now (at the customer's clock time), its Stripe steps taken at once
+    (a paid one: its purchase invoice charged to the card, then the grant)."""
+    grant = credit_grant_create(account=account, name=name, category=category, amount=amount)
+    for _ in range(3):  # purchase invoice -> paid -> grant: each call takes what it can
+        grant = credit_grant_advance(grant_id=grant.pk, client=client, attempt_payment=True)
+        if grant.status == grant.Status.ACTIVE:
+            return
+    raise RuntimeError(f"demo credits {name!r} for {account}: {grant.status} {grant.last_error}")
+
+
 def demo_seed(
     *,
     now: datetime | None = None,
@@ -109,6 +122,8 @@ def demo_seed(
         )
         by_customer[customer.id] = account
         subscription_create(account=account, plan=plans[spec.plan], payment_method=None)
+        for name, category, amount in spec.credits:
+            _grant_credits(account, name=name, category=category, amount=amount, client=client)
         period_ends = [start + relativedelta(months=k) for k in (1, 2)]
         day, day_index, clock_at = start, 0, start
         while day < now:
