@@ -4,7 +4,7 @@
         tests/stripe_emulator/fixtures/demo_requests.jsonl
 
 Starts the emulator with ``--log-requests`` on a free port, seeds the demo into a
-throwaway SQLite database (``demo_seed``: catalog, six accounts on test clocks, seven
+throwaway SQLite database (``demo_seed``: catalog, seven accounts on test clocks, seven
 weeks of usage reported, renewals, the dj-stripe mirror, alerts), then runs what the
 worker, the web pages and staff do after that: the meter sync, a reporting pass and
 reconciliation, invoice previews for every account, the catalog applied again, a portal
