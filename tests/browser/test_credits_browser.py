@@ -66,6 +66,12 @@ def test_customer_sees_live_credits_and_buys_a_top_up(
         assert _text(page.get_by_test_id("credits-at-period-end")).startswith(
             "At period end, credits are expected to pay $5.00 of your usage charges"
         )
+        # The estimate tile: 15,500 projected calls x 0.1¢ = 1,550¢ before credits;
+        # 1,550 - 500 = 1,050¢ = $10.50 after.
+        assert _text(page.get_by_test_id("estimated-invoice")) == "$15.50"
+        assert _text(page.get_by_test_id("estimated-after-credits")) == (
+            "before credits; about $10.50 after"
+        )
         card.scroll_into_view_if_needed()
         card.screenshot(path=str(SCREENSHOTS / "credits-card.png"))
         page.screenshot(path=str(SCREENSHOTS / "credits-dashboard-1280.png"), full_page=True)

@@ -84,6 +84,11 @@ class CreditBalance:
     grants: tuple[GrantLine, ...]
 
     @property
+    def projected_credited_negative(self) -> int:
+        """``-projected_credited``, for templates subtracting it from an estimate."""
+        return -self.projected_credited
+
+    @property
     def run_out(self) -> bool:
         """The credits do not cover the usage so far already."""
         return self.run_out_at is not None and self.run_out_at <= self.now
