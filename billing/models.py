@@ -46,13 +46,17 @@ class Membership(models.Model):
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
         BILLING = "billing", "Billing"
-        MEMBER = "member", "Member"
+        # Usage only: amounts hidden when the operator sets BILLING_VIEWERS_SEE_AMOUNTS=false.
+        MEMBER = "member", "Viewer"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    # Each member chooses the alert e-mails they receive: none, or all but the muted kinds.
+    receives_alerts = models.BooleanField(default=True)
+    muted_alert_kinds = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -212,5 +216,6 @@ class ThinEvent(models.Model):
         return f"{self.type} {self.stripe_id}"
 
 
-# Credits live in their own module.
+# Credits and invitations live in their own modules.
 from billing.models_credits import AutoTopUp, CreditBalanceTransaction, CreditGrant  # noqa: E402, F401
+from billing.models_members import Invitation  # noqa: E402, F401

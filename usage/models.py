@@ -13,7 +13,12 @@ from billing.models import Account, Meter
 class IngestKey(models.Model):
     """An operator API key for the ingestion API: stored as a SHA-256 hash, shown once."""
 
+    class Scope(models.TextChoices):
+        INGEST = "ingest", "Ingest and read"
+        READ = "read", "Read only"
+
     name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.INGEST)
     prefix = models.CharField(
         max_length=16, help_text="The key's first characters, to tell keys apart"
     )
