@@ -22,8 +22,13 @@ demo: $(STAMP)
 	@bash scripts/demo.sh
 
 ## The whole test suite. Uses PostgreSQL / Redis when DATABASE_URL / REDIS_URL are set.
+## On TEST_WORKERS pytest-xdist processes, each with its own test database, Redis
+## database and emulator (tests/conftest.py, config/settings/test.py). One test alone:
+## make test TEST_WORKERS=0 PYTEST_ARGS="tests/x.py::test_y"
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest --ds=config.settings.test $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ds=config.settings.test -n $(TEST_WORKERS) --dist loadgroup \
+		$(PYTEST_ARGS)
 
 ## The contract suite (tests/contract/): the Stripe behaviour Meterdesk relies on, against
 ## the emulator and, when STRIPE_CONTRACT_SECRET_KEY=sk_test_... is set, real Stripe test

@@ -17,8 +17,41 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 
 
+# `make test` runs the suite on pytest-xdist workers (`-n 3 --dist loadgroup`). Each worker
+# process has its own test database (config/settings/test.py: the pid, plus
+# pytest-django's _gwN suffix), its own Redis database number (config/settings/test.py),
+# its own emulator (emulator_url), live server and browser, all on free ports. Tests that
+# still share something outside their process run one after another on one worker:
+XDIST_GROUPS = {
+    # Each case merges its row into one file, var/reliability/results-short.json (read,
+    # update, rewrite): two cases at once could lose a row or read a half-written file.
+    "tests/reliability/": "reliability",
+}
+
+
 def pytest_configure(config):
     (ROOT / "var").mkdir(exist_ok=True)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup, with the groups above given by path. (xdist's own
+    ``@pytest.mark.xdist_group`` does not group under pytest 9.2: xdist 3.8 renames the
+    item's ``_nodeid``, which pytest 9.2 no longer reads.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PathGroupScheduling(LoadScopeScheduling):
+        # Scopes are queued largest first (xdist's --loadscope-reorder, on by default),
+        # so a group starts at once rather than ending the run on one worker.
+        def _split_scope(self, nodeid: str) -> str:
+            for prefix, group in XDIST_GROUPS.items():
+                if nodeid.startswith(prefix):
+                    return group
+            return nodeid  # every other test is its own unit of work
+
+    return PathGroupScheduling(config, log)
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):
@@ -44,7 +77,8 @@ def celery_worker_process(redis_url, tmp_path):
     """A real Celery worker in its own process, consuming from Redis."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
     env["CELERY_TASK_ALWAYS_EAGER"] = "false"
-    log = (tmp_path / "worker.log").open("w")
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -65,6 +99,14 @@ def celery_worker_process(redis_url, tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
+        # The test's own timeouts measure the worker's work, not its boot (slower when
+        # the suite's xdist workers share the cores).
+        wait_for(
+            lambda: proc.poll() is not None or " ready." in log_path.read_text(),
+            timeout=120,
+            what="the Celery worker to be ready",
+        )
+        assert proc.poll() is None, f"the Celery worker exited:\n{log_path.read_text()}"
         yield proc
     finally:
         proc.terminate()

@@ -1,9 +1,35 @@
 """Tests: SQLite and eager Celery unless DATABASE_URL / REDIS_URL are set."""
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
-from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+
+def _redis_url_per_xdist_worker() -> None:
+    """Under pytest-xdist (``make test``), each worker process gets a Redis database of its
+    own, so Celery queues, the cache (``cache.clear()`` is FLUSHDB), limiter and entitlement
+    keys never cross between workers: gw0 15, gw1 14, ... counting down, clear of the
+    serial runs' database (REDIS_URL's, 0 in CI) and the benchmarks' (2). Rewritten in
+    ``os.environ`` before the base settings read it, so the Celery workers a test starts
+    from ``os.environ`` use the same database. Done once: the processes a test starts
+    inherit the marker and keep whatever REDIS_URL they are given.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    url = os.environ.get("REDIS_URL", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and url):
+        return
+    if os.environ.get("MD_TEST_REDIS_PER_WORKER"):
+        return
+    index = int(worker[2:])
+    if index > 12:  # redis-server's default `databases 16`; 0-2 stay clear
+        raise RuntimeError(f"no Redis database left for xdist worker {worker}: use -n 13 or less")
+    os.environ["REDIS_URL"] = urlunsplit(urlsplit(url)._replace(path=f"/{15 - index}"))
+    os.environ["MD_TEST_REDIS_PER_WORKER"] = os.environ["REDIS_URL"]
+
+
+_redis_url_per_xdist_worker()
+
+from config.settings.base import *  # noqa: E402, F403
+from config.settings.base import env  # noqa: E402
 
 DEBUG = False
 # Tests talk only to the emulator the suite starts itself: a developer's exported
