@@ -6,6 +6,7 @@ from dashboards import (
     credits_views,
     dispute_views,
     drilldown_views,
+    members_views,
     statement,
     views,
 )
@@ -61,4 +62,20 @@ urlpatterns = [
     path("budgets/", budget_views.budgets, name="budgets"),
     path("budgets/save/", budget_views.budget_save, name="budget_save"),
     path("budgets/<int:budget_id>/delete/", budget_views.budget_remove, name="budget_delete"),
+    path("members/", members_views.members, name="members"),
+    path("members/invite/", members_views.member_invite, name="member_invite"),
+    path("members/<int:membership_id>/remove/", members_views.member_remove, name="member_remove"),
+    path("members/<int:membership_id>/role/", members_views.member_set_role, name="member_role"),
+    path("members/alerts/", members_views.member_alerts, name="member_alerts"),
+    path(
+        "members/invitations/<int:invitation_id>/revoke/",
+        members_views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path(
+        "members/invitations/<int:invitation_id>/resend/",
+        members_views.invitation_resend,
+        name="invitation_resend",
+    ),
+    path("invitations/<str:token>/", members_views.invitation_accept, name="invitation_accept"),
 ]

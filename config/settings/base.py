@@ -189,6 +189,10 @@ DJSTRIPE_SUBSCRIBER_MODEL_REQUEST_CALLBACK = "billing.selectors.account_for_requ
 DJSTRIPE_WEBHOOK_EVENT_CALLBACK = None
 # How long an account may stay past_due (failed payment) before it is suspended.
 BILLING_PAST_DUE_GRACE_HOURS = env.int("BILLING_PAST_DUE_GRACE_HOURS", default=72)
+# Members: how long an invitation link stays valid, and whether viewers (the usage-only
+# role) see money amounts on the usage pages.
+BILLING_INVITATION_TTL_HOURS = env.int("BILLING_INVITATION_TTL_HOURS", default=72)
+BILLING_VIEWERS_SEE_AMOUNTS = env.bool("BILLING_VIEWERS_SEE_AMOUNTS", default=True)
 
 LOGGING = {
     "version": 1,
