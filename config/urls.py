@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from billing.views_thin_events import thin_events
 from config.password_reset import ThrottledPasswordResetView
+from dashboards import embed_views
 from usage import urls as usage_urls
 
 urlpatterns = [
@@ -42,4 +43,12 @@ urlpatterns = [
     path("dashboard/", include("dashboards.urls")),
     path("api/v1/usage/", include("usage.urls")),
     path("api/v1/entitlements/", include(usage_urls.entitlement_urlpatterns)),
+    # The embeddable usage widget: tokens minted with an API key, pages opened by them.
+    path("api/v1/embed_tokens", embed_views.embed_token_mint, name="embed_token_mint"),
+    path("embed/usage", embed_views.embed_usage, name="embed_usage"),
+    path(
+        "embed/usage/chart/<slug:event_name>.json",
+        embed_views.embed_usage_chart,
+        name="embed_usage_chart",
+    ),
 ]

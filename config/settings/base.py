@@ -133,6 +133,11 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 # The public base URL, for links in emails sent from background tasks.
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Meterdesk <billing@meterdesk.local>")
+# The embeddable usage widget (dashboards.embed_views): the origins allowed to frame it
+# (Content-Security-Policy frame-ancestors; none set: 'none'), e.g.
+# "https://app.example.com,https://admin.example.com", and the longest life of its tokens.
+EMBED_ALLOWED_ORIGINS = env.list("EMBED_ALLOWED_ORIGINS", default=[])
+EMBED_TOKEN_MAX_TTL_SECONDS = env.int("EMBED_TOKEN_MAX_TTL_SECONDS", default=3600)
 
 # Redis and Celery. Without REDIS_URL the embedded default is kombu's filesystem
 # transport under var/, so a real worker and beat run with no service installed.
