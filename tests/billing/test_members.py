@@ -257,3 +257,75 @@ def test_invitation_email_carries_the_accept_link(account, owner, settings):
     assert f"https://meter.example/dashboard/invitations/{raw}/" in message.body
     assert "Acme Analytics" in message.body and "as Viewer" in message.body
     assert "&amp;" not in message.body
+
+
+# Who alert e-mails go to (usage.selectors.alerts.alert_recipients) --------------------
+
+
+def test_alert_recipients_follow_each_members_choice(account, owner, settings):
+    from usage.selectors.alerts import alert_recipients
+
+    settings.BILLING_VIEWERS_SEE_AMOUNTS = True
+    billing = make_user(account, "bea", Role.BILLING, "bea@acme.example")
+    viewer = make_user(account, "vic", Role.MEMBER, "vic@acme.example")
+    make_user(account, "nomail", Role.OWNER, "")  # no address: never a recipient
+    everyone = ["bea@acme.example", "olive@acme.example", "vic@acme.example"]
+    assert alert_recipients(account=account, kind="usage_share") == everyone
+    member_set_alerts(membership=Membership.objects.get(user=billing), receives_alerts=True,
+                      muted_kinds=["spend", "budget"])  # fmt: skip
+    member_set_alerts(membership=Membership.objects.get(user=viewer), receives_alerts=False,
+                      muted_kinds=[])  # fmt: skip
+    assert alert_recipients(account=account, kind="usage_share") == [
+        "bea@acme.example",
+        "olive@acme.example",
+    ]
+    assert alert_recipients(account=account, kind="spend") == ["olive@acme.example"]
+    assert alert_recipients(account=account, kind="budget") == ["olive@acme.example"]
+    member_set_alerts(membership=Membership.objects.get(user=owner), receives_alerts=False,
+                      muted_kinds=[])  # fmt: skip
+    assert alert_recipients(account=account, kind="budget") == []  # nobody: none sent
+
+
+def test_viewers_get_no_alert_emails_while_amounts_are_hidden_from_them(account, owner, settings):
+    from usage.selectors.alerts import alert_recipients
+
+    make_user(account, "vic", Role.MEMBER, "vic@acme.example")
+    settings.BILLING_VIEWERS_SEE_AMOUNTS = False  # every alert e-mail states the spend
+    assert alert_recipients(account=account, kind="usage_share") == ["olive@acme.example"]
+    settings.BILLING_VIEWERS_SEE_AMOUNTS = True
+    assert alert_recipients(account=account, kind="usage_share") == [
+        "olive@acme.example",
+        "vic@acme.example",
+    ]
+
+
+def test_an_account_without_members_alerts_its_billing_email(account):
+    from usage.selectors.alerts import alert_recipients
+
+    assert alert_recipients(account=account, kind="spend") == ["billing@acme.example"]
+
+
+def test_muted_kind_is_not_emailed_through_evaluation(
+    pro_account, django_capture_on_commit_callbacks
+):
+    """The default usage-share rules fire (10,500 of 10,000 API calls: 80% and 100%); the
+    owner muted that kind, so only the billing member is e-mailed; a member who muted
+    everything still sees the alert recorded."""
+    from usage.models import AlertDelivery
+    from usage.services.alerts import alerts_evaluate_account
+
+    olga = make_user(pro_account, "olga", Role.OWNER, "olga@acme.example")
+    make_user(pro_account, "bill", Role.BILLING, "bill@acme.example")
+    member_set_alerts(membership=Membership.objects.get(user=olga), receives_alerts=True,
+                      muted_kinds=["usage_share"])  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = alerts_evaluate_account(account=pro_account)
+    assert sorted(d.threshold for d in sent) == [8_000, 10_000]
+    assert [m.to for m in mail.outbox] == [["bill@acme.example"], ["bill@acme.example"]]
+    Membership.objects.filter(account=pro_account).update(receives_alerts=False)
+    mail.outbox.clear()
+    AlertDelivery.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        again = alerts_evaluate_account(account=pro_account)
+    assert len(again) == 2 and mail.outbox == []
+    assert all(d.sent_at is not None and d.recipients == "" for d in AlertDelivery.objects.all())

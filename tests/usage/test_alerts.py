@@ -39,7 +39,8 @@ def test_default_rules_fire_once_each_to_owner_and_billing(
     assert sorted(rules.values_list("threshold_percent", flat=True)) == [80, 100]
     assert len(mail.outbox) == 2
     for message in mail.outbox:
-        assert sorted(message.to) == ["bill@acme.example", "olga@acme.example"]
+        # Every member who receives alerts (the default; issue 18), the viewer too.
+        assert sorted(message.to) == ["bill@acme.example", "mo@acme.example", "olga@acme.example"]
         assert "10,500" in message.body
         html = message.alternatives[0][0]
         assert "10,500" in html and "<table" in html

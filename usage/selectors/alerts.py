@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from billing.models import Account
@@ -88,16 +89,26 @@ def alert_check(*, rule: AlertRule, summary: PeriodSummary) -> Check | None:
     )
 
 
-def alert_recipients(*, account: Account) -> list[str]:
-    """The account's owners and billing contacts, else its billing e-mail."""
-    emails = sorted(
+def alert_recipients(*, account: Account, kind: str | None = None) -> list[str]:
+    """Who an alert of ``kind`` (a rule's kind, or ``"budget"`` for a budget's warn
+    level) is e-mailed to: each member who receives alerts and has not muted the kind
+    (their own choice, on the Members page). Viewers only while the operator lets them
+    see amounts (``BILLING_VIEWERS_SEE_AMOUNTS``): every alert e-mail states the spend.
+    An account with no member that has an e-mail address: its billing e-mail. Members
+    exist but none receives this kind: nobody (the delivery is still recorded)."""
+    memberships = [m for m in account.memberships.select_related("user") if m.user.email]
+    if not memberships:
+        return [account.billing_email]
+    viewers_see_amounts = settings.BILLING_VIEWERS_SEE_AMOUNTS
+    return sorted(
         {
             m.user.email
-            for m in account.memberships.select_related("user").filter(role__in=BILLING_ROLES)
-            if m.user.email
+            for m in memberships
+            if m.receives_alerts
+            and (kind is None or kind not in (m.muted_alert_kinds or ()))
+            and (viewers_see_amounts or m.role in BILLING_ROLES)
         }
     )
-    return emails or [account.billing_email]
 
 
 DeliveryKey = tuple[int, int | None, int | None, int, datetime]

@@ -239,7 +239,7 @@ def alert_deliver(
             "summary": check.summary[:300],
             "observed": check.observed,
             "threshold": check.threshold,
-            "recipients": ", ".join(alert_recipients(account=account)),
+            "recipients": ", ".join(alert_recipients(account=account, kind=check.rule.kind)),
         },
         facts=_facts(check, summary),
     )

@@ -70,7 +70,7 @@ def budget_alert_deliver(
             "summary": facts.summary[:300],
             "observed": status.used,
             "threshold": facts.limit,
-            "recipients": ", ".join(alert_recipients(account=account)),
+            "recipients": ", ".join(alert_recipients(account=account, kind="budget")),
         },
         facts=facts,
         budget_limit=status.limit,
