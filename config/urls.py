@@ -43,6 +43,7 @@ urlpatterns = [
     path("dashboard/", include("dashboards.urls")),
     path("api/v1/usage/", include("usage.urls")),
     path("api/v1/entitlements/", include(usage_urls.entitlement_urlpatterns)),
+    path("api/v1/customers/", include(usage_urls.read_api_urlpatterns)),
     # The embeddable usage widget: tokens minted with an API key, pages opened by them.
     path("api/v1/embed_tokens", embed_views.embed_token_mint, name="embed_token_mint"),
     path("embed/usage", embed_views.embed_usage, name="embed_usage"),

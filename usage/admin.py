@@ -55,23 +55,35 @@ class _RecordAdmin:
 
 @admin.register(IngestKey)
 class IngestKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = ["name", "scope", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix"]
-    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["name", "scope", "prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "scope" in form.base_fields:  # left out of the post: the default, ingest
+            form.base_fields["scope"].required = False
+        return form
+
+    def get_readonly_fields(self, request, obj=None):
+        # A key's scope is chosen when it is made: widening a read-only key would hand
+        # ingestion to whoever holds it; make a new key instead.
+        fixed = ["prefix", "created_at", "last_used_at", "revoked_at"]
+        return [*fixed, "scope"] if obj is not None else fixed
 
     def save_model(self, request, obj, form, change):
         if change:
             obj.save(update_fields=["name"])
             return
-        key, raw_key = ingest_key_create(name=obj.name)
+        key, raw_key = ingest_key_create(name=obj.name, scope=obj.scope)
         obj.pk, obj.prefix, obj.key_hash = key.pk, key.prefix, key.key_hash
         obj.created_at = key.created_at
+        kind = "Read-only API key" if key.scope == IngestKey.Scope.READ else "Ingest key"
         self.message_user(
             request,
-            f"Ingest key created. Copy it now, it will not be shown again: {raw_key}",
+            f"{kind} created. Copy it now, it will not be shown again: {raw_key}",
             messages.WARNING,
         )
 

@@ -12,35 +12,50 @@ from usage.forms import UsageSummaryForm
 from usage.selectors.summary_api import usage_summary
 from usage.services.alert_scheduling import alerts_schedule_evaluation
 from usage.services.ingest import MAX_BATCH, usage_events_ingest
-from usage.services.keys import ingest_key_authenticate
+from usage.services.keys import INGEST, READ, ingest_key_allows, ingest_key_authenticate
 
 
 def error(status: int, code: str, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
 
 
-def ingest_key_required(view):
-    """``Authorization: Bearer <ingest key>`` or 401 ``unauthorized``."""
+def api_key_required(
+    *,
+    action: str,
+    invalid_code: str = "unauthorized",
+    invalid_message: str = "send a valid ingest key as 'Bearer <key>'",
+):
+    """``Authorization: Bearer <key>`` or 401 ``invalid_code``; a key whose scope does
+    not allow ``action`` (a read key sending usage) is 403 ``key_cannot_<action>``."""
 
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        scheme, _, raw_key = request.headers.get("Authorization", "").partition(" ")
-        key = (
-            ingest_key_authenticate(raw_key=raw_key.strip()) if scheme.lower() == "bearer" else None
-        )
-        if key is None:
-            response = error(401, "unauthorized", "send a valid ingest key as 'Bearer <key>'")
-            response["WWW-Authenticate"] = 'Bearer realm="meterdesk-usage"'
-            return response
-        request.ingest_key = key
-        return view(request, *args, **kwargs)
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            scheme, _, raw_key = request.headers.get("Authorization", "").partition(" ")
+            key = (
+                ingest_key_authenticate(raw_key=raw_key.strip())
+                if scheme.lower() == "bearer"
+                else None
+            )
+            if key is None:
+                response = error(401, invalid_code, invalid_message)
+                response["WWW-Authenticate"] = 'Bearer realm="meterdesk-usage"'
+                return response
+            if not ingest_key_allows(key=key, action=action):
+                return error(
+                    403, f"key_cannot_{action}", f"this key is {key.scope}-only: it cannot {action}"
+                )
+            request.ingest_key = key
+            return view(request, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 @csrf_exempt
 @require_POST
-@ingest_key_required
+@api_key_required(action=INGEST)
 def events(request: HttpRequest) -> JsonResponse:
     if request.content_type != "application/json":
         return error(415, "unsupported_media_type", "send the body as application/json")
@@ -58,7 +73,7 @@ def events(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 @require_GET
-@ingest_key_required
+@api_key_required(action=READ)
 def summary(request: HttpRequest) -> JsonResponse:
     form = UsageSummaryForm(request.GET)
     if not form.is_valid():

@@ -1,4 +1,8 @@
-"""Ingest keys: created once (the raw key is returned, never stored), hashed, revocable."""
+"""Ingest keys: created once (the raw key is returned, never stored), hashed, revocable.
+
+A key's ``scope`` says what it may do: ``ingest`` keys send usage and read it back,
+``read`` keys only read (the read API, the summary, entitlement checks). The one check
+is :func:`ingest_key_allows`."""
 
 import hashlib
 import secrets
@@ -19,13 +23,26 @@ def _hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def ingest_key_create(*, name: str) -> tuple[IngestKey, str]:
+def ingest_key_create(*, name: str, scope: str = IngestKey.Scope.INGEST) -> tuple[IngestKey, str]:
     """A new key: returns the row and the raw key, which is not stored anywhere."""
+    if scope not in IngestKey.Scope.values:
+        raise ValueError(f"scope: must be one of {', '.join(IngestKey.Scope.values)}")
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
     key = IngestKey.objects.create(
-        name=name, prefix=raw_key[:PREFIX_LENGTH], key_hash=_hash(raw_key)
+        name=name, scope=scope, prefix=raw_key[:PREFIX_LENGTH], key_hash=_hash(raw_key)
     )
     return key, raw_key
+
+
+INGEST, READ = "ingest", "read"
+
+
+def ingest_key_allows(*, key: IngestKey, action: str) -> bool:
+    """Whether ``key`` may ``action`` (``"ingest"`` or ``"read"``): an ingest key may
+    both, a read key only read."""
+    if action == READ:
+        return True
+    return action == INGEST and key.scope == IngestKey.Scope.INGEST
 
 
 def ingest_key_revoke(*, key: IngestKey, now: datetime | None = None) -> IngestKey:
