@@ -511,3 +511,16 @@ def test_alerts_this_and_earlier_periods_paginated(acme, read_key, other_account
     assert ([a["id"] for a in page2["data"]], page2["has_more"]) == ([spend.pk], False)
     first = get(ALERTS, read_key, customer, limit="1").json()
     assert (first["has_more"], first["next_offset"]) == (True, 1)
+
+
+def test_each_answer_costs_a_bounded_number_of_queries(
+    pro_account, read_key, django_assert_max_num_queries
+):
+    """The key, the account, then the dashboard's engine (usage: subscription state,
+    rollups, projection inputs, budgets), or one page of rows; however many events."""
+    customer = pro_account.djstripe_customers.get().id
+    Budget.objects.create(account=pro_account, kind="spend", currency="usd", limit=50_000)
+    for path, most in ((USAGE, 14), (INVOICES, 5), (ALERTS, 3)):
+        get(path, read_key, customer)  # the key's last use is recorded once a minute
+        with django_assert_max_num_queries(most):
+            assert get(path, read_key, customer).status_code == 200
