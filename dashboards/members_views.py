@@ -38,6 +38,7 @@ from billing.services import members as service
 from billing.services.members import MemberError
 from dashboards.access import account_for_request, account_url, render_not_found, viewing_as
 from usage.models import AlertRule
+from usage.models_budgets import BudgetKind
 
 Role = Membership.Role
 INVITE_PERMISSION = "billing.add_invitation"
@@ -55,6 +56,19 @@ def may_see_amounts(request: HttpRequest, account: Account | None) -> bool:
     if settings.BILLING_VIEWERS_SEE_AMOUNTS or account is None or viewing_as(request):
         return True
     return service.role_of(account=account, user=request.user) != Role.MEMBER
+
+
+def alerts_shown(deliveries, *, show_amounts: bool) -> list:
+    """Sent alerts a page may list: without amounts, only usage rules' and unit budgets'
+    (a spend or credit alert's summary states money)."""
+    if show_amounts:
+        return list(deliveries)
+    return [
+        d
+        for d in deliveries.select_related("rule", "budget")
+        if (d.rule is not None and d.rule.kind in AlertRule.USAGE_KINDS)
+        or (d.budget is not None and d.budget.kind == BudgetKind.UNITS)
+    ]
 
 
 # Forms ---------------------------------------------------------------------------------
@@ -306,6 +320,8 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
 @render_not_found
 def member_set_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     account = _account(request, ROLE_PERMISSION)
+    if not _staff(request) and service.role_of(account=account, user=request.user) != Role.OWNER:
+        raise PermissionDenied("Only owners may change roles.")
     form = RoleForm(request.POST)
     if not form.is_valid():
         error = ("invalid_role", "Choose owner, billing or viewer.")

@@ -13,6 +13,7 @@ from billing.selectors import user_manages_billing
 from dashboards.access import account_for_request, account_query, period_offset, render_not_found
 from dashboards.chart import chart_payload
 from dashboards.invoices import invoices_for_account
+from dashboards.members_views import alerts_shown, may_see_amounts
 from dashboards.past_due import append_status_banner, status_banner_context
 from dashboards.usage_export import usage_csv_filename, usage_csv_header, usage_csv_rows
 from usage.selectors.alerts import alerts_sent_this_period
@@ -45,8 +46,10 @@ def home(request: HttpRequest) -> HttpResponse:
         if summary is not None and offset == 0 and not summary.closed
         else None
     )
+    show_amounts = may_see_amounts(request, account)  # viewers, if the operator says so
     context = {
         "account": account,
+        "show_amounts": show_amounts,
         "state": state,
         "summary": summary,
         "credits": credits,
@@ -57,7 +60,10 @@ def home(request: HttpRequest) -> HttpResponse:
         and user_manages_billing(account=account, user=request.user),
         "last_event_at": latest_event_at(account=account) if account else None,
         "sent_alerts": (
-            alerts_sent_this_period(account=account, period_start=summary.period_start)
+            alerts_shown(
+                alerts_sent_this_period(account=account, period_start=summary.period_start),
+                show_amounts=show_amounts,
+            )
             if summary
             else []
         ),
@@ -136,7 +142,9 @@ def usage_csv(request: HttpRequest) -> HttpResponse:
     filename = usage_csv_filename(account=account, start=start, end=end)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
-    writer.writerow(usage_csv_header(currency=state.currency))
+    cut = None if may_see_amounts(request, account) else -1  # the cost column is the last
+    writer.writerow(usage_csv_header(currency=state.currency)[:cut])
     now = timezone.now()
-    writer.writerows(usage_csv_rows(account=account, state=state, start=start, end=end, now=now))
+    rows = usage_csv_rows(account=account, state=state, start=start, end=end, now=now)
+    writer.writerows(row[:cut] for row in rows)
     return response
