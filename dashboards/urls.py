@@ -6,8 +6,8 @@ from dashboards import (
     credits_views,
     dispute_views,
     drilldown_views,
+    plan_change_views,
     members_views,
-    simulator_views,
     statement,
     views,
 )
@@ -60,7 +60,6 @@ urlpatterns = [
     path("credits/", credits_views.credits, name="credits"),
     path("credits/top-up/", credits_views.credits_top_up, name="credits_top_up"),
     path("credits/auto-top-up/", credits_views.credits_auto_top_up, name="credits_auto_top_up"),
-    path("simulator/", simulator_views.simulator, name="simulator"),
     path("budgets/", budget_views.budgets, name="budgets"),
     path("budgets/save/", budget_views.budget_save, name="budget_save"),
     path("budgets/<int:budget_id>/delete/", budget_views.budget_remove, name="budget_delete"),
@@ -80,4 +79,8 @@ urlpatterns = [
         name="invitation_resend",
     ),
     path("invitations/<str:token>/", members_views.invitation_accept, name="invitation_accept"),
+    path("plan/", plan_change_views.plan_change, name="plan_change"),
+    path("plan/preview/", plan_change_views.plan_change_preview_view, name="plan_change_preview"),
+    path("plan/apply/", plan_change_views.plan_change_apply_view, name="plan_change_apply"),
+    path("plan/status/", plan_change_views.plan_change_status, name="plan_change_status"),
 ]

@@ -36,6 +36,7 @@ PREFIXES = {
     "product": "prod",
     "subscription": "sub",
     "subscription_item": "si",
+    "subscription_schedule": "sub_sched",
     "test_helpers.test_clock": "clock",
     "webhook_endpoint": "we",
     "charge": "ch",

@@ -94,6 +94,9 @@ def create(req: Request):
 
 @route("POST", "/v1/invoices/create_preview")
 def create_preview(req: Request):
+    from .subscription_schedules import install
+
+    install()
     params, store = req.params, req.store
     sub_id = params.get("subscription")
     customer_id = params.get("customer")
@@ -101,7 +104,13 @@ def create_preview(req: Request):
         sub = get_or_404(req, "subscription", sub_id, param="subscription")
         if sub["status"] == "canceled":
             raise invalid("Nothing to invoice for subscription", code="invoice_upcoming_none")
-        preview = invoicing.preview_for_subscription(req.app, sub)
+        details = as_dict(params.get("subscription_details"), "subscription_details")
+        if details:
+            preview = _change_preview(req, sub, details)
+        else:
+            preview = _scheduled_preview(req, sub) or invoicing.preview_for_subscription(
+                req.app, sub
+            )
     elif customer_id:
         customer = get_or_404(req, "customer", customer_id, param="customer")
         details = as_dict(params.get("subscription_details"), "subscription_details")
@@ -123,6 +132,98 @@ def create_preview(req: Request):
     shown["lines"] = list_object(preview["_lines"], "/v1/invoices/upcoming/lines")
     shown["lines"]["total_count"] = len(preview["_lines"])
     return shown
+
+
+def _renewal_after(req: Request, sub: dict, after: list[dict], extra: list[dict]) -> dict:
+    """The next renewal invoice if the subscription's items were ``after`` from the next
+    period: this period's usage in arrears on the metered items it has now, the licensed
+    items of ``after`` in advance for the next period, then ``extra`` lines and the
+    pending invoice items."""
+    from ..periods import period_bounds
+
+    app = req.app
+    start, end = invoicing.current_period(app, sub)
+    next_start, next_end = period_bounds(
+        sub["billing_cycle_anchor"], *sub["_interval"], sub["_cycles"] + 1
+    )
+    licensed = [
+        invoice_lines.make_line(app, sub, item, item["quantity"], next_start, next_end)
+        for item in after
+        if invoice_lines.usage_type(app, item) == "licensed"
+    ]
+    lines = (
+        licensed
+        + invoice_lines.metered_lines(app, sub, start, end)
+        + extra
+        + invoicing._pending_items(app, sub)[1]
+    )
+    invoice = invoicing.new_invoice(
+        app,
+        req.store.get("customer", sub["customer"]),
+        lines,
+        now=end,
+        currency=sub["currency"],
+        sub=sub,
+        billing_reason="upcoming",
+        period=(start, end),
+        store_it=False,
+        credits_at=req.store.customer_now(sub["customer"]),
+    )
+    invoice["next_payment_attempt"] = end if invoice["amount_due"] else None
+    return invoice
+
+
+def _change_preview(req: Request, sub: dict, details: dict) -> dict:
+    """``subscription`` + ``subscription_details``: the invoice a subscription update with
+    these ``items``, ``proration_behavior`` and ``proration_date`` would bring
+    (https://docs.stripe.com/billing/subscriptions/prorations, "Preview a proration";
+    https://docs.stripe.com/api/invoices/create_preview). ``always_invoice``: the invoice
+    made at once (the prorations); otherwise the next renewal invoice, with the prorations
+    (``create_prorations``) or without (``none``)."""
+    from .. import prorations
+    from .subscription_items import items_after
+    from .subscriptions import invoice_prorations, proration_date
+
+    app, store = req.app, req.store
+    now = store.customer_now(sub["customer"])
+    start, end = invoicing.current_period(app, sub)
+    behaviour = details.get("proration_behavior") or "create_prorations"
+    at = proration_date(
+        details.get("proration_date"),
+        "subscription_details[proration_date]",
+        start=start,
+        end=end,
+        now=now,
+    )
+    current = [dict(item) for item in invoice_lines.sub_items(app, sub)]
+    if "items" in details:
+        after = items_after(req, sub, details["items"], "subscription_details[items]")
+    else:
+        after = current
+    lines = []
+    if behaviour != "none" and "items" in details:
+        lines = prorations.proration_lines(
+            app,
+            sub,
+            prorations.licensed_state(app, current),
+            prorations.licensed_state(app, after),
+            start=start,
+            end=end,
+            at=at,
+        )
+    if behaviour == "always_invoice":
+        return invoice_prorations(app, sub, lines, now, store_it=False)
+    return _renewal_after(req, sub, after, lines)
+
+
+def _scheduled_preview(req: Request, sub: dict) -> dict | None:
+    """A subscription whose schedule enters a new phase at the end of this period renews
+    on that phase's items (:mod:`.subscription_schedules`)."""
+    from .subscription_schedules import next_phase_items
+
+    _, end = invoicing.current_period(req.app, sub)
+    items = next_phase_items(req.app, sub, end)
+    return None if items is None else _renewal_after(req, sub, items, [])
 
 
 def _new_subscription_preview(req: Request, customer: dict, specs: list) -> dict:

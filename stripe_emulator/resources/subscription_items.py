@@ -1,5 +1,6 @@
-"""Subscription items: their presentation, validation and changes (from the next period,
-no prorations), and the ``/v1/subscription_items`` routes."""
+"""Subscription items: their presentation, validation and changes, and the
+``/v1/subscription_items`` routes. Prorations of a change are made by the subscription
+update (:mod:`stripe_emulator.prorations`); the item routes here make none."""
 
 from __future__ import annotations
 
@@ -108,12 +109,14 @@ def change_item(req: Request, item: dict, spec: dict, param: str) -> None:
         item["metadata"] = merge_metadata(item["metadata"], spec["metadata"])
 
 
-def plan_item_changes(req: Request, sub: dict):
-    """Validate ``items[]`` of a subscription update as a whole before changing anything:
+def plan_item_changes(req: Request, sub: dict, specs=None, prefix: str = "items"):
+    """Validate ``items[]`` of a subscription update (or ``specs`` named ``prefix``, e.g.
+    ``subscription_details[items]`` of a preview) as a whole before changing anything:
     (items to remove, (item, spec, param) to update, (spec, param) to add)."""
     removals, updates, additions = [], [], []
-    for i, spec in enumerate(as_list(req.params.get("items"), "items")):
-        param = f"items[{i}]"
+    raw = req.params.get("items") if specs is None else specs
+    for i, spec in enumerate(as_list(raw, prefix)):
+        param = f"{prefix}[{i}]"
         spec = as_dict(spec, param)
         if not spec.get("id"):
             price = check_price(req, spec.get("price"), f"{param}[price]", sub)
@@ -140,10 +143,51 @@ def plan_item_changes(req: Request, sub: dict):
     prices = [new_price.get(i) or req.store.get("subscription_item", i)["price"] for i in kept]
     prices += [spec["price"] for spec, _ in additions]
     if not prices:
-        raise invalid("A subscription must have at least one active item.", param="items")
+        raise invalid("A subscription must have at least one active item.", param=prefix)
     if len(prices) != len(set(prices)):
-        raise invalid("Cannot add multiple subscription items with the same price.", param="items")
+        raise invalid("Cannot add multiple subscription items with the same price.", param=prefix)
     return removals, updates, additions
+
+
+def items_after(req: Request, sub: dict, specs, prefix: str) -> list[dict]:
+    """What the subscription's items would be after ``specs`` (validated as an update's
+    ``items[]``), without changing anything: copies of the kept items with their new price
+    and quantity, and new items (``id`` None). For previews."""
+    removals, updates, additions = plan_item_changes(req, sub, specs, prefix)
+    removed = {item["id"] for item in removals}
+    changes = {item["id"]: spec for item, spec, _ in updates}
+    after = []
+    for item_id in sub["_items"]:
+        if item_id in removed:
+            continue
+        item = dict(req.store.get("subscription_item", item_id))
+        spec = changes.get(item_id, {})
+        if spec.get("price"):
+            item["price"] = spec["price"]
+        metered = req.store.get("price", item["price"])["recurring"]["usage_type"] == "metered"
+        if metered:
+            item["quantity"] = None
+        elif spec.get("quantity") not in (None, ""):
+            item["quantity"] = int(spec["quantity"])
+        elif item["quantity"] is None:
+            item["quantity"] = 1
+        after.append(item)
+    for spec, _ in additions:
+        price = req.store.get("price", spec["price"])
+        metered = price["recurring"]["usage_type"] == "metered"
+        after.append(
+            {
+                "id": None,
+                "price": price["id"],
+                "quantity": None
+                if metered
+                else int(spec["quantity"])
+                if spec.get("quantity") not in (None, "")
+                else 1,
+                "metadata": dict(spec.get("metadata") or {}),
+            }
+        )
+    return after
 
 
 def remove_item(req: Request, sub: dict, item: dict) -> None:

@@ -1,18 +1,25 @@
 """Subscriptions (dahlia: ``current_period_start/end`` on items; items in
 :mod:`.subscription_items`).
 
-Changes to items take effect from the next period (no prorations are made)."""
+An update that changes licensed items prorates them (:mod:`stripe_emulator.prorations`)
+by ``proration_behavior`` (https://docs.stripe.com/api/subscriptions/update):
+``create_prorations`` (the default) leaves the proration invoice items pending for the
+next invoice, ``always_invoice`` "create[s] prorations, automatically invoice[s] the
+customer for those proration adjustments, and attempt[s] to collect payment", ``none``
+makes none. The period and billing date stay as they are. Metered items are not prorated:
+the period's usage is billed in arrears by the items the subscription has at its end."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import invoice_lines, invoice_payment, invoicing
+from .. import invoice_lines, invoice_payment, invoicing, prorations
 from ..errors import invalid, missing_param
 from ..forms import as_bool, as_dict, as_int, as_list, merge_metadata, one_of
 from ..lists import paginate, present, presenter
 from ..routing import Request, route
 from ..store import Store
+from . import subscription_schedules  # its routes; phases entered at period ends
 from .common import changed, get_or_404, require, show, snapshot
 from .payment_methods import resolve_for_customer
 from .subscription_items import add_item, change_item, check_price, plan_item_changes
@@ -131,6 +138,7 @@ def _currency(req: Request, customer: dict, specs: list[dict], *, default: str) 
 
 @route("POST", "/v1/subscriptions")
 def create(req: Request):
+    subscription_schedules.install()
     store, params = req.store, req.params
     customer = get_or_404(req, "customer", require(params, "customer"), param="customer")
     specs = [as_dict(s, f"items[{i}]") for i, s in enumerate(as_list(params.get("items"), "items"))]
@@ -232,17 +240,130 @@ def create(req: Request):
 
 @route("GET", "/v1/subscriptions/{id}")
 def retrieve(req: Request):
+    subscription_schedules.install()
     return show(req, get_or_404(req, "subscription", req.args["id"]))
+
+
+def proration_date(raw, param: str, *, start: int, end: int, now: int) -> int:
+    """``proration_date`` (default now), within the current period."""
+    if raw in (None, ""):
+        return now
+    at = as_int(raw, param)
+    if not start <= at <= end:
+        raise invalid(
+            "The proration date must be within the subscription's current billing period.",
+            param=param,
+        )
+    return at
+
+
+def _pending_prorations(req: Request, sub: dict, lines: list[dict], now: int) -> None:
+    """``create_prorations``: the lines become pending invoice items (``proration:
+    true``) billed with the subscription's next invoice ("a downgrade generates a credit
+    that is applied to the next invoice", https://docs.stripe.com/api/subscriptions/update)."""
+    store = req.store
+    for line in lines:
+        details = line["parent"]["subscription_item_details"]
+        item = {
+            "id": store.new_id("invoiceitem", 24),
+            "object": "invoiceitem",
+            "amount": line["amount"],
+            "currency": line["currency"],
+            "customer": sub["customer"],
+            "customer_account": None,
+            "date": now,
+            "description": line["description"],
+            "discountable": False,
+            "discounts": [],
+            "invoice": None,
+            "livemode": False,
+            "metadata": {},
+            "net_amount": line["amount"],
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": sub["id"],
+                    "subscription_item": details["subscription_item"],
+                },
+            },
+            "period": dict(line["period"]),
+            "pricing": dict(line["pricing"]),
+            "proration": True,
+            "proration_details": {"credited_items": None, "discount_amounts": []},
+            "quantity": line["quantity"],
+            "quantity_decimal": line["quantity_decimal"],
+            "tax_rates": [],
+            "test_clock": sub["test_clock"],
+        }
+        store.add("invoiceitem", item)
+        req.emit("invoiceitem.created", snapshot(req, item))
+
+
+def settle_negative(app: Emulator, invoice: dict, *, credit_customer: bool = True) -> None:
+    """A total below zero is not charged: nothing is due and the credit goes to the
+    customer's credit balance, for later invoices (https://docs.stripe.com/billing/customer/balance;
+    applying that balance to later invoices is not emulated)."""
+    if invoice["total"] >= 0:
+        return
+    customer = app.store.get("customer", invoice["customer"])
+    if customer is not None and credit_customer:  # not for a preview
+        customer["balance"] += invoice["total"]
+    invoice.update(amount_due=0, amount_remaining=0, ending_balance=invoice["total"])
+
+
+def invoice_prorations(app: Emulator, sub: dict, lines: list[dict], now: int, *, store_it=True):
+    """``always_invoice``: one invoice now with the prorations and the subscription's
+    pending invoice items (stored, finalized and charged; or a preview)."""
+    customer = app.store.get("customer", sub["customer"])
+    items, item_lines = invoicing._pending_items(app, sub)
+    invoice = invoicing.new_invoice(
+        app,
+        customer,
+        lines + item_lines,
+        now=now,
+        currency=sub["currency"],
+        sub=sub,
+        billing_reason="subscription_update",
+        period=(now, now),
+        store_it=store_it,
+    )
+    if not store_it:
+        settle_negative(app, invoice, credit_customer=False)
+        return invoice
+    for item in items:
+        item["invoice"] = invoice["id"]
+    sub["latest_invoice"] = invoice["id"]
+    invoice_payment.finalize(app, invoice, now)  # (re-figures the totals)
+    settle_negative(app, invoice)
+    if invoice["amount_due"] == 0:
+        invoice_payment.mark_paid(app, invoice, now)
+    elif invoice["collection_method"] == "charge_automatically":
+        invoice_payment.attempt_payment(app, invoice, now)
+    return invoice
 
 
 @route("POST", "/v1/subscriptions/{id}")
 def update(req: Request):
+    subscription_schedules.install()
     sub = get_or_404(req, "subscription", req.args["id"])
     if sub["status"] == "canceled":
         raise invalid(
             "A canceled subscription can only update its cancellation_details and metadata."
         )
+    params = req.params
+    now = req.store.customer_now(sub["customer"])
+    start, end = invoicing.current_period(req.app, sub)
+    behaviour = params.get("proration_behavior") or "create_prorations"
+    at = proration_date(
+        params.get("proration_date"), "proration_date", start=start, end=end, now=now
+    )
     before = snapshot(req, sub)
+    licensed_before = {
+        key: dict(item)
+        for key, item in prorations.licensed_state(
+            req.app, invoice_lines.sub_items(req.app, sub)
+        ).items()
+    }
     removals, updates, additions = plan_item_changes(req, sub)
     for item, spec, param in updates:
         change_item(req, item, spec, param)
@@ -254,6 +375,16 @@ def update(req: Request):
     _apply(req, sub)
     after = snapshot(req, sub)
     req.emit("customer.subscription.updated", after, changed(before, after))
+    lines = []
+    if behaviour != "none" and "items" in params:
+        licensed_after = prorations.licensed_state(req.app, invoice_lines.sub_items(req.app, sub))
+        lines = prorations.proration_lines(
+            req.app, sub, licensed_before, licensed_after, start=start, end=end, at=at
+        )
+    if behaviour == "always_invoice" and (lines or invoicing._pending_items(req.app, sub)[0]):
+        invoice_prorations(req.app, sub, lines, now)
+    elif lines:
+        _pending_prorations(req, sub, lines, now)
     return show(req, sub)
 
 
