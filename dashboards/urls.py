@@ -6,8 +6,9 @@ from dashboards import (
     credits_views,
     dispute_views,
     drilldown_views,
-    plan_change_views,
     members_views,
+    plan_change_views,
+    simulator_views,
     statement,
     views,
 )
@@ -60,6 +61,7 @@ urlpatterns = [
     path("credits/", credits_views.credits, name="credits"),
     path("credits/top-up/", credits_views.credits_top_up, name="credits_top_up"),
     path("credits/auto-top-up/", credits_views.credits_auto_top_up, name="credits_auto_top_up"),
+    path("simulator/", simulator_views.simulator, name="simulator"),
     path("budgets/", budget_views.budgets, name="budgets"),
     path("budgets/save/", budget_views.budget_save, name="budget_save"),
     path("budgets/<int:budget_id>/delete/", budget_views.budget_remove, name="budget_delete"),
