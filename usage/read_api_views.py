@@ -9,8 +9,6 @@ Stripe customer id. Documented in ``docs/openapi.yaml``. Errors are
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
@@ -49,32 +47,52 @@ def _whole(request: HttpRequest, name: str, *, default: int, low: int, high: int
     return int(raw)
 
 
-def _customer_view(answer: Callable[..., dict], *, paginated: bool):
-    @csrf_exempt
-    @require_GET
-    @read_key_required
-    def view(request: HttpRequest, customer: str) -> JsonResponse:
-        account = read_api_account(customer=customer)
-        if account is None:
-            return error(
-                404, "customer_not_found", f"customer: no customer {customer[:255]!r}",
-                field="customer",
-            )  # fmt: skip
-        kwargs = {}
-        if paginated:
-            try:
-                kwargs["limit"] = _whole(
-                    request, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT
-                )
-                kwargs["offset"] = _whole(request, "offset", default=0, low=0, high=MAX_OFFSET)
-            except ParamError as exc:
-                return error(400, "invalid_parameter", exc.message, field=exc.name)
-        return JsonResponse(answer(account=account, customer=customer, **kwargs))
-
-    view.__name__ = answer.__name__.removeprefix("read_api_")
-    return view
+def _not_found(customer: str) -> JsonResponse:
+    message = f"customer: no customer {customer[:255]!r}"
+    return error(404, "customer_not_found", message, field="customer")
 
 
-usage = _customer_view(read_api_usage, paginated=False)
-invoices = _customer_view(read_api_invoices, paginated=True)
-alerts = _customer_view(read_api_alerts, paginated=True)
+def _page_params(request: HttpRequest) -> dict:
+    """``limit`` (1-100, default 10) and ``offset`` (0-10,000, default 0)."""
+    return {
+        "limit": _whole(request, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT),
+        "offset": _whole(request, "offset", default=0, low=0, high=MAX_OFFSET),
+    }
+
+
+@csrf_exempt
+@require_GET
+@read_key_required
+def usage(request: HttpRequest, customer: str) -> JsonResponse:
+    account = read_api_account(customer=customer)
+    if account is None:
+        return _not_found(customer)
+    return JsonResponse(read_api_usage(account=account, customer=customer))
+
+
+@csrf_exempt
+@require_GET
+@read_key_required
+def invoices(request: HttpRequest, customer: str) -> JsonResponse:
+    account = read_api_account(customer=customer)
+    if account is None:
+        return _not_found(customer)
+    try:
+        page = _page_params(request)
+    except ParamError as exc:
+        return error(400, "invalid_parameter", exc.message, field=exc.name)
+    return JsonResponse(read_api_invoices(account=account, customer=customer, **page))
+
+
+@csrf_exempt
+@require_GET
+@read_key_required
+def alerts(request: HttpRequest, customer: str) -> JsonResponse:
+    account = read_api_account(customer=customer)
+    if account is None:
+        return _not_found(customer)
+    try:
+        page = _page_params(request)
+    except ParamError as exc:
+        return error(400, "invalid_parameter", exc.message, field=exc.name)
+    return JsonResponse(read_api_alerts(account=account, customer=customer, **page))
