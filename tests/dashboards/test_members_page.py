@@ -245,3 +245,46 @@ def test_resend_replaces_the_link(client, account, people):
     old.refresh_from_db()
     assert old.revoked_at is not None
     assert Invitation.objects.filter(email="re@example.com", revoked_at__isnull=True).count() == 1
+
+
+def _staff(username: str, *codenames: str):
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username, password="pw-staff-123", is_staff=True)
+    for codename in codenames:
+        app, name = codename.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app, codename=name)
+        )
+    return get_user_model().objects.get(pk=user.pk)
+
+
+def test_staff_viewing_as_need_a_permission_per_change(client, account, people):
+    query = f"?account={account.pk}"
+    client.force_login(_staff("support", "billing.view_account"))
+    page = client.get(reverse("dashboards:members") + query)
+    html = page.content.decode()
+    assert page.status_code == 200 and "as staff" in html
+    assert 'data-testid="invite-form"' not in html and 'data-testid="my-alerts-form"' not in html
+    actions = re.findall(r'(?:href|action)="(/dashboard/[^"]*)"', html)
+    actions = [url for url in actions if url != "/dashboard/"]  # the banner's "exit"
+    assert len(actions) >= 5 and all(f"account={account.pk}" in url for url in actions)
+    invite = reverse("dashboards:member_invite") + query
+    refused = client.post(invite, {"email": "s@example.com", "role": "owner"})
+    assert refused.status_code == 403 and "billing.add_invitation" in refused.content.decode()
+    viewer_pk = _membership(people["viewer"]).pk
+    role = reverse("dashboards:member_role", args=[viewer_pk]) + query
+    assert client.post(role, {"role": "owner"}).status_code == 403
+    assert client.post(reverse("dashboards:member_alerts") + query, {}).status_code == 403
+
+    client.force_login(
+        _staff(
+            "admin", "billing.view_account", "billing.add_invitation", "billing.change_membership"
+        )
+    )
+    html = client.get(reverse("dashboards:members") + query).content.decode()
+    assert _role_options(html) == ["owner", "billing", "member"]
+    assert client.post(invite, {"email": "s@example.com", "role": "owner"}).status_code == 302
+    assert Invitation.objects.get(email="s@example.com").role == Role.OWNER
+    assert client.post(role, {"role": "owner"}).status_code == 302
+    assert _membership(people["viewer"]).role == Role.OWNER
