@@ -236,6 +236,22 @@ def test_the_widget_shows_that_customer_only_in_its_currency(client, accounts, a
     assert f'hx-get="/embed/usage?token={kw_token.replace(":", "%3A")}"' in html
 
 
+def test_the_widget_refreshes_its_numbers_with_the_same_token(client, accounts, api_key):
+    kuwait, _ = accounts
+    with time_machine.travel(NOW, tick=False):
+        token = _token(client, api_key, kuwait)
+        _use(kuwait, 15, prefix="more")
+        poll = _widget(client, token, **{"HX-Request": "true"})
+    # The #summary region alone, polling on: 3,985 + 15 = 4,000 calls x 0.31 fils
+    # = 1,240 fils = KWD 1.240.
+    assert poll.status_code == 200
+    html = poll.content.decode()
+    assert html.lstrip().startswith('<div id="summary"') and "<html" not in html
+    assert 'hx-trigger="every 30s' in html
+    assert _testid(html, "usage-api_calls") == "4,000"
+    assert _testid(html, "cost-so-far") == "KWD 1.240"
+
+
 def test_the_chart_json_is_reachable_with_the_token_only(client, accounts, api_key):
     kuwait, globex = accounts
     with time_machine.travel(NOW, tick=False):
