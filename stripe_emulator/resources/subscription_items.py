@@ -1,6 +1,7 @@
 """Subscription items: their presentation, validation and changes, and the
-``/v1/subscription_items`` routes. Prorations of a change are made by the subscription
-update (:mod:`stripe_emulator.prorations`); the item routes here make none."""
+``/v1/subscription_items`` routes. A change of a licensed item is prorated as by the
+subscription update (``proration_behavior``, ``proration_date``;
+:mod:`stripe_emulator.prorations`)."""
 
 from __future__ import annotations
 
@@ -202,12 +203,20 @@ def _item_event(req: Request, sub: dict, before: dict) -> None:
     req.emit("customer.subscription.updated", after, changed(before, after))
 
 
+def _proration(req: Request, sub: dict):
+    from .subscriptions import Proration  # (subscriptions imports this module)
+
+    return Proration(req, sub)
+
+
 @route("POST", "/v1/subscription_items")
 def create_item(req: Request):
     sub = get_or_404(req, "subscription", require(req.params, "subscription"), param="subscription")
+    proration = _proration(req, sub)
     before = snapshot(req, sub)
     item = add_item(req, sub, req.params, "")
     _item_event(req, sub, before)
+    proration.finish()
     return show(req, item)
 
 
@@ -220,9 +229,11 @@ def retrieve_item(req: Request):
 def update_item(req: Request):
     item = get_or_404(req, "subscription_item", req.args["id"])
     sub = req.store.get("subscription", item["subscription"])
+    proration = _proration(req, sub)
     before = snapshot(req, sub)
     change_item(req, item, req.params, "")
     _item_event(req, sub, before)
+    proration.finish()
     return show(req, item)
 
 
@@ -230,9 +241,11 @@ def update_item(req: Request):
 def delete_item(req: Request):
     item = get_or_404(req, "subscription_item", req.args["id"])
     sub = req.store.get("subscription", item["subscription"])
+    proration = _proration(req, sub)
     before = snapshot(req, sub)
     remove_item(req, sub, item)
     _item_event(req, sub, before)
+    proration.finish()
     return deleted(item)
 
 

@@ -342,6 +342,43 @@ def invoice_prorations(app: Emulator, sub: dict, lines: list[dict], now: int, *,
     return invoice
 
 
+class Proration:
+    """A change's prorations: the licensed items before it (:meth:`begin`, which also
+    validates ``proration_behavior`` and ``proration_date`` of the request), then
+    :meth:`finish` after it. Used by the subscription update and the item routes, which
+    Stripe prorates alike (``proration_behavior`` "defaults to create_prorations")."""
+
+    def __init__(self, req: Request, sub: dict):
+        self.req, self.sub = req, sub
+        self.now = req.store.customer_now(sub["customer"])
+        self.start, self.end = invoicing.current_period(req.app, sub)
+        self.behaviour = req.params.get("proration_behavior") or "create_prorations"
+        self.at = proration_date(
+            req.params.get("proration_date"),
+            "proration_date",
+            start=self.start,
+            end=self.end,
+            now=self.now,
+        )
+        items = invoice_lines.sub_items(req.app, sub)
+        self.before = {
+            key: dict(item) for key, item in prorations.licensed_state(req.app, items).items()
+        }
+
+    def finish(self) -> None:
+        app, sub = self.req.app, self.sub
+        lines = []
+        if self.behaviour != "none":
+            after = prorations.licensed_state(app, invoice_lines.sub_items(app, sub))
+            lines = prorations.proration_lines(
+                app, sub, self.before, after, start=self.start, end=self.end, at=self.at
+            )
+        if self.behaviour == "always_invoice" and (lines or invoicing._pending_items(app, sub)[0]):
+            invoice_prorations(app, sub, lines, self.now)
+        elif lines:
+            _pending_prorations(self.req, sub, lines, self.now)
+
+
 @route("POST", "/v1/subscriptions/{id}")
 def update(req: Request):
     subscription_schedules.install()
@@ -350,20 +387,8 @@ def update(req: Request):
         raise invalid(
             "A canceled subscription can only update its cancellation_details and metadata."
         )
-    params = req.params
-    now = req.store.customer_now(sub["customer"])
-    start, end = invoicing.current_period(req.app, sub)
-    behaviour = params.get("proration_behavior") or "create_prorations"
-    at = proration_date(
-        params.get("proration_date"), "proration_date", start=start, end=end, now=now
-    )
+    proration = Proration(req, sub)
     before = snapshot(req, sub)
-    licensed_before = {
-        key: dict(item)
-        for key, item in prorations.licensed_state(
-            req.app, invoice_lines.sub_items(req.app, sub)
-        ).items()
-    }
     removals, updates, additions = plan_item_changes(req, sub)
     for item, spec, param in updates:
         change_item(req, item, spec, param)
@@ -375,16 +400,8 @@ def update(req: Request):
     _apply(req, sub)
     after = snapshot(req, sub)
     req.emit("customer.subscription.updated", after, changed(before, after))
-    lines = []
-    if behaviour != "none" and "items" in params:
-        licensed_after = prorations.licensed_state(req.app, invoice_lines.sub_items(req.app, sub))
-        lines = prorations.proration_lines(
-            req.app, sub, licensed_before, licensed_after, start=start, end=end, at=at
-        )
-    if behaviour == "always_invoice" and (lines or invoicing._pending_items(req.app, sub)[0]):
-        invoice_prorations(req.app, sub, lines, now)
-    elif lines:
-        _pending_prorations(req, sub, lines, now)
+    if "items" in req.params:
+        proration.finish()
     return show(req, sub)
 
 

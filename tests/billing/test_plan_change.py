@@ -10,7 +10,7 @@ cents); Starter and Growth have no licensed price (metered only, never prorated)
 from datetime import UTC, datetime
 
 import pytest
-from djstripe.models import Subscription
+from djstripe.models import Subscription, SubscriptionSchedule
 
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.services.accounts import account_create
@@ -125,6 +125,11 @@ def test_at_period_end_nothing_changes_until_the_boundary(stripe_client, demo_ca
         account=account, plan=pro, when=PERIOD_END, confirmed_preview_total=0
     )
     assert result.schedule_id.startswith("sub_sched_")
+    # dj-stripe mirrors the schedule as its subscription_schedule.* webhooks would have it.
+    mirrored = SubscriptionSchedule.sync_from_stripe_data(
+        stripe_client.v1.subscription_schedules.retrieve(result.schedule_id)
+    )
+    assert (mirrored.status, mirrored.end_behavior) == ("active", "release")
     assert _mirror_from_stripe(stripe_client, account) == "starter"
     pending = plan_change_pending(account=account)
     assert (pending.to_plan.key, pending.effective_at) == ("pro", MAY_1)

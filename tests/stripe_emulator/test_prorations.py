@@ -264,3 +264,21 @@ def test_schedule_release_before_the_boundary_keeps_the_price(client):
     assert released.status == "released"
     advance(client, clock.id, MAY_1 + HOUR + 1)
     assert client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id == old_price
+
+
+def test_item_routes_prorate_a_quantity_change(client):
+    clock, customer, sub = _subscribed(client)
+    advance(client, clock.id, APR_16)
+    item_id = sub["items"].data[0].id
+    client.v1.subscription_items.update(
+        item_id, {"quantity": 3, "proration_behavior": "always_invoice"}
+    )
+    invoice = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    # Half of the period left: 1 x $10 x 1/2 = -$5 unused, 3 x $10 x 1/2 = $15 remaining.
+    assert _amounts(invoice) == [-500, 1500]
+    assert (invoice.total, invoice.billing_reason) == (1000, "subscription_update")
+    # The default, create_prorations: a second seat price added half-way is pending.
+    extra = _licensed(client, 400, "Support")
+    client.v1.subscription_items.create({"subscription": sub.id, "price": extra.id})
+    pending = client.v1.invoice_items.list({"customer": customer.id, "pending": True}).data
+    assert [(i.amount, i.proration) for i in pending] == [(200, True)]  # 400 x 1/2
