@@ -17,8 +17,12 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from billing.models import Plan
+from billing.services.accounts import account_create
 from tests.factories import make_user
 from tests.usage.test_simulator import NOW, d, subscribe_on_jan_1, write_rollups
 from usage.selectors.simulator import price_what_if
@@ -134,3 +138,50 @@ def test_the_staff_page_refuses_a_change_it_cannot_price(client, starter_account
         response = client.get(URL, query)
         assert response.status_code == 400, query
         assert 'data-testid="what-if-totals"' not in response.content.decode()
+
+
+def test_queries_do_not_grow_with_the_number_of_accounts(stripe_client, starter_accounts):
+    change = {"lookup_key": "starter_api_calls", "unit_amount_decimal": Decimal("0.15"), "now": NOW}
+    with CaptureQueriesContext(connection) as four:
+        result = price_what_if(**change)
+    assert len(result.rows) == 3
+    # Two more USD accounts on Starter: 1,000 calls each in March, 1,000 x 0.1 = 100 now,
+    # 1,000 x 0.15 = 150 changed; USD totals 2,500 + 200 = 2,700 and 3,750 + 300 = 4,050.
+    for name in ("Gamma Co", "Delta Co"):
+        account = subscribe_on_jan_1(stripe_client, Plan.objects.get(key="starter"), name)
+        write_rollups(account, [("api_calls", d(2026, 3, 15, 10), 1_000)])
+    with CaptureQueriesContext(connection) as six:
+        result = price_what_if(**change)
+    assert len(result.rows) == 5
+    assert _totals(result)["usd"] == (4, 2_700, 4_050, 1_350)
+    assert len(four) == len(six), [q["sql"] for q in six.captured_queries]
+
+
+def test_the_staff_simulator_page_for_an_account_without_subscription(client, demo_catalog):
+    account = account_create(name="Nobody Co", billing_email="n@example.com")
+    client.force_login(_staff("vera", "billing.view_account"))
+    response = client.get(reverse("revenue:simulator"), {"account": account.pk})
+    assert response.status_code == 200
+    assert "Nobody Co has no live subscription." in _text(response.content.decode())
+    # Without an account chosen: the picker only.
+    response = client.get(reverse("revenue:simulator"))
+    assert (
+        response.status_code == 200
+        and 'data-testid="simulator-table"' not in response.content.decode()
+    )
+
+
+def test_an_account_without_plan_metadata_is_found_by_its_prices(starter_accounts):
+    from djstripe.models import Subscription
+
+    subscription = Subscription.objects.get(customer__subscriber=starter_accounts["beta"])
+    data = dict(subscription.stripe_data, metadata={})
+    Subscription.objects.filter(pk=subscription.pk).update(stripe_data=data)
+    result = price_what_if(
+        lookup_key="starter_api_calls", unit_amount_decimal=Decimal("0.15"), now=NOW
+    )
+    # Beta still counted: 5,000 x 0.1 = 500 -> 5,000 x 0.15 = 750.
+    assert {r.account.name: (r.now_total, r.changed_total) for r in result.rows}["Beta Co"] == (
+        500,
+        750,
+    )

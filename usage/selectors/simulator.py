@@ -540,12 +540,24 @@ def price_what_if(
         old=old, unit_amount_decimal=unit_amount_decimal, tiers=tiers, tiers_mode=tiers_mode
     )
 
+    plan_price_ids = set(
+        PlanPrice.objects.filter(plan=plan)
+        .exclude(stripe_price_id="")
+        .values_list("stripe_price_id", flat=True)
+    )
+
+    def is_on_plan(state: SubscriptionState) -> bool:
+        # The plan the subscription was made for; without that metadata, its prices.
+        if state.plan is not None:
+            return state.plan.pk == plan.pk
+        return bool(plan_price_ids & {item.price_id for item in state.items})
+
     account_ids = list(Account.objects.order_by("pk").values_list("pk", flat=True))
     rows: list[WhatIfRow] = []
     skipped: list[tuple[Account, str]] = []
     for index in range(0, len(account_ids), chunk):
         states = subscription_states_for_accounts(account_ids=account_ids[index : index + chunk])
-        on_plan = {a: s for a, s in states.items() if s.plan is not None and s.plan.pk == plan.pk}
+        on_plan = {a: s for a, s in states.items() if is_on_plan(s)}
         if not on_plan:
             continue
         accounts = Account.objects.in_bulk(list(on_plan))
