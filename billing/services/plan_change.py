@@ -237,7 +237,7 @@ def plan_change_preview(
 
     Now: the proration invoice (a credit for the unused time of the old plan's base fee, a
     charge for the rest of the period on the new one), its total and what is due at once,
-    for ``proration_date`` (default: Stripe's now, read back from the preview).
+    for ``proration_date`` (default: Stripe's now, the test clock's time on a clock).
     At period end: nothing due now, the date it takes effect, and the new plan's licensed
     fees as the renewal invoice will bill them.
     """
@@ -245,9 +245,13 @@ def plan_change_preview(
     ctx = _context(account=account, plan=plan, when=when, client=client)
     sub = ctx["subscription"]
     if when == NOW:
-        details: dict[str, Any] = {"items": ctx["items"], "proration_behavior": "always_invoice"}
-        if proration_date is not None:
-            details["proration_date"] = int(proration_date)
+        if proration_date is None:  # Stripe's now, named, so the apply uses this second
+            proration_date = _stripe_now(client, sub)
+        details: dict[str, Any] = {
+            "items": ctx["items"],
+            "proration_behavior": "always_invoice",
+            "proration_date": int(proration_date),
+        }
         invoice = _preview_invoice(client, sub["id"], details)
         total = int(invoice["total"])
         return PlanChangePreview(
@@ -260,9 +264,8 @@ def plan_change_preview(
             lines=_lines(invoice),
             total=total,
             due_now=int(invoice["amount_due"]),
-            effective_at=_at(proration_date or invoice["created"]),
-            # Stripe's now when none was given: the apply uses exactly this second.
-            proration_date=int(proration_date or invoice["created"]),
+            effective_at=_at(proration_date),
+            proration_date=int(proration_date),
         )
     invoice = _preview_invoice(
         client, sub["id"], {"items": ctx["items"], "proration_behavior": "none"}
