@@ -16,7 +16,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from billing.money import format_money
-from dashboards.access import account_for_request, render_not_found
+from billing.selectors import user_manages_billing
+from dashboards.access import account_for_request, render_not_found, viewing_as
 from dashboards.members_views import may_see_amounts
 from usage.selectors.simulator import PlanSimulation, Simulation, plan_simulation
 
@@ -101,7 +102,13 @@ def simulator(request: HttpRequest) -> HttpResponse:
     if not may_see_amounts(request, account):
         raise PermissionDenied("Your role does not show amounts; ask an owner of the account.")
     simulation = plan_simulation(account=account)
-    context = {"account": account, "simulation": simulation}
+    context = {
+        "account": account,
+        "simulation": simulation,
+        # Owners and billing members change the plan in-app (staff do it in the admin).
+        "may_change_plan": viewing_as(request) is None
+        and user_manages_billing(account=account, user=request.user),
+    }
     if simulation is not None:
         context.update(simulator_context(simulation))
     return render(request, "dashboards/simulator.html", context)

@@ -113,6 +113,9 @@ def test_who_may_see_it(
     assert response.status_code == status
     if status == 200:
         assert "$386.00 less on Starter" in _text(response)
+        # The way to act on it: owners and billing members change the plan in-app.
+        has_link = 'data-testid="simulator-change-plan"' in response.content.decode()
+        assert has_link == (role != Membership.Role.MEMBER)
     else:
         assert "$" not in _text(response).split("Compare plans")[-1]
 
@@ -140,6 +143,7 @@ def test_staff_view_as_needs_the_permission(client, replay_account, frozen):
     response = client.get(URL, {"account": replay_account.pk})
     assert response.status_code == 200
     assert "$386.00 less on Starter" in _text(response)
+    assert 'data-testid="simulator-change-plan"' not in response.content.decode()  # admin's job
 
 
 def test_staff_simulator_page_is_guarded(client, replay_account, frozen):
