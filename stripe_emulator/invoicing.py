@@ -200,6 +200,12 @@ def close_period(app: Emulator, sub: dict) -> dict | None:
         sub["billing_cycle_anchor"], *sub["_interval"], sub["_cycles"]
     )
     set_period(app, sub, new_start, new_end)
+    if sub.get("schedule"):
+        # After rating the closed period's usage, before the new period's licensed
+        # lines: exactly when a schedule's next phase starts.
+        from .resources.subscription_schedules import enter_phase
+
+        enter_phase(app, sub, new_start)
     lines = licensed_lines(app, sub, new_start, new_end) + metered
     after = present(store, sub)
     app.emit(

@@ -17,6 +17,7 @@ from . import (  # noqa: F401
     prices,
     products,
     subscription_items,
+    subscription_schedules,
     subscriptions,
     test_clocks,
     unemulated,

@@ -94,9 +94,6 @@ def create(req: Request):
 
 @route("POST", "/v1/invoices/create_preview")
 def create_preview(req: Request):
-    from .subscription_schedules import install
-
-    install()
     params, store = req.params, req.store
     sub_id = params.get("subscription")
     customer_id = params.get("customer")

@@ -97,7 +97,6 @@ def _boundaries(sub: dict, upto: int) -> set[int]:
 
 @route("POST", "/v1/subscription_schedules")
 def create(req: Request):
-    install()
     params = req.params
     sub_id = params.get("from_subscription")
     if not sub_id:
@@ -183,7 +182,6 @@ def _schedule(req: Request) -> dict:
 
 @route("GET", "/v1/subscription_schedules/{id}")
 def retrieve(req: Request):
-    install()
     return show(req, _schedule(req))
 
 
@@ -270,7 +268,6 @@ def _read_phases(req: Request, schedule: dict, sub: dict) -> list[dict]:
 
 @route("POST", "/v1/subscription_schedules/{id}")
 def update(req: Request):
-    install()
     schedule = _schedule(req)
     if schedule["status"] not in ("active", "not_started"):
         raise invalid(f"You cannot update a subscription schedule that is {schedule['status']}.")
@@ -318,7 +315,6 @@ def _detach(app: Emulator, schedule: dict, status: str, now: int) -> None:
 
 @route("POST", "/v1/subscription_schedules/{id}/release")
 def release(req: Request):
-    install()
     schedule = _schedule(req)
     if schedule["status"] not in ("active", "not_started"):
         raise invalid(f"You cannot release a subscription schedule that is {schedule['status']}.")
@@ -410,26 +406,3 @@ class _PhaseRequest:
         self.app = app
         self.store = app.store
         self.params: dict = {}
-
-
-def _set_period_entering_phases(app: Emulator, sub: dict, start: int, end: int) -> None:
-    """``invoicing.close_period`` sets the new period with ``invoicing.set_period`` after
-    rating the closed period's usage and before the new period's licensed lines: exactly
-    when a phase starts."""
-    _set_period_entering_phases.original(app, sub, start, end)
-    if sub.get("schedule"):
-        enter_phase(app, sub, start)
-
-
-def install() -> None:
-    """Wrap ``invoicing.set_period`` once (this module stays out of invoicing, which the
-    emulator's import order loads around the resources: so it is done at first use, by
-    every schedule, subscription and preview route, as well as here when possible)."""
-    current = getattr(invoicing, "set_period", None)
-    if current is None or current is _set_period_entering_phases:
-        return
-    _set_period_entering_phases.original = current
-    invoicing.set_period = _set_period_entering_phases
-
-
-install()

@@ -19,7 +19,6 @@ from ..forms import as_bool, as_dict, as_int, as_list, merge_metadata, one_of
 from ..lists import paginate, present, presenter
 from ..routing import Request, route
 from ..store import Store
-from . import subscription_schedules  # its routes; phases entered at period ends
 from .common import changed, get_or_404, require, show, snapshot
 from .payment_methods import resolve_for_customer
 from .subscription_items import add_item, change_item, check_price, plan_item_changes
@@ -138,7 +137,6 @@ def _currency(req: Request, customer: dict, specs: list[dict], *, default: str) 
 
 @route("POST", "/v1/subscriptions")
 def create(req: Request):
-    subscription_schedules.install()
     store, params = req.store, req.params
     customer = get_or_404(req, "customer", require(params, "customer"), param="customer")
     specs = [as_dict(s, f"items[{i}]") for i, s in enumerate(as_list(params.get("items"), "items"))]
@@ -240,7 +238,6 @@ def create(req: Request):
 
 @route("GET", "/v1/subscriptions/{id}")
 def retrieve(req: Request):
-    subscription_schedules.install()
     return show(req, get_or_404(req, "subscription", req.args["id"]))
 
 
@@ -381,7 +378,6 @@ class Proration:
 
 @route("POST", "/v1/subscriptions/{id}")
 def update(req: Request):
-    subscription_schedules.install()
     sub = get_or_404(req, "subscription", req.args["id"])
     if sub["status"] == "canceled":
         raise invalid(

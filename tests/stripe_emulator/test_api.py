@@ -213,6 +213,7 @@ def test_subscription_update_cancel_and_items(client):
         sub.id,
         {
             "items": [{"id": sub["items"].data[0].id, "quantity": 4}],
+            "proration_behavior": "none",  # this test is about the items, not prorations
             "cancel_at_period_end": True,
             "metadata": {"plan": "team"},
         },
