@@ -38,7 +38,8 @@ def scale_tiers() -> list[tuple[int | None, Decimal, Decimal]]:
     from billing.catalog.spec import load_catalog
 
     plan = next(p for p in load_catalog(common.CATALOG).plans if p.key == PLAN)
-    (price,) = plan.prices
+    # The usd price (the catalog's currency); the plan is also priced in jpy.
+    (price,) = [p for p in plan.prices if p.params["currency"] == "usd"]
     check(price.params.get("tiers_mode") == "graduated", f"{PLAN} is not graduated")
     return [
         (
