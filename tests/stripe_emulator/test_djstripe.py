@@ -155,9 +155,14 @@ def test_endpoint_from_the_admin_receives_signed_deliveries(
         return {e.id: e.type for e in events if e.id not in before}
 
     def all_landed():
+        # dj-stripe stores the Event while processing and marks the trigger processed
+        # after it: wait for the trigger too, or a loaded machine sees it half done.
         expected = since_endpoint()
         landed = djstripe_models.Event.objects.filter(id__in=expected).count()
-        return expected if landed == len(expected) else None
+        processed = djstripe_models.WebhookEventTrigger.objects.filter(
+            webhook_endpoint=endpoint, event_id__in=expected, processed=True
+        ).count()
+        return expected if landed == processed == len(expected) else None
 
     emitted = wait_for(all_landed, timeout=15, what="the emulator's events as dj-stripe Events")
     assert {
