@@ -38,7 +38,7 @@ def failing_account(endpoint, demo_catalog):
     subscription_create(
         account=account, plan=demo_catalog["pro"], payment_method="pm_card_chargeCustomerFail"
     )
-    wait_for(lambda: _status(account) == "past_due", timeout=15, what="past_due")
+    wait_for(lambda: _status(account) == "past_due", timeout=60, what="past_due")
     return account
 
 

@@ -42,8 +42,8 @@ def test_failed_payment_banner_then_pay_on_hosted_page_clears_it_live(
     subscription_create(
         account=account, plan=demo_catalog["pro"], payment_method="pm_card_chargeCustomerFail"
     )
-    wait_for(lambda: _status(account) == "past_due", timeout=15, what="past_due")
-    wait_for(lambda: open_invoices_for_account(account=account), timeout=15, what="open invoice")
+    wait_for(lambda: _status(account) == "past_due", timeout=60, what="past_due")
+    wait_for(lambda: open_invoices_for_account(account=account), timeout=60, what="open invoice")
     [invoice] = open_invoices_for_account(account=account)
     # Pro's first invoice: the $99.00 base fee in advance (9,900¢); API calls and seats
     # bill in arrears, so a (flexible-mode) first invoice leaves them off: 9,900¢ = $99.00.

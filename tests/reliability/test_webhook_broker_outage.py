@@ -46,7 +46,7 @@ def test_a_status_event_received_while_redis_is_down_is_applied_when_it_returns(
         # The delivery was accepted (no exception recorded: the webhook answered 200)...
         trigger = wait_for(
             lambda: WebhookEventTrigger.objects.filter(event=event).first(),
-            timeout=10,
+            timeout=60,
             what="its trigger",
         )
         assert trigger.valid and trigger.processed and trigger.exception == ""

@@ -44,7 +44,7 @@ def _settled(report: UsageReport, status: str) -> UsageReport:
         report.refresh_from_db()
         return report.status == status and ThinEvent.objects.filter(processed_at__isnull=False)
 
-    wait_for(done, timeout=15, what=f"report {report.pk} to become {status}")
+    wait_for(done, timeout=60, what=f"report {report.pk} to become {status}")
     return report
 
 
