@@ -10,13 +10,15 @@ from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from billing.models import Account
+from billing.models import Account, Membership
 from billing.selectors import account_for_user
+from billing.services.members import role_of
 
 # What a staff user needs to look at another account's pages (``?account=``).
 VIEW_ANY_ACCOUNT = "billing.view_account"
@@ -75,6 +77,27 @@ def account_url(request: HttpRequest | None, name: str, *args, **query) -> str:
         params["account"] = account.pk
     url = reverse(name, args=args)
     return f"{url}?{urlencode(params)}" if params else url
+
+
+def may_see_amounts(request: HttpRequest, account: Account | None) -> bool:
+    """Money on the customer pages: everyone but viewers, and viewers too unless the
+    operator sets ``BILLING_VIEWERS_SEE_AMOUNTS=false``. Staff viewing as see them."""
+    if settings.BILLING_VIEWERS_SEE_AMOUNTS or account is None or viewing_as(request):
+        return True
+    return role_of(account=account, user=request.user) != Membership.Role.MEMBER
+
+
+AMOUNTS_HIDDEN = (
+    "This page shows amounts, which this account's viewers don't see. "
+    "Ask an owner or billing member of the account."
+)
+
+
+def require_amounts(request: HttpRequest, account: Account | None) -> None:
+    """A 403 (with :data:`AMOUNTS_HIDDEN`) for a page that is mostly money (invoices,
+    statements, drill-down, credits) when :func:`may_see_amounts` says no."""
+    if not may_see_amounts(request, account):
+        raise PermissionDenied(AMOUNTS_HIDDEN)
 
 
 def staff_may_pick_accounts(user) -> bool:

@@ -1,4 +1,11 @@
-"""The alerts page: rules added and removed with HTMX forms, errors shown inline."""
+"""The alerts page: rules added and removed with HTMX forms, errors shown inline.
+
+Owners and billing members (and staff viewing as the customer with ``usage.add_alertrule``
+/ ``usage.delete_alertrule``) add and remove rules; viewers see the page without the
+forms and get a 403 for a POST. When the operator hides amounts from viewers
+(``BILLING_VIEWERS_SEE_AMOUNTS=false``), a viewer's page has no spend or credit figures
+and lists only usage rules and the alerts they may see.
+"""
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -9,8 +16,15 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Meter
 from billing.selectors import user_manages_billing
-from dashboards.access import account_for_request, account_url, render_not_found, viewing_as
+from dashboards.access import (
+    account_for_request,
+    account_url,
+    may_see_amounts,
+    render_not_found,
+    viewing_as,
+)
 from dashboards.forms import AlertRuleForm, SlackWebhookForm
+from dashboards.members_views import alerts_shown
 from usage.models import AlertRule
 from usage.selectors.alerts import alerts_sent_this_period, spend_so_far
 from usage.selectors.credit_balance import CreditBalance, credit_balance
@@ -26,6 +40,7 @@ from usage.services.alert_slack import (
 from usage.services.alerts import alert_rule_create, alert_rule_delete
 
 SLACK_PERMISSION = "billing.change_account"  # staff viewing as the customer
+RULE_PERMISSIONS = ("usage.add_alertrule", "usage.delete_alertrule")  # staff viewing as
 
 
 def _spend_so_far(account, state) -> tuple[dict | None, CreditBalance | None]:
@@ -56,22 +71,44 @@ def _slack_context(request, account, slack_form=None, slack_test=None) -> dict:
     }
 
 
+def _may_manage_rules(request, account) -> bool:
+    if viewing_as(request) is not None:
+        return all(request.user.has_perm(p) for p in RULE_PERMISSIONS)
+    return user_manages_billing(account=account, user=request.user)
+
+
+def _require_rule_manager(request, account) -> None:
+    """A 403 for viewers (staff: account_for_request checked their permission)."""
+    if viewing_as(request) is None and not user_manages_billing(account=account, user=request.user):
+        raise PermissionDenied("Only owners and billing members may change alert rules.")
+
+
 def _context(request, account, form=None):
     state = subscription_state_for_account(account=account)
     meters = [i.meter for i in state.metered_items if i.included_units] if state else []
     currency = state.currency if state else account.currency
-    spend, credits = _spend_so_far(account, state)
+    show_amounts = may_see_amounts(request, account)  # viewers, if the operator says so
+    spend, credits = _spend_so_far(account, state) if show_amounts else (None, None)
+    rules = AlertRule.objects.filter(account=account).select_related("meter")
+    if not show_amounts:  # a spend or credit rule states an amount
+        rules = rules.filter(kind__in=AlertRule.USAGE_KINDS)
+    may_manage = _may_manage_rules(request, account)
     return {
         "account": account,
         "state": state,
         "currency": currency,
-        "form": form or AlertRuleForm(meters=meters, currency=currency),
+        "show_amounts": show_amounts,
+        "may_manage_rules": may_manage,
+        "form": (form or AlertRuleForm(meters=meters, currency=currency)) if may_manage else None,
         "meters": meters,
         "spend": spend,
         "credits": credits,
-        "rules": AlertRule.objects.filter(account=account).select_related("meter"),
+        "rules": rules,
         "sent": (
-            alerts_sent_this_period(account=account, period_start=state.period_start)
+            alerts_shown(
+                alerts_sent_this_period(account=account, period_start=state.period_start),
+                show_amounts=show_amounts,
+            )
             if state
             else []
         ),
@@ -98,6 +135,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
 @render_not_found
 def alert_add(request: HttpRequest) -> HttpResponse:
     account = _account(request, "usage.add_alertrule")
+    _require_rule_manager(request, account)
     context = _context(request, account)
     form = AlertRuleForm(request.POST, meters=context["meters"], currency=context["currency"])
     if form.is_valid():
@@ -132,6 +170,7 @@ def alert_add(request: HttpRequest) -> HttpResponse:
 @render_not_found
 def alert_remove(request: HttpRequest, rule_id: int) -> HttpResponse:
     account = _account(request, "usage.delete_alertrule")
+    _require_rule_manager(request, account)
     if not alert_rule_delete(account=account, rule_id=rule_id):
         raise Http404("no such rule")
     if request.htmx:

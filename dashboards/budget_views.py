@@ -5,7 +5,8 @@ deletes them. HTMX swaps ``#budgets``; without JavaScript the same views answer 
 whole page (``dashboards/budgets.html``) or a redirect to it.
 
 Errors: 422 with the form, each error next to its field carrying its ``data-code``.
-Members get a 403 for a change; another account's budget is a 404.
+Members get a 403 for a change; another account's budget is a 404. A viewer kept from
+amounts (``BILLING_VIEWERS_SEE_AMOUNTS=false``) sees only the units budgets' cards.
 """
 
 from dataclasses import dataclass
@@ -20,7 +21,13 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.money import currency_exponent
 from billing.selectors import user_manages_billing
-from dashboards.access import account_for_request, account_url, render_not_found, viewing_as
+from dashboards.access import (
+    account_for_request,
+    account_url,
+    may_see_amounts,
+    render_not_found,
+    viewing_as,
+)
 from dashboards.forms import BudgetForm
 from usage.models import Budget
 from usage.selectors.budgets import BudgetStatus, budget_statuses
@@ -129,6 +136,15 @@ def _initial(budget: Budget) -> dict:
     }
 
 
+def _statuses_shown(request: HttpRequest, account) -> list[BudgetStatus]:
+    """Every budget's status; for a viewer kept from amounts (``may_see_amounts``), only
+    the units budgets (a spend budget's card is money)."""
+    statuses = budget_statuses(account=account)
+    if may_see_amounts(request, account):
+        return list(statuses)
+    return [s for s in statuses if s.budget.kind != Budget.Kind.SPEND]
+
+
 def _context(request: HttpRequest, account, *, form=None, editing=None) -> dict:
     state = subscription_state_for_account(account=account)
     meters = [item.meter for item in state.metered_items] if state else []
@@ -142,7 +158,7 @@ def _context(request: HttpRequest, account, *, form=None, editing=None) -> dict:
         "state": state,
         "currency": currency,
         "meters": meters,
-        "cards": budget_cards(budget_statuses(account=account)) if state else [],
+        "cards": budget_cards(_statuses_shown(request, account)) if state else [],
         "may_manage": may_manage,
         "form": form if may_manage else None,
         "editing": editing,

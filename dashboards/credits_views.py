@@ -6,7 +6,9 @@ A top-up is a purchase first (``billing.services.credits.credit_grant_create`` w
 ``source=top_up``): an invoice for the amount; the credits are granted once it is paid
 and show "Awaiting payment" until then. Only owners and billing members (and staff
 viewing as the customer with the permissions below) may buy or change the automatic
-top-up; members see the page without the forms and get a 403 for a POST.
+top-up; members see the page without the forms and get a 403 for a POST, and viewers get
+a 403 for the page too when the operator hides amounts from them
+(``BILLING_VIEWERS_SEE_AMOUNTS=false``).
 
 Plain forms (no HTMX): errors are an HTTP 400 with the page and the form re-rendered,
 each error under its field with its code; a change redirects back to the page.
@@ -28,7 +30,13 @@ from billing.models_credits import AutoTopUp, CreditBalanceTransaction, CreditGr
 from billing.money import currency_exponent, format_money
 from billing.selectors import user_manages_billing
 from billing.services.credits import CreditError, credit_grant_create
-from dashboards.access import account_for_request, account_url, render_not_found, viewing_as
+from dashboards.access import (
+    account_for_request,
+    account_url,
+    render_not_found,
+    require_amounts,
+    viewing_as,
+)
 from dashboards.forms import AutoTopUpForm, TopUpForm, top_up_limits
 from usage.selectors.credit_balance import CreditBalance, credit_balance, credit_transactions
 from usage.selectors.summaries import period_summary
@@ -175,7 +183,9 @@ def _respond(request: HttpRequest, context: dict, *, status: int = 200) -> HttpR
 @login_required
 @render_not_found
 def credits(request: HttpRequest) -> HttpResponse:
-    return _respond(request, _context(request, _account(request)))
+    account = _account(request)
+    require_amounts(request, account)  # viewers, if the operator hides amounts from them
+    return _respond(request, _context(request, account))
 
 
 @require_POST

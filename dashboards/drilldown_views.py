@@ -4,7 +4,8 @@
 ``.../days/<YYYY-MM-DD>/`` (that day's hours), ``.../hours/<YYYY-MM-DDTHH>/?after=``
 (one keyset page of that hour's events). The account is the signed-in user's (or staff's
 ``?account=``, :func:`dashboards.access.account_for_request`); another account's invoice
-or line is a 404.
+or line is a 404. A viewer of an account whose operator hides amounts from viewers
+(``BILLING_VIEWERS_SEE_AMOUNTS=false``) gets a 403: a line's page states its amount.
 """
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_GET
 
 from billing.mirror.invoices import Invoice, InvoiceLine, account_invoice
 from billing.models import Account
-from dashboards.access import account_for_request, render_not_found
+from dashboards.access import account_for_request, render_not_found, require_amounts
 from dashboards.disputes import dispute_context
 from dashboards.invoices import invoice_rows
 from dashboards.templatetags.parity import line_parity
@@ -37,6 +38,7 @@ class LineContext:
 def line_context(request: HttpRequest, *, invoice_id: str, line_id: str) -> LineContext:
     """The account's invoice and its metered line with a period, else a 404."""
     account = account_for_request(request)
+    require_amounts(request, account)  # viewers, if the operator hides amounts from them
     invoice = account_invoice(account=account, invoice_id=invoice_id) if account else None
     line = next((x for x in invoice.lines if x.id == line_id), None) if invoice else None
     if line is None or not line.is_metered or line.meter is None:

@@ -36,7 +36,13 @@ from billing.models import Account, Membership
 from billing.models_members import Invitation
 from billing.services import members as service
 from billing.services.members import MemberError
-from dashboards.access import account_for_request, account_url, render_not_found, viewing_as
+from dashboards.access import (
+    account_for_request,
+    account_url,
+    may_see_amounts,  # noqa: F401 (dashboards.views imports it here)
+    render_not_found,
+    viewing_as,
+)
 from usage.models import AlertRule
 from usage.models_budgets import BudgetKind
 
@@ -48,14 +54,6 @@ ROLE_PERMISSION = "billing.change_membership"
 # What a member can mute: each alert rule kind, and budget warnings.
 BUDGET_KIND = "budget"
 ALERT_KIND_CHOICES = [*AlertRule.Kind.choices, (BUDGET_KIND, "Budget warnings")]
-
-
-def may_see_amounts(request: HttpRequest, account: Account | None) -> bool:
-    """Money on the usage pages: everyone but viewers, and viewers too unless the
-    operator sets ``BILLING_VIEWERS_SEE_AMOUNTS=false``. Staff viewing as see them."""
-    if settings.BILLING_VIEWERS_SEE_AMOUNTS or account is None or viewing_as(request):
-        return True
-    return service.role_of(account=account, user=request.user) != Role.MEMBER
 
 
 def alerts_shown(deliveries, *, show_amounts: bool) -> list:

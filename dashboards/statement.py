@@ -5,7 +5,8 @@ daily usage read through the rollups and the ``UsageReport`` identifiers that ca
 usage to Stripe), and totals that reconcile to Stripe's invoice to the cent: the lines'
 amounts less the invoice's discounts equal Stripe's total (``reconciles``). The open
 period's statement is the same for the usage so far (no Stripe invoice yet: nothing to
-reconcile to).
+reconcile to). A viewer of an account whose operator hides amounts from viewers
+(``BILLING_VIEWERS_SEE_AMOUNTS=false``) gets a 403 for the page and the CSV.
 """
 
 import csv
@@ -23,7 +24,7 @@ from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Account, Meter
 from billing.money import currency_exponent
 from billing.pricing import Breakdown, breakdown
-from dashboards.access import account_for_request, render_not_found
+from dashboards.access import account_for_request, render_not_found, require_amounts
 from dashboards.invoices import invoice_rows
 from usage.selectors.drilldown import day_buckets, period_reports
 from usage.selectors.rollups import Bucket
@@ -199,6 +200,7 @@ def _statement(request: HttpRequest, invoice_id: str | None) -> Statement:
     account = account_for_request(request)
     if account is None:
         raise Http404("no account")
+    require_amounts(request, account)  # viewers, if the operator hides amounts from them
     if invoice_id is None:
         found = open_period_statement(account=account, now=timezone.now())
     else:

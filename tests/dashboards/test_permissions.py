@@ -141,9 +141,9 @@ TABLE = [
     # An empty message: the line's page again with the error (200); viewers 403.
     ("dashboards:dispute_open", "post", _inv_line, {"message": "  "}, MONEY_ONLY),
     ("dashboards:alerts", "get", None, None, ALL_200),
-    # Alert rules: no role check in alerts_views (any member adds and removes; reported).
-    ("dashboards:alert_add", "post", None, {"kind": "spend"}, {OWN: 422, BIL: 422, VIEW: 422}),
-    ("dashboards:alert_remove", "post", lambda w: [_rule(w)], {}, {OWN: 302, BIL: 302, VIEW: 302}),
+    # Alert rules: owners and billing members change them; viewers 403 (they see the page).
+    ("dashboards:alert_add", "post", None, {"kind": "spend"}, {OWN: 422, BIL: 422, VIEW: 403}),
+    ("dashboards:alert_remove", "post", lambda w: [_rule(w)], {}, {OWN: 302, BIL: 302, VIEW: 403}),
     ("dashboards:alert_slack_set", "post", None, {}, {OWN: 422, BIL: 422, VIEW: 403}),
     ("dashboards:alert_slack_test", "post", None, {}, {OWN: 422, BIL: 422, VIEW: 403}),
     ("dashboards:alert_slack_remove", "post", None, {}, {OWN: 302, BIL: 302, VIEW: 403}),
@@ -336,7 +336,7 @@ def test_a_member_of_a_sees_nothing_of_b(client, world):
             answers[("dashboards:budgets?edit=B", role)] = edit.status_code
     # Viewers are refused some of these before the lookup (403 for the action itself);
     # everything else, for every role, is a 404.
-    viewer_403 = {"dashboards:budget_delete", "dashboards:member_role"}
+    viewer_403 = {"dashboards:alert_remove", "dashboards:budget_delete", "dashboards:member_role"}
     billing_403 = {"dashboards:member_role"}  # only owners change roles: refused first
     wrong = {
         key: status
