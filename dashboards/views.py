@@ -10,7 +10,13 @@ from django_htmx.http import HttpResponseStopPolling
 from billing.access import account_may_use_product
 from billing.mirror.subscriptions import subscription_state_for_account
 from billing.selectors import user_manages_billing
-from dashboards.access import account_for_request, account_query, period_offset, render_not_found
+from dashboards.access import (
+    account_for_request,
+    account_query,
+    period_offset,
+    render_not_found,
+    require_amounts,
+)
 from dashboards.chart import chart_payload
 from dashboards.invoices import invoices_for_account
 from dashboards.members_views import alerts_shown, may_see_amounts
@@ -115,6 +121,7 @@ def chart(request: HttpRequest, event_name: str) -> JsonResponse:
 @render_not_found
 def invoices(request: HttpRequest) -> HttpResponse:
     account = account_for_request(request)
+    require_amounts(request, account)  # viewers, if the operator hides amounts from them
     return render(
         request,
         "dashboards/invoices.html",

@@ -24,3 +24,17 @@ def account_picker(context) -> dict:
         "accounts": access.pickable_accounts(user) if user is not None else [],
         "current_pk": current.pk if current else None,
     }
+
+
+@register.simple_tag(takes_context=True)
+def sees_amounts(context) -> bool:
+    """``{% sees_amounts as money %}``: whether this user sees money on the customer
+    pages (viewers may not: ``BILLING_VIEWERS_SEE_AMOUNTS``), for hiding links to them."""
+    request = context.get("request")
+    if request is None or access.settings.BILLING_VIEWERS_SEE_AMOUNTS:
+        return True
+    try:
+        account = access.account_for_request(request)
+    except access.Http404:
+        return True  # the page itself answers this
+    return access.may_see_amounts(request, account)

@@ -95,15 +95,7 @@ def _line(w):
 
 
 MONEY_PAGES = [
-    pytest.param(
-        "dashboards:invoices",
-        None,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="views.invoices is in dashboards/views.py (not this change's file): "
-            "needs require_amounts(request, account) there; see the report",
-        ),
-    ),
+    ("dashboards:invoices", None),
     ("dashboards:statement_open", None),
     ("dashboards:statement_open_csv", None),
     ("dashboards:statement", _inv),
@@ -217,3 +209,17 @@ def test_alerts_page_shows_viewers_no_money_when_amounts_are_hidden(client, worl
     assert "Spend this period reaches $12.34" in owner
     assert "Credit balance falls below $3.00" in owner
     assert 'data-testid="spend-so-far"' in owner
+
+
+def test_nav_hides_the_money_pages_from_viewers_when_amounts_are_hidden(client, world, settings):  # noqa: F811
+    settings.BILLING_VIEWERS_SEE_AMOUNTS = False
+    with time_machine.travel(WHEN, tick=False):
+        client.force_login(world.users[Role.MEMBER])
+        viewer = client.get(reverse("dashboards:alerts")).content.decode()
+        client.force_login(world.users[Role.OWNER])
+        owner = client.get(reverse("dashboards:alerts")).content.decode()
+    for page in ("dashboards:invoices", "dashboards:credits", "dashboards:simulator"):
+        link = f'href="{reverse(page)}"'
+        assert link in owner
+        assert link not in viewer  # a link to a 403 would only confuse them
+    assert f'href="{reverse("dashboards:members")}"' in viewer
