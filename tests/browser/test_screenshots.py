@@ -49,7 +49,8 @@ def _fits_the_viewport(page) -> bool:
 
 
 def test_staff_view_as_keeps_the_account_across_the_three_pages(live_server, page, pro_account):
-    _staff("support", "billing.view_account")
+    # Viewing, plus managing alert rules: the alerts page shows them its form.
+    _staff("support", "billing.view_account", "usage.add_alertrule", "usage.delete_alertrule")
     _log_in(page, live_server, "support")
     page.get_by_label("View as customer").select_option(label="Acme Analytics")
     page.wait_for_url(f"**/dashboard/?account={pro_account.pk}")
