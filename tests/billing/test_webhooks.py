@@ -56,9 +56,12 @@ def test_payment_failed_delivery_makes_account_past_due(failing_account, endpoin
     assert failing_account.past_due_since is not None
     # Within the grace period the account can still use the product.
     assert account_may_use_product(failing_account)
-    # Every delivery passed dj-stripe's signature check.
-    assert WebhookEventTrigger.objects.filter(valid=False).count() == 0
-    assert WebhookEventTrigger.objects.filter(valid=True).count() >= 1
+    # Every delivery to this test's endpoint passed dj-stripe's signature check. (The
+    # live server outlives the test: a delivery still in flight from an earlier test's
+    # endpoint, long gone from the database, may land during this one and be refused.)
+    ours = WebhookEventTrigger.objects.filter(webhook_endpoint=endpoint)
+    assert ours.filter(valid=False).count() == 0
+    assert ours.filter(valid=True).count() >= 1
 
 
 def test_tampered_signature_is_rejected_and_changes_nothing(failing_account, endpoint):
