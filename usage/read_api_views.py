@@ -70,10 +70,8 @@ def usage(request: HttpRequest, customer: str) -> JsonResponse:
     return JsonResponse(read_api_usage(account=account, customer=customer))
 
 
-@csrf_exempt
-@require_GET
-@read_key_required
-def invoices(request: HttpRequest, customer: str) -> JsonResponse:
+def _paged(request: HttpRequest, customer: str, selector) -> JsonResponse:
+    """One page of ``selector``'s list for ``customer`` (``limit`` / ``offset``)."""
     account = read_api_account(customer=customer)
     if account is None:
         return _not_found(customer)
@@ -81,18 +79,18 @@ def invoices(request: HttpRequest, customer: str) -> JsonResponse:
         page = _page_params(request)
     except ParamError as exc:
         return error(400, "invalid_parameter", exc.message, field=exc.name)
-    return JsonResponse(read_api_invoices(account=account, customer=customer, **page))
+    return JsonResponse(selector(account=account, customer=customer, **page))
+
+
+@csrf_exempt
+@require_GET
+@read_key_required
+def invoices(request: HttpRequest, customer: str) -> JsonResponse:
+    return _paged(request, customer, read_api_invoices)
 
 
 @csrf_exempt
 @require_GET
 @read_key_required
 def alerts(request: HttpRequest, customer: str) -> JsonResponse:
-    account = read_api_account(customer=customer)
-    if account is None:
-        return _not_found(customer)
-    try:
-        page = _page_params(request)
-    except ParamError as exc:
-        return error(400, "invalid_parameter", exc.message, field=exc.name)
-    return JsonResponse(read_api_alerts(account=account, customer=customer, **page))
+    return _paged(request, customer, read_api_alerts)
