@@ -56,6 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="seconds of clock time a renewal invoice stays a draft before it is "
         "finalized and charged (Stripe: about an hour)",
     )
+    parser.add_argument(
+        "--stream-delay",
+        type=float,
+        default=0.5,
+        help="seconds (real time) after its answer before a v2 meter event stream "
+        "request's events are validated and counted",
+    )
     parser.add_argument("--tick", type=float, default=1.0, help="real-time period check, seconds")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument(
@@ -82,6 +89,7 @@ def main(argv=None) -> int:
         request_log=RequestLog(args.log_requests) if args.log_requests else None,
         meter_error_delay=args.meter_error_delay,
         invoice_finalize_delay=args.invoice_finalize_delay,
+        stream_delay=args.stream_delay,
     )
     server = make_server(emulator, args.host, args.port, verbose=args.verbose)
     emulator.start()

@@ -20,6 +20,7 @@ from .forms import decode_form
 from .forwarding import Forwarding
 from .idempotency import IdempotencyCache, fingerprint
 from .meter_errors import MeterErrorReporter
+from .meter_event_stream import MeterEventStream
 from .param_rules import check_params
 from .request_log import RequestLog
 from .routing import Request, Response, match
@@ -46,6 +47,7 @@ class Emulator:
         request_log: RequestLog | None = None,
         meter_error_delay: float = 0.5,
         invoice_finalize_delay: int = 3600,
+        stream_delay: float = 0.5,
     ):
         self.store = Store(state_file, base_url)
         self.request_log = request_log
@@ -56,6 +58,7 @@ class Emulator:
         )
         self.tick_seconds = tick_seconds
         self.meter_errors = MeterErrorReporter(self, meter_error_delay)
+        self.meter_event_stream = MeterEventStream(self, stream_delay)
         self.invoice_finalize_delay = invoice_finalize_delay  # clock seconds, renewal drafts
         self._stop = threading.Event()
         self._deferred: list[tuple[str, str, str]] = []
@@ -66,6 +69,7 @@ class Emulator:
 
     def stop(self) -> None:
         self._stop.set()
+        self.meter_event_stream.drain()  # what was answered is applied before state is saved
 
     def _real_time_loop(self) -> None:
         """Close the periods of subscriptions not on a test clock as real time passes."""
@@ -92,6 +96,7 @@ class Emulator:
             self.store.reset()
             self.idempotency.clear()
             self.meter_errors.clear()
+            self.meter_event_stream.clear()
             self.dispatcher.reset()
             self.dispatcher.forwarding.reset()
             self.store.save()
@@ -128,6 +133,9 @@ class Emulator:
                     )
                 return Response(404, b"Not found", "text/plain")
             self._authenticate(route.auth, headers, v2)
+            if route.auth == "session":  # the meter event stream: its token before its body
+                self.meter_event_stream.check_refused()
+                self.meter_event_stream.check_token(headers)
             params = self._params(method, parts.query, headers, body, v2)
             if api:  # Stripe's parameter rules, before the handler (param_rules.json)
                 check_params(method, route.template, params)
@@ -196,7 +204,7 @@ class Emulator:
                 "YOUR_SECRET_KEY').",
             )
         if kind == "session":
-            return  # checked by the meter event stream handler against its sessions
+            return  # checked against the stream's sessions next (MeterEventStream.check_token)
         if not token.startswith("sk_test_") or len(token) <= len("sk_test_"):
             shown = token[:8] + "*" * max(0, len(token) - 12) + token[-4:]
             raise StripeError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid")

@@ -67,15 +67,18 @@ def parse_iso(value: str, param: str) -> int:
         raise invalid(f"Invalid timestamp: {value}", param=param) from None
 
 
-def _meter_for(store: Store, event_name: str, param: str) -> dict:
+def _meter_for(store: Store, event_name: str, param: str, *, required=True) -> dict | None:
     """The active meter of ``event_name``, else its newest inactive one (whose events
-    are ``archived_meter`` errors); no meter at all is a 400."""
+    are ``archived_meter`` errors); no meter at all is a 400 (``required``), else None
+    (the v2 stream validates asynchronously)."""
     meters = [m for m in store.all("billing.meter") if m["event_name"] == event_name]
     for meter in meters:
         if meter["status"] == "active":
             return meter
     if meters:
         return meters[0]
+    if not required:
+        return None
     raise invalid(f"No active meter was found for event_name '{event_name}'.", param=param)
 
 
@@ -105,14 +108,17 @@ def _value(meter: dict, raw: str | None, param: str) -> tuple[int | None, Conten
         )
 
 
-def parse_event(req, params: dict, prefix: str = "", *, iso_time=False) -> dict:
+def parse_event(
+    req, params: dict, prefix: str = "", *, iso_time=False, meter_required=True
+) -> dict:
     """The synchronous checks: a meter event ready for :func:`content_error` and
-    recording; raises Stripe's 400 for a malformed request."""
+    recording; raises Stripe's 400 for a malformed request. ``meter_required=False``
+    (the v2 stream): an unknown ``event_name`` gives ``meter: None`` instead of a 400."""
     store = req.store
     event_name = params.get("event_name")
     if not event_name:
         raise missing_param(f"{prefix}event_name")
-    meter = _meter_for(store, event_name, f"{prefix}event_name")
+    meter = _meter_for(store, event_name, f"{prefix}event_name", required=meter_required)
     payload = params.get("payload")
     if not isinstance(payload, dict):
         raise missing_param(f"{prefix}payload")
@@ -127,7 +133,8 @@ def parse_event(req, params: dict, prefix: str = "", *, iso_time=False) -> dict:
         timestamp = parse_iso(raw_time, f"{prefix}timestamp")
     else:
         timestamp = as_int(raw_time, f"{prefix}timestamp")
-    customer_id = payload.get(meter["customer_mapping"]["event_payload_key"])
+    customer_key = meter["customer_mapping"]["event_payload_key"] if meter else None
+    customer_id = payload.get(customer_key) if customer_key else None
     return {
         "event_name": event_name,
         "identifier": identifier,
@@ -137,7 +144,7 @@ def parse_event(req, params: dict, prefix: str = "", *, iso_time=False) -> dict:
         # When Stripe received it on the customer's clock (test clocks move it): the
         # 24-hour window for cancelling counts from here.
         "_received_at": store.customer_now(customer_id),
-        "meter": meter["id"],
+        "meter": meter["id"] if meter else None,
         "customer": customer_id,
         "value": None,
         "cancelled": False,

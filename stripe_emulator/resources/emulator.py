@@ -1,6 +1,6 @@
 """Control endpoints (no auth, never faulted): health, reset, faults, webhook log, webhook
-forwarding, and moving the emulator's own clock forward (for subscriptions that are not on
-a test clock)."""
+forwarding, the v2 meter event stream's settings and queue, and moving the emulator's own
+clock forward (for subscriptions that are not on a test clock)."""
 
 from __future__ import annotations
 
@@ -75,3 +75,33 @@ def advance_time(req: Request):
     seconds = as_int(req.params.get("seconds", 0), "seconds", minimum=0)
     req.store.time_offset += seconds
     return {"now": req.store.real_now(), "offset": req.store.time_offset}
+
+
+@route("GET", "/_emulator/meter_event_stream", auth="none")
+def get_stream(req: Request):
+    """The v2 meter event stream's settings and counters (events pending, processed,
+    duplicates not counted again, dropped for want of a meter)."""
+    return req.app.meter_event_stream.as_dict()
+
+
+@route("POST", "/_emulator/meter_event_stream", auth="none")
+def set_stream(req: Request):
+    """``{"delay": seconds, "session_seconds": n, "refuse": status}`` (``refuse`` 0: off;
+    e.g. 503 answers every session and stream request with it, before anything happens)."""
+    params = req.params
+    try:
+        req.app.meter_event_stream.configure(
+            delay=params.get("delay"),
+            session_seconds=params.get("session_seconds"),
+            refuse=params.get("refuse"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"Invalid stream settings: {exc}") from None
+    return req.app.meter_event_stream.as_dict()
+
+
+@route("POST", "/_emulator/meter_event_stream/drain", auth="none")
+def drain_stream(req: Request):
+    """Apply the queued stream events now; answers how many and the counters."""
+    applied = req.app.meter_event_stream.drain()
+    return {"applied": applied, **req.app.meter_event_stream.as_dict()}

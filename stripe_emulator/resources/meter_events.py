@@ -14,7 +14,9 @@ As Stripe does (sources in :mod:`stripe_emulator.meter_event_validation`):
   meter_errors`). The fault setting ``duplicate_identifiers: "replay"`` makes a known
   identifier a 200 with the stored event instead (kinder than Stripe; tests only).
 - ``POST /v2/billing/meter_events`` validates synchronously: content errors are 400s.
-- The v2 stream refuses a malformed batch whole; content errors are reported later.
+- The v2 stream (:mod:`stripe_emulator.meter_event_stream`) refuses a malformed batch
+  whole; it answers before counting anything: its events are applied later, content
+  errors are reported later, a known identifier is not counted again.
 - Event summaries are listed newest window first (Stripe's list order); with
   ``value_grouping_window`` only windows holding events are listed.
 """
@@ -26,6 +28,7 @@ import time
 from ..errors import StripeError, invalid, missing_param
 from ..forms import as_dict, as_int, as_list, one_of
 from ..lists import paginate
+from ..meter_event_stream import STREAM_MAX
 from ..meter_event_validation import content_error, iso, parse_event
 from ..routing import Request, route
 from ..store import Store, random_token
@@ -33,8 +36,6 @@ from ..summary_windows import check_summary_window
 from .common import get_or_404, require
 
 CANCEL_WINDOW = 24 * 3600
-SESSION_SECONDS = 15 * 60
-STREAM_MAX = 100
 
 
 def check_new(store: Store, event: dict, *, duplicates: str = "reject") -> dict | None:
@@ -197,45 +198,48 @@ def adjust_v2(req: Request):
 
 @route("POST", "/v2/billing/meter_event_session")
 def create_session(req: Request):
-    now = time.time()
+    """A session token, valid ``session_seconds`` (Stripe: 15 minutes; see
+    :mod:`stripe_emulator.meter_event_stream`)."""
+    stream_state = req.app.meter_event_stream
+    stream_state.check_refused()
+    now = req.store.real_now()
     token = "mes_tok_" + random_token(32)
-    req.store.sessions[token] = int(now) + SESSION_SECONDS
+    expires = now + stream_state.session_seconds
+    req.store.sessions[token] = expires
     return {
         "id": "mes_" + random_token(24),
         "object": "v2.billing.meter_event_session",
         "authentication_token": token,
         "created": iso(now),
-        "expires_at": iso(now + SESSION_SECONDS),
+        "expires_at": iso(expires),
         "livemode": False,
     }
 
 
 @route("POST", "/v2/billing/meter_event_stream", auth="session")
 def stream(req: Request):
-    token = (req.headers.get("Authorization") or "").partition(" ")[2]
-    expires = req.store.sessions.get(token)
-    if expires is None or expires < time.time():
-        raise StripeError(
-            401,
-            "The meter event session has expired or is unknown; create a new session.",
-            type="temporary_session_expired",
-            code="billing_meter_event_session_expired",
-        )
+    """Up to 100 events, checked for shape now and applied later
+    (:mod:`stripe_emulator.meter_event_stream`); the session token was checked before the
+    parameters (:meth:`stripe_emulator.app.Emulator._handle`)."""
     events = as_list(req.params.get("events"), "events")
     if not events:
         raise missing_param("events")
     if len(events) > STREAM_MAX:
-        raise invalid(f"At most {STREAM_MAX} events per request.", param="events")
+        raise invalid(
+            f"events: at most {STREAM_MAX} events per request, got {len(events)}.",
+            param="events",
+        )
     parsed = [  # a malformed event refuses the whole request
-        parse_event(req, as_dict(e, f"events[{i}]"), f"events[{i}].", iso_time=True)
+        parse_event(
+            req,
+            as_dict(e, f"events[{i}]"),
+            f"events[{i}].",
+            iso_time=True,
+            meter_required=False,
+        )
         for i, e in enumerate(events)
     ]
-    for event in parsed:  # "processed asynchronously, including validation"
-        error = content_error(req.store, event)
-        if error is not None:
-            req.app.meter_errors.add(event["meter"], error, event["identifier"])
-        else:
-            record(req.store, event)
+    req.app.meter_event_stream.enqueue(parsed)  # "processed asynchronously"
     return {}
 
 

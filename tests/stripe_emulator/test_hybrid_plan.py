@@ -7,6 +7,8 @@ import json
 import pytest
 import stripe
 
+from stripe_emulator.testing import control
+
 from .conftest import make_client
 from .helpers import FEB_1, MAR_1, T0, advance, clock_customer, meter, product
 
@@ -98,6 +100,7 @@ def test_hybrid_plan_renewal_invoice_summaries_and_signed_webhooks(
     ]
     streamer.v2.billing.meter_event_stream.create({"events": batch})
     streamer.v2.billing.meter_event_stream.create({"events": batch})  # a retried batch
+    control(emulator, "/_emulator/meter_event_stream/drain", {})  # the stream counts later
 
     preview = client.v1.invoices.create_preview({"subscription": sub.id})
     assert preview.total == 9900 + 469  # what the renewal will be, as it stands

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import stripe
 
+from stripe_emulator.testing import control
+
 from .conftest import make_client
 from .helpers import T0, clock_customer, meter
 
@@ -24,6 +26,11 @@ def event(customer_id, value="1", **extra):
         "payload": {"stripe_customer_id": customer_id, "value": value},
         **extra,
     }
+
+
+def drain(emulator) -> int:
+    """Apply the v2 stream's queued events now; how many there were."""
+    return control(emulator, "/_emulator/meter_event_stream/drain", {})["applied"]
 
 
 def total(client, meter_id, customer_id, start=T0 - 40 * DAY, end=T0 + DAY):
@@ -133,6 +140,7 @@ def test_v2_session_and_stream(emulator, setup):
     streamer.v2.billing.meter_event_stream.create(
         {"events": [event(customer.id, "3", identifier=f"s{i}") for i in range(100)]}
     )
+    drain(emulator)  # the stream counts later (tests/stripe_emulator/test_meter_event_stream.py)
     assert total(client, m.id, customer.id) == 300
     with pytest.raises(stripe.InvalidRequestError):  # at most 100 per request
         streamer.v2.billing.meter_event_stream.create(
@@ -142,11 +150,12 @@ def test_v2_session_and_stream(emulator, setup):
         streamer.v2.billing.meter_event_stream.create(
             {"events": [event(customer.id, "1", identifier="ok"), {"payload": {}}]}
         )
-    assert total(client, m.id, customer.id) == 300
+    assert drain(emulator) == 0 and total(client, m.id, customer.id) == 300
     # Content is validated asynchronously: the good event counts, the bad one is reported.
     streamer.v2.billing.meter_event_stream.create(
         {"events": [event(customer.id, "1", identifier="ok"), event(customer.id, "x")]}
     )
+    drain(emulator)
     assert total(client, m.id, customer.id) == 301
     with pytest.raises(stripe.TemporarySessionExpiredError):
         make_client(emulator, "mes_tok_unknown").v2.billing.meter_event_stream.create(
