@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from billing.views_thin_events import thin_events
 from config.password_reset import ThrottledPasswordResetView
 from dashboards import embed_views
+from dashboards.oidc import oidc_enabled
 from usage import urls as usage_urls
 
 urlpatterns = [
@@ -51,5 +52,12 @@ urlpatterns = [
         "embed/usage/chart/<slug:event_name>.json",
         embed_views.embed_usage_chart,
         name="embed_usage_chart",
+    ),
+    # Sign-in with the operator's OIDC provider, only when configured (dashboards.oidc):
+    # /sso/oidc/<OIDC_PROVIDER_ID>/login/ and .../login/callback/ (allauth's openid_connect).
+    *(
+        [path("sso/", include("allauth.socialaccount.providers.openid_connect.urls"))]
+        if oidc_enabled()
+        else []
     ),
 ]

@@ -29,6 +29,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    # Optional sign-in with the operator's OIDC provider (see "Sign-in with OIDC" below).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "template_partials",
     "djstripe",
     "billing",
@@ -48,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",  # required by allauth.account
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
@@ -113,6 +119,41 @@ PASSWORD_RESET_PER_ADDRESS = env.int("PASSWORD_RESET_PER_ADDRESS", default=3)
 PASSWORD_RESET_PER_IP = env.int("PASSWORD_RESET_PER_IP", default=20)
 LOGIN_REDIRECT_URL = "dashboards:home"
 LOGOUT_REDIRECT_URL = "login"
+# Sign-in with OIDC (optional): members may also sign in with the operator's OpenID Connect
+# provider, through django-allauth's openid_connect provider mounted at /sso/ (config/urls.py)
+# and configured here only (no SocialApp rows). Off unless OIDC_SERVER_URL (the issuer; its
+# discovery document is at <issuer>/.well-known/openid-configuration) and OIDC_CLIENT_ID are
+# set: then /sso/ is mounted and the login page shows "Sign in with OIDC_PROVIDER_NAME".
+# The provider's verified e-mail must be an existing active member's (dashboards.oidc);
+# it never creates users. The login stays with ModelBackend (allauth picks it; axes'
+# standalone backend has no get_user), so no allauth backend is added.
+OIDC_PROVIDER_ID = env("OIDC_PROVIDER_ID", default="operator")  # in the callback path
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", default="single sign-on")
+OIDC_SERVER_URL = env("OIDC_SERVER_URL", default="")
+OIDC_CLIENT_ID = env("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="")
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": (
+            [
+                {
+                    "provider_id": OIDC_PROVIDER_ID,
+                    "name": OIDC_PROVIDER_NAME,
+                    "client_id": OIDC_CLIENT_ID,
+                    "secret": OIDC_CLIENT_SECRET,
+                    "settings": {"server_url": OIDC_SERVER_URL},
+                }
+            ]
+            if OIDC_SERVER_URL and OIDC_CLIENT_ID
+            else []
+        ),
+    }
+}
+SOCIALACCOUNT_ADAPTER = "dashboards.oidc.MembersOnlySocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # the provider's email_verified claim is checked
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # matching by e-mail is dashboards.oidc's, with rules
+SOCIALACCOUNT_STORE_TOKENS = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
