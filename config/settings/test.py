@@ -68,3 +68,7 @@ else:
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": f"test_meterdesk_{_test_db_suffix}"
     }
+if "replica" in DATABASES:  # noqa: F405
+    # DATABASE_REPLICA_URL in tests: the replica alias is the test database itself (the
+    # real-replica test, tests/config/test_replica_streaming.py, makes its own clusters).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # noqa: F405
