@@ -55,6 +55,12 @@ class UsageReport(models.Model):
         # Canceled in Stripe by a correction (meter event adjustment) and re-reported.
         CANCELED = "canceled", "Canceled by a correction"
 
+    class Transport(models.TextChoices):
+        """Which Stripe endpoint sent it (``USAGE_REPORT_TRANSPORT``)."""
+
+        V1 = "v1", "v1 meter events"
+        V2_STREAM = "v2_stream", "v2 meter event stream"
+
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_reports")
     meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="usage_reports")
     period_start = models.DateTimeField()
@@ -86,6 +92,13 @@ class UsageReport(models.Model):
         default=0,
         help_text="Times re-queued after Stripe accepted and then refused it: each resend "
         "has a new identifier (and Idempotency-Key)",
+    )
+    transport = models.CharField(
+        max_length=10,
+        choices=Transport.choices,
+        blank=True,
+        help_text="The endpoint that sent it (empty until sent): v1 one event a call, or "
+        "the v2 stream, up to 100 a call",
     )
 
     class Meta:

@@ -83,7 +83,11 @@ def _is_duplicate_identifier(exc: stripe.StripeError) -> bool:
 
 def _mark_sent(report: UsageReport, *, response_id: str, now: datetime) -> None:
     UsageReport.objects.filter(pk=report.pk, status=Status.SENDING).update(
-        status=Status.SENT, sent_at=now, lease_until=None, stripe_response_id=response_id[:255]
+        status=Status.SENT,
+        sent_at=now,
+        lease_until=None,
+        stripe_response_id=response_id[:255],
+        transport=UsageReport.Transport.V1,
     )
 
 

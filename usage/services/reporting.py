@@ -25,13 +25,17 @@ Stripe accepts meter events up to 35 days old. A group whose newest event is old
 than that (minus a safety margin) is stored as a ``too_late`` report with the units at
 stake, for staff; it is never dropped silently.
 
-Step 1 is :mod:`usage.services.report_claim`, step 2 :mod:`usage.services.report_send`.
+Step 1 is :mod:`usage.services.report_claim`, step 2 :mod:`usage.services.report_send`
+(``USAGE_REPORT_TRANSPORT = "v1"``) or :mod:`usage.services.report_stream` (``"v2_stream"``:
+the same outbox, leases and identifiers, 100 reports a call on Stripe's v2 meter event
+stream, v1 as fallback).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 
 from usage.models import UsageReport
@@ -47,7 +51,20 @@ def usage_report_pass(
     """One reporting pass: claim due events into reports, then send what is due.
     ``flush`` claims every unreported event, batched or not."""
     result = usage_reports_claim(now=now, flush=flush)
-    return usage_reports_send_due(now=now, client=client, limiter=limiter, result=result)
+    return report_sender()(now=now, client=client, limiter=limiter, result=result)
+
+
+def report_sender():
+    """The send step ``USAGE_REPORT_TRANSPORT`` names: ``v1`` (one report a call) or
+    ``v2_stream`` (:mod:`usage.services.report_stream`, 100 a call, v1 as fallback)."""
+    transport = settings.USAGE_REPORT_TRANSPORT
+    if transport == UsageReport.Transport.V2_STREAM:
+        from usage.services.report_stream import usage_reports_stream_due
+
+        return usage_reports_stream_due
+    if transport == UsageReport.Transport.V1:
+        return usage_reports_send_due
+    raise ValueError(f"USAGE_REPORT_TRANSPORT must be v1 or v2_stream, not {transport!r}")
 
 
 def resend_identifier(identifier: str, resend: int) -> str:
