@@ -141,8 +141,8 @@ def plan_change_apply_view(request: HttpRequest) -> HttpResponse:
         return render(
             request, f"{template}#preview" if request.htmx else template, context, status=422
         )
-    if request.htmx:
-        context.update(waiting=plan, when=when)
+    if request.htmx:  # the confirmed preview goes: its button must not be pressed twice
+        context.update(waiting=plan, when=when, oob_preview=True)
         return render(request, "dashboards/plan_change.html#status", context)
     return redirect(account_url(request, "dashboards:plan_change", waiting=plan.key, when=when))
 
@@ -171,7 +171,17 @@ def plan_change_status(request: HttpRequest) -> HttpResponse:
     if plan is None or when not in WHEN_CHOICES:
         raise Http404("no such plan change")
     arrived = _arrived(account, plan, when)
-    context = _context(request, account, waiting=plan, when=when, arrived=arrived)
+    # Once arrived, the rest of the page follows the mirror too (out-of-band swaps): the
+    # current plan line, the form's choices, and no stale preview left to confirm.
+    context = _context(
+        request,
+        account,
+        waiting=plan,
+        when=when,
+        arrived=arrived,
+        oob_page=arrived,
+        oob_preview=arrived,
+    )
     response = render(request, "dashboards/plan_change.html#status", context)
     if arrived:
         return HttpResponseStopPolling(response.content)
