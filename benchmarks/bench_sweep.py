@@ -49,11 +49,21 @@ def _clone(template, n: int, allowance: int) -> dict[str, int]:
     customer = fixtures.customer_id(template)
     state = subscription_state_for_account(account=template)
     check(state is not None, "template account has no subscription state")
+    # Every column of the template account (so that new columns keep their values),
+    # with a name, e-mail and creation time of its own.
+    cols = [c for c in _columns("billing_account") if c != "id"]
+    select = [
+        {
+            "name": "'Sweep ' || n",
+            "billing_email": "'sweep' || n || '@bench.test'",
+            "created_at": "now()",
+        }.get(c, f"t.{c}")
+        for c in cols
+    ]
     common.raw_sql(
-        "INSERT INTO billing_account (name, billing_email, status, slack_webhook_url, created_at) "
-        "SELECT 'Sweep ' || n, 'sweep' || n || '@bench.test', 'active', '', now() "
-        "FROM generate_series(1, %s) n",
-        [n],
+        f"INSERT INTO billing_account ({', '.join(cols)}) SELECT {', '.join(select)} "
+        "FROM billing_account t, generate_series(1, %s) n WHERE t.id = %s",
+        [n, template.pk],
         fetch=False,
     )
     cols = _columns("djstripe_customer")

@@ -112,3 +112,8 @@ class PlanBudgetPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan}: {self.get_kind_display()}"
+
+
+# The sweep's watermark lives in its own module; imported here so that the app registry
+# (which imports usage.models, and it this module) knows it.
+from usage.models_sweep import SweepWatermark  # noqa: E402, F401

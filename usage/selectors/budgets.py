@@ -30,7 +30,7 @@ from billing.money import format_money
 from billing.pricing import bill_amount
 from billing.units import quantity_text
 from usage.models_budgets import Budget
-from usage.selectors.rollups import rollup_values
+from usage.selectors.rollups import Bucket, rollup_values
 from usage.selectors.summaries import period_summaries_for_accounts
 from usage.selectors.summary_lines import PeriodSummary
 
@@ -89,10 +89,15 @@ def budget_status(*, budget: Budget, used: int, summary: PeriodSummary) -> Budge
 
 
 def budget_statuses_from_summaries(
-    *, summaries: Mapping[int, PeriodSummary], budgets: Iterable[Budget] | None = None
+    *,
+    summaries: Mapping[int, PeriodSummary],
+    budgets: Iterable[Budget] | None = None,
+    usage: Mapping[tuple[int, int], list[Bucket]] | None = None,
 ) -> dict[int, list[BudgetStatus]]:
     """Statuses of the budgets of the summarized accounts (``budgets``: those already
-    loaded; else one query). Accounts with no budget get an empty list."""
+    loaded; else one query). Accounts with no budget get an empty list. ``usage``: the
+    ``rollup_values(group="range")`` of the summaries' periods covering the budgeted
+    meters, when the caller read it already (else one more read for off-plan meters)."""
     if budgets is None:
         budgets = Budget.objects.filter(account_id__in=list(summaries)).select_related("meter")
     budgets = [b for b in budgets if b.account_id in summaries]
@@ -106,7 +111,11 @@ def budget_statuses_from_summaries(
         for b in budgets
         if b.kind == Budget.Kind.UNITS and (b.account_id, b.meter_id) not in on_plan
     ]
-    if off_plan:
+    if off_plan and usage is not None:
+        for b in off_plan:
+            buckets = usage.get((b.account_id, b.meter_id))
+            on_plan.setdefault((b.account_id, b.meter_id), buckets[0].value if buckets else 0)
+    elif off_plan:
         ranges = {
             b.account_id: (summaries[b.account_id].period_start, summaries[b.account_id].period_end)
             for b in off_plan

@@ -19,7 +19,7 @@ from django.utils import timezone
 from billing.mirror.subscriptions import SubscriptionState, subscription_states_for_accounts
 from billing.models import Account
 from usage.selectors.projection_inputs import ProjectionInputs
-from usage.selectors.rollups import rollup_values
+from usage.selectors.rollups import Bucket, rollup_values
 from usage.selectors.summary_lines import PeriodSummary, base_fee_of, meter_line
 
 
@@ -30,11 +30,13 @@ def period_summaries_for_accounts(
     offset: int = 0,
     states: Mapping[int, SubscriptionState] | None = None,
     include_closed: bool = False,
+    usage: Mapping[tuple[int, int], list[Bucket]] | None = None,
 ) -> dict[int, PeriodSummary]:
     """Summaries of the accounts' periods (``offset`` 0: the current one, -1 the one
     before, ...), keyed by account id. Accounts without a live subscription or without
     a period at ``offset`` are left out, and so are periods that have ended unless
-    ``include_closed``."""
+    ``include_closed``. ``usage``: the ``rollup_values(group="range")`` of these very
+    periods and meters when the caller read it already (the alert sweep does)."""
     now = now or timezone.now()
     by_id = {a.pk: a for a in accounts}
     if states is None:
@@ -47,7 +49,8 @@ def period_summaries_for_accounts(
     if not include_closed:
         periods = {a: (start, end) for a, (start, end) in periods.items() if end > now}
     meters = {i.meter.pk: i.meter for a in periods for i in states[a].metered_items}
-    usage = rollup_values(ranges=periods, meters=meters.values(), group="range")
+    if usage is None:
+        usage = rollup_values(ranges=periods, meters=meters.values(), group="range")
     projections = ProjectionInputs(periods=periods, meters=meters, now=now)
     summaries = {}
     for account_id, (start, end) in periods.items():

@@ -28,6 +28,7 @@ delivery at once.
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -35,10 +36,15 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from billing.mirror.customers import accounts_with_stripe_customer
-from billing.mirror.subscriptions import SubscriptionState, subscription_state_for_account
+from billing.mirror.subscriptions import (
+    SubscriptionState,
+    subscription_state_for_account,
+    subscription_states_for_accounts,
+)
 from billing.models import Account, Meter
 from usage.alert_email import alert_email_send
 from usage.models import AlertDelivery, AlertRule
+from usage.models_budgets import Budget
 from usage.selectors.alerts import (
     RULE_LEVEL,
     Check,
@@ -48,6 +54,7 @@ from usage.selectors.alerts import (
     rule_delivery_key,
 )
 from usage.selectors.budgets import budget_statuses_from_summaries
+from usage.selectors.rollups import rollup_values
 from usage.selectors.summaries import period_summaries_for_accounts, period_summary
 from usage.selectors.summary_lines import PeriodSummary
 from usage.services.alert_channels import AlertFacts
@@ -57,6 +64,13 @@ from usage.services.alert_delivery import (
     alert_email_deliver,
 )
 from usage.services.alert_resolution import alerts_resolve_ended_periods
+from usage.services.alert_sweep import (
+    sweep_inputs_digest,
+    sweep_watermarks,
+    sweep_watermarks_record,
+    time_driven,
+    usage_by_account,
+)
 from usage.services.budget_alerts import budget_alerts_evaluate
 from usage.services.credit_alerts import (
     credit_accounts_needing_balance,
@@ -156,12 +170,12 @@ def _default_rules(account_id: int, state: SubscriptionState) -> list[AlertRule]
     ]
 
 
-def _rules_by_account(summaries: dict[int, PeriodSummary]) -> dict[int, list[AlertRule]]:
+def _rules_by_account(states: dict[int, SubscriptionState]) -> dict[int, list[AlertRule]]:
     """The chunk's rules, after adding missing default rules in one statement."""
 
     def load():
         rules: dict[int, list[AlertRule]] = {}
-        for rule in AlertRule.objects.filter(account_id__in=list(summaries)):
+        for rule in AlertRule.objects.filter(account_id__in=list(states)):
             rules.setdefault(rule.account_id, []).append(rule)
         return rules
 
@@ -174,8 +188,8 @@ def _rules_by_account(summaries: dict[int, PeriodSummary]) -> dict[int, list[Ale
     }
     missing = [
         rule
-        for account_id, summary in summaries.items()
-        for rule in _default_rules(account_id, summary.state)
+        for account_id, state in states.items()
+        for rule in _default_rules(account_id, state)
         if (account_id, rule.meter_id, rule.threshold_percent) not in have
     ]
     if missing:
@@ -258,9 +272,12 @@ def _evaluate(
     summary: PeriodSummary,
     deliveries: dict[tuple, AlertDelivery],
     credits=None,
+    attempted: list | None = None,
 ) -> list[AlertDelivery]:
     """Claim each newly crossed rule and retry each pending delivery still crossed.
-    ``credits``: the account's live ``CreditBalance`` (credit rules; None: no credits)."""
+    ``credits``: the account's live ``CreditBalance`` (credit rules; None: no credits).
+    ``attempted``: gets each rule crossed and not yet sent (claimed, retried, or lost to
+    a concurrent claim), so the sweep knows the evaluation was not a no-op."""
     claimed = []
     for rule in rules:
         delivery = deliveries.get(rule_delivery_key(account.pk, rule.pk, summary.period_start))
@@ -272,6 +289,8 @@ def _evaluate(
             check = alert_check(rule=rule, summary=summary)
         if check is None or not check.crossed:
             continue
+        if attempted is not None:
+            attempted.append(rule)
         if delivery is None:
             delivery = alert_deliver(account=account, check=check, summary=summary)
         else:
@@ -282,14 +301,16 @@ def _evaluate(
     return claimed
 
 
-def _credits(*, accounts: dict, summaries: dict[int, PeriodSummary], rules: dict) -> dict:
-    """Live credit balances of the accounts that need one (a credit rule or an enabled
-    automatic top-up: one query to find them), buying automatic top-ups on the way.
-    One account's failure is logged and leaves it without a balance (its credit rules
-    wait for the next evaluation), never stopping the others."""
-    needing = credit_accounts_needing_balance(account_ids=list(summaries), rules=rules)
+def _credits(*, accounts: dict, summaries: dict[int, PeriodSummary], needing: dict) -> dict:
+    """Live credit balances of the accounts that need one (``needing``: those with a
+    credit rule or an enabled automatic top-up, from ``credit_accounts_needing_balance``),
+    buying automatic top-ups on the way. One account's failure is logged and leaves it
+    without a balance (its credit rules wait for the next evaluation), never stopping
+    the others."""
     balances = {}
     for account_id, top_up in needing.items():
+        if account_id not in summaries:
+            continue
         try:
             balances[account_id] = credit_balance_evaluate(
                 account=accounts[account_id], summary=summaries[account_id], top_up=top_up
@@ -314,8 +335,9 @@ def alerts_evaluate_account(*, account: Account, now: datetime | None = None) ->
         account_ids=[account.pk], period_starts=[summary.period_start]
     )
     rules = list(AlertRule.objects.filter(account=account).select_related("meter"))
+    needing = credit_accounts_needing_balance(account_ids=[account.pk], rules={account.pk: rules})
     credits = _credits(
-        accounts={account.pk: account}, summaries={account.pk: summary}, rules={account.pk: rules}
+        accounts={account.pk: account}, summaries={account.pk: summary}, needing=needing
     )
     claimed = _evaluate(
         account=account,
@@ -330,48 +352,149 @@ def alerts_evaluate_account(*, account: Account, now: datetime | None = None) ->
     )
 
 
-def alerts_evaluate_all(*, now: datetime | None = None, chunk_size: int = 200) -> int:
-    """The beat task's sweep over every account with a live subscription: resolves the
-    alerts of periods that ended, then evaluates rules and budget levels.
+@dataclass
+class SweepStats:
+    """What a sweep did: accounts with an open period, how many it evaluated and how
+    many it skipped as unchanged (``accounts = evaluated + skipped``)."""
 
-    Set-based: each chunk of accounts costs a constant number of queries (summaries in
-    bulk, rules, budgets, this period's deliveries); only a crossed rule or a newly
-    reached budget level takes the per-account path that claims the delivery row and
-    sends the e-mail and channels."""
+    accounts: int = 0
+    evaluated: int = 0
+    skipped: int = 0
+
+
+def alerts_evaluate_all(
+    *,
+    now: datetime | None = None,
+    chunk_size: int = 200,
+    skip_unchanged: bool = True,
+    stats: SweepStats | None = None,
+) -> int:
+    """The beat task's sweep over every account with a live subscription: resolves the
+    alerts of periods that ended, then evaluates rules and budget levels; returns how
+    many deliveries were claimed or retried.
+
+    Set-based: each chunk of accounts costs a constant number of queries (subscription
+    states, rules, budgets, this period's deliveries, usage, automatic top-ups, the
+    watermarks; then, for the accounts evaluated, credits and the watermark upsert);
+    only a crossed rule or a newly reached budget level takes the per-account path that
+    claims the delivery row and sends the e-mail and channels. ``skip_unchanged``: skip
+    the accounts whose inputs are those of their last no-op evaluation and that nothing
+    time-driven concerns (``usage.services.alert_sweep``); False evaluates every one.
+    ``stats``: filled with what the sweep did."""
     now = now or timezone.now()
     alerts_resolve_ended_periods(now=now)
     account_ids = list(
         accounts_with_stripe_customer().order_by("pk").values_list("pk", flat=True).distinct()
     )
+    stats = stats if stats is not None else SweepStats()
     sent = 0
     for offset in range(0, len(account_ids), chunk_size):
-        accounts = Account.objects.in_bulk(account_ids[offset : offset + chunk_size])
-        summaries = period_summaries_for_accounts(accounts=list(accounts.values()), now=now)
-        rules = _rules_by_account(summaries)
-        deliveries = alert_deliveries_for_periods(
-            account_ids=summaries,
-            period_starts=(summary.period_start for summary in summaries.values()),
+        sent += _sweep_chunk(
+            account_ids[offset : offset + chunk_size],
+            now=now,
+            skip_unchanged=skip_unchanged,
+            stats=stats,
         )
-        budgets = budget_statuses_from_summaries(summaries=summaries)
-        credits = _credits(accounts=accounts, summaries=summaries, rules=rules)
-        for account_id, summary in summaries.items():
-            try:
-                sent += len(
-                    _evaluate(
-                        account=accounts[account_id],
-                        rules=rules.get(account_id, ()),
-                        summary=summary,
-                        deliveries=deliveries,
-                        credits=credits.get(account_id),
-                    )
+    return sent
+
+
+def _sweep_chunk(
+    account_ids: list[int], *, now: datetime, skip_unchanged: bool, stats: SweepStats
+) -> int:
+    states = {
+        account_id: state
+        for account_id, state in subscription_states_for_accounts(account_ids=account_ids).items()
+        if state.period_end > now  # an ended period evaluates to nothing
+    }
+    if not states:
+        return 0
+    rules = _rules_by_account(states)
+    budgets: dict[int, list[Budget]] = {}
+    for budget in Budget.objects.filter(account_id__in=list(states)).select_related("meter"):
+        budgets.setdefault(budget.account_id, []).append(budget)
+    deliveries = alert_deliveries_for_periods(
+        account_ids=states, period_starts={state.period_start for state in states.values()}
+    )
+    by_account: dict[int, list[AlertDelivery]] = {}
+    for delivery in deliveries.values():
+        if delivery.period_start == states[delivery.account_id].period_start:
+            by_account.setdefault(delivery.account_id, []).append(delivery)
+    meters = {i.meter.pk: i.meter for state in states.values() for i in state.metered_items}
+    meters.update(
+        (b.meter_id, b.meter) for bs in budgets.values() for b in bs if b.meter_id is not None
+    )
+    periods = {account_id: (s.period_start, s.period_end) for account_id, s in states.items()}
+    usage = rollup_values(ranges=periods, meters=meters.values(), group="range")
+    values = usage_by_account(usage)
+    needing = credit_accounts_needing_balance(account_ids=list(states), rules=rules)
+    digests = {
+        account_id: sweep_inputs_digest(
+            state=state,
+            usage=values.get(account_id, {}),
+            rules=rules.get(account_id, ()),
+            budgets=budgets.get(account_id, ()),
+            deliveries=by_account.get(account_id, ()),
+        )
+        for account_id, state in states.items()
+    }
+    timed = {
+        account_id
+        for account_id, state in states.items()
+        if time_driven(
+            account_id=account_id,
+            period_start=state.period_start,
+            rules=rules.get(account_id, ()),
+            deliveries=deliveries,
+            account_deliveries=by_account.get(account_id, ()),
+            has_top_up=needing.get(account_id) is not None,
+        )
+    }
+    if skip_unchanged:
+        recorded = sweep_watermarks(account_ids=states)
+        due = [a for a in states if a in timed or recorded.get(a) != digests[a]]
+    else:
+        due = list(states)
+    stats.accounts += len(states)
+    stats.evaluated += len(due)
+    stats.skipped += len(states) - len(due)
+    if not due:
+        return 0
+    accounts = Account.objects.in_bulk(due)
+    summaries = period_summaries_for_accounts(
+        accounts=list(accounts.values()), now=now, states=states, usage=usage
+    )
+    statuses = budget_statuses_from_summaries(
+        summaries=summaries,
+        budgets=[b for a in summaries for b in budgets.get(a, ())],
+        usage=usage,
+    )
+    credits = _credits(accounts=accounts, summaries=summaries, needing=needing)
+    sent, no_ops = 0, {}
+    for account_id, summary in summaries.items():
+        attempted: list = []
+        try:
+            sent += len(
+                _evaluate(
+                    account=accounts[account_id],
+                    rules=rules.get(account_id, ()),
+                    summary=summary,
+                    deliveries=deliveries,
+                    credits=credits.get(account_id),
+                    attempted=attempted,
                 )
-                sent += len(
-                    budget_alerts_evaluate(
-                        account=accounts[account_id],
-                        statuses=budgets[account_id],
-                        deliveries=deliveries,
-                    )
+            )
+            sent += len(
+                budget_alerts_evaluate(
+                    account=accounts[account_id],
+                    statuses=statuses[account_id],
+                    deliveries=deliveries,
+                    attempted=attempted,
                 )
-            except Exception:  # one account's failure must not stop the sweep
-                logger.exception("alert evaluation failed for account %s", account_id)
+            )
+        except Exception:  # one account's failure must not stop the sweep
+            logger.exception("alert evaluation failed for account %s", account_id)
+            continue
+        if not attempted and account_id not in timed:
+            no_ops[account_id] = (digests[account_id], summary.period_start)
+    sweep_watermarks_record(digests=no_ops, now=now)
     return sent

@@ -81,11 +81,16 @@ def budget_alert_deliver(
 
 
 def budget_alerts_evaluate(
-    *, account: Account, statuses: Iterable[BudgetStatus], deliveries: dict
+    *,
+    account: Account,
+    statuses: Iterable[BudgetStatus],
+    deliveries: dict,
+    attempted: list | None = None,
 ) -> list[AlertDelivery]:
     """Claim each newly reached level of the account's budgets, lowest first, and retry
     each pending (unsent) e-mail of a level still reached. ``deliveries``: this period's,
-    from ``alert_deliveries_for_periods``."""
+    from ``alert_deliveries_for_periods``. ``attempted``: gets each (status, level)
+    reached and not yet sent (see ``usage.services.alerts._evaluate``)."""
     claimed = []
     for status in statuses:
         for level in status.levels_reached:
@@ -93,6 +98,8 @@ def budget_alerts_evaluate(
             delivery = deliveries.get(key)
             if delivery is not None and delivery.sent_at is not None:
                 continue
+            if attempted is not None:
+                attempted.append((status, level))
             if delivery is None:
                 delivery = budget_alert_deliver(account=account, status=status, level=level)
             else:
