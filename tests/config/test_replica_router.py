@@ -195,10 +195,10 @@ def test_a_post_and_the_get_after_it_read_the_primary(client, replica, owner, se
         with CaptureQueriesContext(replica) as during_post:
             response = client.post(
                 reverse("dashboards:budget_save"),
-                {"target": "spend", "limit": "250.50", "warn_levels": "80"},
+                {"target": "spend", "limit": "321.09", "warn_levels": "80"},
             )
         assert response.status_code == 302, response.content.decode()[:500]
-        assert Budget.objects.get(kind="spend").limit == 25_050  # $250.50 in cents
+        assert Budget.objects.get(kind="spend").limit == 32_109  # $321.09 in cents
         assert statements(during_post) == []
         assert response.cookies[PIN_COOKIE]["max-age"] == 5
         # The redirect's GET, within the pin window: the primary only, and it shows the
@@ -209,7 +209,7 @@ def test_a_post_and_the_get_after_it_read_the_primary(client, replica, owner, se
         ):
             page = client.get(BUDGETS)
         assert page.status_code == 200
-        assert "250.50" in page.content.decode()
+        assert "321.09" in page.content.decode()
         assert statements(on_replica) == []
         assert tables_read(statements(on_primary), "usage_budget") == {"usage_budget"}
     # 5.1 s later the pin has ended: the page reads the replica again.
