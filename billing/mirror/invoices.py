@@ -240,10 +240,13 @@ def _typed(rows: QuerySet[MirroredInvoice], *, statuses=None, currency=None) -> 
     ]
 
 
-def account_invoices(*, account: Account, limit: int = 24) -> list[Invoice]:
-    """The account's newest mirrored invoices (any status), newest first."""
+def account_invoices(*, account: Account, limit: int = 24, offset: int = 0) -> list[Invoice]:
+    """The account's mirrored invoices (any status), newest first: ``limit`` of them from
+    ``offset``, paged by the database (LIMIT/OFFSET). Invoices created in the same second
+    (a plan change's proration invoice and a renewal on a test clock; any burst) are in
+    Stripe id order, so pages over a total order are complete and disjoint."""
     rows = MirroredInvoice.objects.filter(customer__subscriber=account).select_related("customer")
-    return _typed(rows.order_by("-created")[:limit])
+    return _typed(rows.order_by("-created", "-id")[offset : offset + limit])
 
 
 def open_invoices_for_account(*, account: Account) -> list[Invoice]:

@@ -166,8 +166,9 @@ def _page(rows: list, *, limit: int, offset: int) -> dict:
 
 
 def read_api_invoices(*, account: Account, customer: str, limit: int, offset: int) -> dict:
-    """The account's mirrored invoices, newest first, ``limit`` from ``offset``."""
-    invoices = account_invoices(account=account, limit=offset + limit + 1)[offset:]
+    """The account's mirrored invoices, newest first, ``limit`` from ``offset`` (and one
+    more, read to tell whether there is a next page), paged by the database."""
+    invoices = account_invoices(account=account, limit=limit + 1, offset=offset)
     return {
         "customer": customer,
         **_page([_invoice(i) for i in invoices], limit=limit, offset=offset),
