@@ -19,6 +19,14 @@ and in the emulator's request log; both must agree. Calls per 1,000,000 events i
 steady state's calls per event claimed, scaled (``--events`` below 1,000,000 is
 extrapolated, and the table says so).
 
+The same load runs once per ``--transports`` (default ``v1,v2_stream``, new customers
+each time): ``v1`` is one ``POST /v1/billing/meter_events`` per report, ``v2_stream``
+(``USAGE_REPORT_TRANSPORT``, :mod:`usage.services.report_stream`) up to 100 reports per
+``POST /v2/billing/meter_event_stream`` plus a ``POST /v2/billing/meter_event_session``
+per worker every 15 minutes, both counted as Stripe calls. v1 is the v2 figure's
+same-run baseline. The emulator's stream counts asynchronously: its queue is drained
+before the totals are compared.
+
     python -m benchmarks.bench_reporting --events 1000000 --rate 2000 --customers 50
 """
 
@@ -36,6 +44,13 @@ from benchmarks.common import Figure, Timer, check, log
 
 METERS = ("api_calls", "data_transfer_gb", "transactions")
 TARGET_PER_1000 = 1.0
+TARGET_V2_PER_MILLION = 100.0  # issue 19: <= 100 Stripe calls per 1,000,000 events
+# The Stripe calls a reporting worker makes, as the emulator logs them.
+CALL_PATHS = {
+    "v1_calls": "/v1/billing/meter_events",
+    "stream_calls": "/v2/billing/meter_event_stream",
+    "session_calls": "/v2/billing/meter_event_session",
+}
 
 
 def add_arguments(parser) -> None:
@@ -43,6 +58,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rate", type=int, default=2_000, help="modelled events per second")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--interval", type=float, default=None, help="seconds between passes")
+    parser.add_argument(
+        "--transports", default="v1,v2_stream", help="USAGE_REPORT_TRANSPORT values to run"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse_hidden())
 
 
@@ -64,18 +82,24 @@ def worker() -> int:
     from billing.stripe_api import stripe_client
     from usage.services.limiter import report_limiter
     from usage.services.report_claim import usage_reports_claim
-    from usage.services.report_send import usage_reports_send_due
+    from usage.services.reporting import report_sender
 
     client = stripe_client(max_network_retries=0)
-    service = client.v1.billing.meter_events
-    original = service.create
-    calls = {"n": 0}
+    calls = dict.fromkeys(CALL_PATHS, 0)
 
-    def counting_create(*a, **kw):
-        calls["n"] += 1
-        return original(*a, **kw)
+    def counting(service, kind):
+        original = service.create
 
-    service.create = counting_create
+        def create(*a, **kw):
+            calls[kind] += 1
+            return original(*a, **kw)
+
+        service.create = create
+
+    counting(client.v1.billing.meter_events, "v1_calls")
+    counting(client.v2.billing.meter_event_stream, "stream_calls")
+    counting(client.v2.billing.meter_event_session, "session_calls")
+    send = report_sender()  # USAGE_REPORT_TRANSPORT, from this process's environment
     queries = {"n": 0}
 
     def count(execute, sql, params, many, context):
@@ -89,24 +113,26 @@ def worker() -> int:
         if not words or words[0] != "pass":
             break
         now, flush = datetime.fromisoformat(words[1]), words[2] == "1"
-        before, queries["n"] = calls["n"], 0
+        before, queries["n"] = dict(calls), 0
         with Timer() as claim:
             result = usage_reports_claim(now=now, flush=flush)
-        with Timer() as send:
-            result = usage_reports_send_due(now=now, client=client, limiter=limiter, result=result)
+        with Timer() as sending:
+            result = send(now=now, client=client, limiter=limiter, result=result)
+        made = {kind: calls[kind] - before[kind] for kind in calls}
         print(
             json.dumps(
                 {
+                    **made,
                     "claimed": result.claimed_events,
                     "reports": result.reports_created,
                     "sent": result.sent,
                     "retried": result.retried,
                     "failed": result.failed,
                     "too_late": len(result.too_late),
-                    "calls": calls["n"] - before,
+                    "calls": sum(made.values()),
                     "queries": queries["n"],
                     "claim_seconds": claim.seconds,
-                    "send_seconds": send.seconds,
+                    "send_seconds": sending.seconds,
                     "flush": flush,
                 }
             ),
@@ -130,7 +156,13 @@ def _summaries_total(client, *, meter_stripe_id: str, customer: str, start, end)
     return int(sum((Decimal(str(s.aggregated_value)) for s in page.auto_paging_iter()), Decimal(0)))
 
 
-def _run_ticks(env, *, customers, rng, base, ticks: int, per_tick: int, interval: float):
+def _emulator_calls(env) -> dict[str, int]:
+    return {kind: env.emulator_requests("POST", path) for kind, path in CALL_PATHS.items()}
+
+
+def _run_ticks(
+    env, *, customers, rng, base, ticks: int, per_tick: int, interval: float, transport: str
+):
     """Per tick: ingest its events, then one pass at the tick's end; then one flush pass.
     Returns the passes' answers (the last is the flush), the seconds spent ingesting and
     the worker's peak RSS."""
@@ -142,7 +174,7 @@ def _run_ticks(env, *, customers, rng, base, ticks: int, per_tick: int, interval
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_reporting", "--worker"],
         cwd=common.ROOT,
-        env=os.environ.copy(),
+        env={**os.environ, "USAGE_REPORT_TRANSPORT": transport},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -152,13 +184,12 @@ def _run_ticks(env, *, customers, rng, base, ticks: int, per_tick: int, interval
 
     def one_pass(now: datetime, flush: bool) -> dict:
         connections.close_all()
-        calls_before = env.emulator_requests("POST", "/v1/billing/meter_events")
+        calls_before = _emulator_calls(env)
         proc.stdin.write(f"pass {now.isoformat()} {int(flush)}\n")
         proc.stdin.flush()
         answer = json.loads(proc.stdout.readline())
-        answer["emulator_calls"] = (
-            env.emulator_requests("POST", "/v1/billing/meter_events") - calls_before
-        )
+        calls_after = _emulator_calls(env)
+        answer["emulator_calls"] = sum(calls_after[k] - calls_before[k] for k in CALL_PATHS)
         return answer
 
     try:
@@ -173,7 +204,7 @@ def _run_ticks(env, *, customers, rng, base, ticks: int, per_tick: int, interval
                     "timestamp": int(
                         (start + timedelta(seconds=rng.random() * interval)).timestamp()
                     ),
-                    "identifier": f"rep-{tick}-{i}",
+                    "identifier": f"rep-{transport}-{tick}-{i}",
                 }
                 for i in range(per_tick)
             ]
@@ -189,13 +220,17 @@ def _run_ticks(env, *, customers, rng, base, ticks: int, per_tick: int, interval
             passes.append(answer)
             if answer["claimed"] or tick == ticks - 1 or tick % 10 == 0:
                 log(
-                    f"reporting: tick {tick + 1}/{ticks}: claimed {answer['claimed']:,} into "
+                    f"reporting {transport}: tick {tick + 1}/{ticks}: "
+                    f"claimed {answer['claimed']:,} into "
                     f"{answer['reports']} reports, {answer['calls']} calls, "
                     f"{answer['queries']:,} queries, {answer['claim_seconds']:.2f}s + "
                     f"{answer['send_seconds']:.2f}s"
                 )
         drain = one_pass(base + timedelta(seconds=ticks * interval + 1), flush=True)
-        log(f"reporting: flush pass: claimed {drain['claimed']:,}, {drain['calls']} calls")
+        log(
+            f"reporting {transport}: flush pass: claimed {drain['claimed']:,}, "
+            f"{drain['calls']} calls"
+        )
         passes.append(drain)
         peak = common.proc_status(proc.pid)["VmHWM"]
         proc.stdin.write("quit\n")
@@ -208,27 +243,16 @@ def _run_ticks(env, *, customers, rng, base, ticks: int, per_tick: int, interval
     return passes, ingest_seconds, peak
 
 
-def run(env: environment.Env, args) -> list[Figure]:
-    from django.conf import settings
-
+def _measure(env, args, *, transport: str, interval: float, per_tick: int, ticks: int) -> dict:
+    """One transport under the load: new customers, the ticks, the checks; the steady
+    state's figures."""
     from billing.models import Meter
     from billing.stripe_api import stripe_client
+    from stripe_emulator.testing import control
     from usage.selectors.rollups import rollup_value
 
-    interval = args.interval or settings.USAGE_REPORT_INTERVAL_SECONDS
-    per_tick = int(args.rate * interval)
-    check(per_tick > 0 and args.events % per_tick == 0, "--events must be ticks x rate x interval")
-    ticks = args.events // per_tick
-    min_events = getattr(settings, "USAGE_REPORT_BATCH_MIN_EVENTS", 0)
-    max_wait = getattr(settings, "USAGE_REPORT_BATCH_MAX_WAIT_SECONDS", 0)
-    pairs = args.customers * len(METERS)
-    log(
-        f"reporting: {ticks} ticks of {interval:g}s at {args.rate:,} events/s "
-        f"({per_tick:,} events per pass), {args.customers} customers x {len(METERS)} meters; "
-        f"batching: {min_events:,} events or {max_wait}s"
-    )
     accounts = [
-        fixtures.make_account(name=f"Reporting {i}", plan_key="starter", env=env)
+        fixtures.make_account(name=f"Reporting {transport} {i}", plan_key="starter", env=env)
         for i in range(args.customers)
     ]
     customers = [fixtures.customer_id(a) for a in accounts]
@@ -244,8 +268,8 @@ def run(env: environment.Env, args) -> list[Figure]:
         ticks=ticks,
         per_tick=per_tick,
         interval=interval,
+        transport=transport,
     )
-
     steady, drain = passes[:-1], passes[-1]
     claimed_all = sum(p["claimed"] for p in passes)
     calls_all = sum(p["calls"] for p in passes)
@@ -254,15 +278,21 @@ def run(env: environment.Env, args) -> list[Figure]:
         f"passes claimed {claimed_all} events; {args.events} ingested, {pending} were pending",
     )
     check(
-        calls_all == sum(p["emulator_calls"] for p in passes) == sum(p["sent"] for p in passes),
+        calls_all == sum(p["emulator_calls"] for p in passes),
         f"calls: worker {calls_all}, emulator {sum(p['emulator_calls'] for p in passes)}",
     )
+    if transport == "v1":  # one report a call
+        check(calls_all == sum(p["sent"] for p in passes), f"v1 calls {calls_all} != reports")
+    else:  # every report through the stream, none through the fallback
+        check(sum(p["v1_calls"] for p in passes) == 0, "v2 fell back to v1 during the run")
     check(all(p["failed"] == 0 and p["retried"] == 0 for p in passes), f"failures: {passes}")
     unreported = common.raw_sql(
         "SELECT count(*) FROM usage_usageevent WHERE report_id IS NULL AND account_id = ANY(%s)",
         [[a.pk for a in accounts]],
     )[0][0]
     check(unreported == 0, f"{unreported} events were left unreported")
+    # The stream counts after answering: apply what the emulator still holds.
+    control(env.emulator_url, "/_emulator/meter_event_stream/drain", {})
     # What Stripe (the emulator) aggregated equals the ledger, per customer and meter.
     client = stripe_client()
     lo = (base - timedelta(hours=1)).replace(minute=0, second=0)
@@ -278,69 +308,141 @@ def run(env: environment.Env, args) -> list[Figure]:
     claimed = sum(p["claimed"] for p in steady)
     calls = sum(p["calls"] for p in steady)
     check(claimed > 0 and calls > 0, f"no steady-state reports in {ticks} ticks: add ticks")
-    per_1000 = calls / claimed * 1000
     working = [p for p in steady if p["claimed"]]
     pass_seconds = sum(p["claim_seconds"] + p["send_seconds"] for p in working)
+    return {
+        "per_million": calls / claimed * 1_000_000,
+        "events_per_second": claimed / pass_seconds if pass_seconds else 0.0,
+        "peak": peak,
+        "extra": {
+            "events_ingested": args.events,
+            "events_claimed_steady": claimed,
+            "calls_steady": calls,
+            **{kind: sum(p[kind] for p in steady) for kind in CALL_PATHS},
+            "reports_steady": sum(p["reports"] for p in steady),
+            "calls_flush": drain["calls"],
+            "events_flush": drain["claimed"],
+            "events_per_call": claimed / calls,
+            "reports_per_call": sum(p["reports"] for p in steady) / calls,
+        },
+        "throughput_extra": {
+            "pass_seconds_total": pass_seconds,
+            "claim_seconds_total": sum(p["claim_seconds"] for p in working),
+            "send_seconds_total": sum(p["send_seconds"] for p in working),
+            "idle_pass_seconds_max": max(
+                (p["claim_seconds"] + p["send_seconds"] for p in steady if not p["claimed"]),
+                default=0.0,
+            ),
+            "ingest_seconds_total": ingest_seconds,
+            "passes": passes,
+        },
+        "queries_per_pass": sum(p["queries"] for p in working) / max(1, len(working)),
+        "working": len(working),
+        "steady": len(steady),
+    }
+
+
+def run(env: environment.Env, args) -> list[Figure]:
+    from django.conf import settings
+
+    interval = args.interval or settings.USAGE_REPORT_INTERVAL_SECONDS
+    per_tick = int(args.rate * interval)
+    check(per_tick > 0 and args.events % per_tick == 0, "--events must be ticks x rate x interval")
+    ticks = args.events // per_tick
+    min_events = getattr(settings, "USAGE_REPORT_BATCH_MIN_EVENTS", 0)
+    max_wait = getattr(settings, "USAGE_REPORT_BATCH_MAX_WAIT_SECONDS", 0)
+    pairs = args.customers * len(METERS)
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    check(set(transports) <= {"v1", "v2_stream"}, f"--transports: {transports}")
+    log(
+        f"reporting: {ticks} ticks of {interval:g}s at {args.rate:,} events/s "
+        f"({per_tick:,} events per pass), {args.customers} customers x {len(METERS)} meters; "
+        f"batching: {min_events:,} events or {max_wait}s; transports {', '.join(transports)}"
+    )
+    measured = {
+        transport: _measure(
+            env, args, transport=transport, interval=interval, per_tick=per_tick, ticks=ticks
+        )
+        for transport in transports
+    }
     extrapolated = args.events < 1_000_000
-    figures = [
-        Figure(
-            name="reporting.calls_per_million_events",
-            label="Stripe calls per 1,000,000 events",
-            value=per_1000 * 1000,
-            unit="",
-            target=f"<= {TARGET_PER_1000 * 1000:,.0f} (1 per 1,000)",
-            met=per_1000 <= TARGET_PER_1000,
-            notes=(
-                f"{args.rate:,} events/s over {pairs} customer-meter pairs, a pass per "
-                f"{interval:g}s, batches of {min_events:,} or {max_wait}s"
-                + (f"; extrapolated from {claimed:,} events" if extrapolated else "")
-            ),
-            extra={
-                "events_ingested": args.events,
-                "events_claimed_steady": claimed,
-                "calls_steady": calls,
-                "reports_steady": sum(p["reports"] for p in steady),
-                "calls_flush": drain["calls"],
-                "events_flush": drain["claimed"],
-                "ticks": ticks,
-                "pairs": pairs,
-                "rate": args.rate,
-                "interval_seconds": interval,
-                "batch_min_events": min_events,
-                "batch_max_wait_seconds": max_wait,
-                "events_per_call": claimed / calls,
-                "extrapolated": extrapolated,
-            },
-        ),
-        Figure(
-            name="reporting.events_per_second",
-            label="Reporting pass throughput (events/s)",
-            value=claimed / pass_seconds if pass_seconds else 0.0,
-            unit="/s",
-            notes=(
-                f"passes that reported: {len(working)} of {len(steady)}, "
-                f"{sum(p['queries'] for p in working) / max(1, len(working)):,.0f} queries each; "
-                f"limiter {settings.USAGE_REPORT_MAX_CALLS_PER_SECOND:g} calls/s (Redis)"
-            ),
-            extra={
-                "pass_seconds_total": pass_seconds,
-                "claim_seconds_total": sum(p["claim_seconds"] for p in working),
-                "send_seconds_total": sum(p["send_seconds"] for p in working),
-                "idle_pass_seconds_max": max(
-                    (p["claim_seconds"] + p["send_seconds"] for p in steady if not p["claimed"]),
-                    default=0.0,
+    load = (
+        f"{args.rate:,} events/s over {pairs} customer-meter pairs, a pass per "
+        f"{interval:g}s, batches of {min_events:,} or {max_wait}s"
+    )
+    common_extra = {
+        "ticks": ticks,
+        "pairs": pairs,
+        "rate": args.rate,
+        "interval_seconds": interval,
+        "batch_min_events": min_events,
+        "batch_max_wait_seconds": max_wait,
+        "extrapolated": extrapolated,
+    }
+
+    def extrapolation(m) -> str:
+        claimed = m["extra"]["events_claimed_steady"]
+        return f"; extrapolated from {claimed:,} events" if extrapolated else ""
+
+    figures = []
+    v1, v2 = measured.get("v1"), measured.get("v2_stream")
+    if v1:
+        figures.append(
+            Figure(
+                name="reporting.calls_per_million_events",
+                label="Stripe calls per 1,000,000 events (v1)",
+                value=v1["per_million"],
+                unit="",
+                target=f"<= {TARGET_PER_1000 * 1000:,.0f} (1 per 1,000)",
+                met=v1["per_million"] <= TARGET_PER_1000 * 1000,
+                notes=load + extrapolation(v1),
+                extra={**v1["extra"], **common_extra},
+            )
+        )
+    if v2:
+        figures.append(
+            Figure(
+                name="reporting.v2_calls_per_million_events",
+                label="Stripe calls per 1,000,000 events (v2 stream)",
+                value=v2["per_million"],
+                unit="",
+                baseline=v1["per_million"] if v1 else None,
+                baseline_label="v1, same load",
+                target=f"<= {TARGET_V2_PER_MILLION:,.0f}",
+                met=v2["per_million"] <= TARGET_V2_PER_MILLION,
+                notes=(
+                    f"{load}; up to 100 reports a stream call, session calls counted"
+                    + extrapolation(v2)
                 ),
-                "ingest_seconds_total": ingest_seconds,
-                "passes": passes,
-            },
-        ),
+                extra={**v2["extra"], **common_extra},
+            )
+        )
+    for transport, m in measured.items():
+        suffix = "" if transport == "v1" else "_v2"
+        figures.append(
+            Figure(
+                name=f"reporting.events_per_second{suffix}",
+                label=f"Reporting pass throughput, {transport} (events/s)",
+                value=m["events_per_second"],
+                unit="/s",
+                baseline=v1["events_per_second"] if v1 and transport != "v1" else None,
+                baseline_label="v1" if v1 and transport != "v1" else "",
+                notes=(
+                    f"passes that reported: {m['working']} of {m['steady']}, "
+                    f"{m['queries_per_pass']:,.0f} queries each; "
+                    f"limiter {settings.USAGE_REPORT_MAX_CALLS_PER_SECOND:g} calls/s (Redis)"
+                ),
+                extra=m["throughput_extra"],
+            )
+        )
+    figures.append(
         Figure(
             name="reporting.worker_peak_rss_mb",
             label="Reporting worker peak RSS",
-            value=peak / (1024 * 1024),
+            value=max(m["peak"] for m in measured.values()) / (1024 * 1024),
             unit="MB",
-        ),
-    ]
+        )
+    )
     return figures
 
 
