@@ -9,8 +9,8 @@ question, which is Django's default routing: everything on ``default``.
 - Reads go to the replica only inside :func:`replica_reads`, which
   ``config.replica_middleware`` opens for GET/HEAD requests of the customer pages
   (``dashboards:*`` and the embed widget), and only while that request has not written
-  (the middleware pins it to the primary after its first write statement) and is not in
-  ``transaction.atomic`` on the primary.
+  (the middleware pins it to the primary after its first write statement), is not in
+  ``transaction.atomic`` on the primary, and is not running a Celery task eagerly.
 - Some tables are always read on the primary, whatever the request: who is signed in and
   what they may see (sessions, users, groups and permissions, sign-in throttling,
   accounts, memberships, invitations, and the API keys whose revocation ends embed
@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from celery import current_task
 from django.db import DEFAULT_DB_ALIAS, connections
 
 REPLICA = "replica"
@@ -91,6 +92,7 @@ class ReplicaRouter:
             or model._meta.label_lower in PRIMARY_ONLY_MODELS
             or not replica_configured()
             or _in_transaction_on_primary()
+            or current_task  # a task run eagerly inside the request: the primary, as in a worker
         ):
             return _away_from_replica(hints)
         state.reads += 1

@@ -6,6 +6,10 @@ would fail there, and every statement it ran is captured and checked to be a rea
 The real streaming replica is tests/config/test_replica_streaming.py.
 """
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -25,6 +29,7 @@ from django.urls import reverse
 from billing.models import Account, Membership, Plan
 from config.db_router import REPLICA, ReplicaRouter, replica_reads
 from config.replica_middleware import PIN_COOKIE, ReplicaReadsMiddleware, is_write_statement
+from tests.conftest import ROOT
 from tests.factories import make_user
 from usage.models import Budget, UsageRollup
 
@@ -118,6 +123,19 @@ def test_reads_go_to_the_replica_only_inside_a_replica_block(replica_alias_only)
         state.pinned = True
         assert Plan.objects.all().db == DEFAULT_DB_ALIAS
     assert Plan.objects.all().db == DEFAULT_DB_ALIAS
+
+
+@pytest.mark.django_db
+def test_a_task_run_eagerly_inside_a_page_reads_the_primary(replica_alias_only):
+    from config.celery import app
+
+    @app.task(name="tests.replica_probe")
+    def replica_probe() -> str:
+        return Plan.objects.all().db
+
+    with replica_reads():
+        assert replica_probe.apply().get() == DEFAULT_DB_ALIAS
+        assert Plan.objects.all().db == REPLICA
 
 
 def test_writes_never_route_to_the_replica_and_it_is_never_migrated(replica_alias_only):
@@ -296,3 +314,42 @@ def test_a_failed_replica_serves_the_page_from_the_primary(client, replica, owne
     assert response.status_code == 200
     assert "Globex" in response.content.decode()
     assert tables_read(statements(on_primary), "djstripe_subscription") == {"djstripe_subscription"}
+
+
+# --- settings -------------------------------------------------------------------------
+
+SHOW_DATABASES = (  # the settings module alone: reading settings does no work
+    "import importlib, json, sys; "
+    "print(json.dumps(importlib.import_module(sys.argv[1]).DATABASES, default=str))"
+)
+
+
+def databases_with(environment: dict, module: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
+    env.update(environment)
+    out = subprocess.run(
+        [sys.executable, "-c", SHOW_DATABASES, module],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_replica_alias_comes_from_database_replica_url():
+    primary = "postgres://app:pw@db-1:5432/meterdesk"
+    replica = "postgres://app:pw@db-2:6432/meterdesk"
+    assert list(databases_with({"DATABASE_URL": primary}, "config.settings.base")) == ["default"]
+    both = databases_with(
+        {"DATABASE_URL": primary, "DATABASE_REPLICA_URL": replica, "DATABASE_CONN_MAX_AGE": "30"},
+        "config.settings.base",
+    )
+    assert (both["replica"]["HOST"], both["replica"]["PORT"]) == ("db-2", 6432)
+    for key in ("ENGINE", "NAME", "CONN_MAX_AGE", "ATOMIC_REQUESTS"):
+        assert both["replica"][key] == both["default"][key], key
+    assert both["replica"]["OPTIONS"] == both["default"].get("OPTIONS", {})
+    assert both["replica"]["CONN_MAX_AGE"] == 30
+    # In tests the alias mirrors the test database.
+    tests = databases_with(
+        {"DATABASE_REPLICA_URL": "sqlite:////tmp/r.sqlite3"}, "config.settings.test"
+    )
+    assert tests["replica"]["TEST"]["MIRROR"] == "default"
+    assert tests["replica"]["OPTIONS"] == tests["default"]["OPTIONS"]  # SQLite's, the same
