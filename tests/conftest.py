@@ -33,6 +33,27 @@ def pytest_configure(config):
     (ROOT / "var").mkdir(exist_ok=True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow (minutes each: the acceptance tests, the migrations) run first,
+    otherwise in collection order: xdist hands out work in this order, so they start at
+    once instead of one of them holding the run's last minutes on one worker."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The suite builds its tables from the models (--no-migrations); on PostgreSQL the
+    ledger is then partitioned by month exactly as migration 0016 does in production,
+    so every PostgreSQL test runs on the partitioned ledger."""
+    import importlib
+
+    from django.db import connection
+
+    migration = importlib.import_module("usage.migrations.0016_partitioned_ledger")
+    with django_db_blocker.unblock():
+        migration.partition_ledger(connection)
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config, log):
     """--dist loadgroup, with the groups above given by path. (xdist's own

@@ -168,14 +168,44 @@ class ReportingFailure(models.Model):
         return f"{self.account} / {self.meter}: {self.consecutive_failures} failing"
 
 
-class UsageEvent(models.Model):
-    """One accepted usage event: the append-only ledger, the source of truth."""
+class EventIdentifier(models.Model):
+    """Every identifier the ledger ever stored, once: what keeps identifiers unique for
+    ever across the ledger's monthly partitions.
 
-    # Unique through a constraint, not unique=True: on PostgreSQL Django would add a
-    # second, varchar_pattern_ops index that no query uses. The account and meter foreign
-    # keys are covered by the (account, meter, ...) indexes below, so they get none of
-    # their own. Every index is maintained on each insert: these three cost ~1/3 of the
-    # ingest rate (benchmarks/bench_ingest what-if).
+    On PostgreSQL ``usage_usageevent`` is partitioned by month of ``timestamp``
+    (migration 0016), and a partitioned table's unique indexes must include the
+    partition key, so ``UNIQUE (identifier)`` cannot live there. The ingest statement
+    inserts here first (``ON CONFLICT (identifier) DO NOTHING``, one B-tree probe, not one
+    per partition) and stores the event only for identifiers it claimed, in the same
+    statement and transaction (``usage.services.ledger_writes``). ``event_id`` and
+    ``timestamp`` find the event in its partition; ``payload_hash`` tells a duplicate
+    from a conflict without touching the ledger. Rows are never deleted, except with
+    their event in the transaction that inserted it (an hour over its cap): a detached
+    (archived) partition keeps its identifiers here, so an old identifier sent again is
+    still a duplicate.
+    """
+
+    identifier = models.CharField(max_length=100, primary_key=True)
+    event_id = models.BigIntegerField(null=True, help_text="Null only within the insert")
+    timestamp = models.DateTimeField()
+    payload_hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return self.identifier
+
+
+class UsageEvent(models.Model):
+    """One accepted usage event: the append-only ledger, the source of truth.
+
+    On PostgreSQL the table is partitioned by month of ``timestamp`` (primary key
+    ``(id, timestamp)``, ids from the sequence ``usage_usageevent_id_seq``); identifiers
+    are unique through :class:`EventIdentifier`, which every insert goes through.
+    """
+
+    # Not unique here (see EventIdentifier), and no index of its own: lookups by
+    # identifier go through EventIdentifier. The account and meter foreign keys are
+    # covered by the (account, meter, ...) indexes below, so they get none of their own.
+    # Every index is maintained on each insert (benchmarks/bench_ingest what-if).
     identifier = models.CharField(max_length=100)
     account = models.ForeignKey(
         Account, on_delete=models.PROTECT, related_name="usage_events", db_index=False
@@ -194,7 +224,6 @@ class UsageEvent(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["identifier"], name="usage_event_identifier_unique"),
             models.CheckConstraint(condition=Q(value__gte=0), name="usage_event_value_gte_0"),
         ]
         indexes = [

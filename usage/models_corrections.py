@@ -97,7 +97,12 @@ class VoidedEvent(models.Model):
     """One ledger event a correction voided."""
 
     correction = models.ForeignKey(UsageCorrection, on_delete=models.PROTECT, related_name="voided")
-    event = models.OneToOneField(UsageEvent, on_delete=models.PROTECT, related_name="void")
+    # No database foreign key: on PostgreSQL the ledger is partitioned and its primary
+    # key is (id, timestamp), which a foreign key to id alone cannot reference. PROTECT
+    # is still enforced by Django; the ledger is append-only.
+    event = models.OneToOneField(
+        UsageEvent, on_delete=models.PROTECT, related_name="void", db_constraint=False
+    )
 
     def __str__(self) -> str:
         return str(self.event_id)

@@ -1,7 +1,8 @@
 """The SQL of an ingest transaction: insert events once, add them to the hourly rollups.
 
-Set-based and one statement each whatever the batch size: ``INSERT ... ON CONFLICT
-(identifier) DO NOTHING RETURNING`` for the events, ``INSERT ... ON CONFLICT DO UPDATE``
+Set-based and one statement each whatever the batch size (on PostgreSQL): the
+identifiers claimed with ``INSERT ... ON CONFLICT (identifier) DO NOTHING RETURNING``
+and the claimed events inserted, in one statement, ``INSERT ... ON CONFLICT DO UPDATE``
 for the rollups, guarded so that no hour's sum crosses
 :data:`usage.event_validation.MAX_HOUR_SUM` (the guard is what keeps every later sum of
 hours inside a signed 64-bit integer; :mod:`usage.services.hour_cap` decides what to do
@@ -44,45 +45,96 @@ def as_utc(value) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_EVENT_COLUMNS = [
+    ("identifier", "varchar"),
+    ("account_id", "bigint"),
+    ("meter_id", "bigint"),
+    ("value", "bigint"),
+    ("timestamp", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("payload_hash", "varchar"),
+]
+
+
 def insert_events(rows: list[ValidEvent], received_at: datetime) -> dict[str, int]:
-    """Insert the rows (skipping known identifiers): identifier -> id of those inserted."""
+    """Insert the rows (skipping known identifiers): identifier -> id of those inserted.
+
+    An identifier is claimed in ``usage_eventidentifier`` (unique for ever, whatever
+    partition its event lands in; see ``usage.models.EventIdentifier``) and its event
+    stored only if the claim succeeded. On PostgreSQL one statement does both, the ids
+    drawn from the ledger's sequence; a concurrent batch claiming the same identifier
+    waits for this one's transaction and then skips it."""
     if not rows:
         return {}
-    table = connection.ops.quote_name("usage_usageevent")
-    source, params = _source(
-        [
-            ("identifier", "varchar"),
-            ("account_id", "bigint"),
-            ("meter_id", "bigint"),
-            ("value", "bigint"),
-            ("timestamp", "timestamptz"),
-            ("received_at", "timestamptz"),
-            ("payload_hash", "varchar"),
-        ],
-        [
-            (r.identifier, r.account_id, r.meter_id, r.value, r.timestamp, received_at,
-             r.payload_hash)
-            for r in rows
-        ],
-    )  # fmt: skip
+    values = [
+        (r.identifier, r.account_id, r.meter_id, r.value, r.timestamp, received_at,
+         r.payload_hash)
+        for r in rows
+    ]  # fmt: skip
+    if connection.vendor == "postgresql":
+        return _insert_events_postgresql(values)
+    return _insert_events_portable(values)
+
+
+def _insert_events_postgresql(values: list[tuple]) -> dict[str, int]:
+    source, params = _source(_EVENT_COLUMNS, values)
     sql = (
-        f"INSERT INTO {table} (identifier, account_id, meter_id, value, timestamp, "
-        f"received_at, payload_hash) {source} "
-        "ON CONFLICT (identifier) DO NOTHING RETURNING identifier, id"
+        f"WITH src AS ({source}), "
+        "claimed AS (INSERT INTO usage_eventidentifier "
+        "(identifier, event_id, timestamp, payload_hash) "
+        "SELECT identifier, nextval('usage_usageevent_id_seq'), timestamp, payload_hash "
+        "FROM src ORDER BY identifier "
+        "ON CONFLICT (identifier) DO NOTHING RETURNING identifier, event_id) "
+        "INSERT INTO usage_usageevent (id, identifier, account_id, meter_id, value, "
+        "timestamp, received_at, payload_hash) "
+        "SELECT claimed.event_id, src.identifier, src.account_id, src.meter_id, src.value, "
+        "src.timestamp, src.received_at, src.payload_hash "
+        "FROM src JOIN claimed USING (identifier) RETURNING identifier, id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return dict(cursor.fetchall())
 
 
+def _insert_events_portable(values: list[tuple]) -> dict[str, int]:
+    """SQLite (one writer at a time): claim, insert the claimed, then record their ids."""
+    claim_source, claim_params = _source(
+        [("identifier", "varchar"), ("timestamp", "timestamptz"), ("payload_hash", "varchar")],
+        [(v[0], v[4], v[6]) for v in values],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO usage_eventidentifier (identifier, timestamp, payload_hash) "
+            f"SELECT * FROM ({claim_source}) WHERE true "
+            "ON CONFLICT (identifier) DO NOTHING RETURNING identifier",
+            claim_params,
+        )
+        claimed = {identifier for (identifier,) in cursor.fetchall()}
+        if not claimed:
+            return {}
+        source, params = _source(_EVENT_COLUMNS, [v for v in values if v[0] in claimed])
+        cursor.execute(
+            "INSERT INTO usage_usageevent (identifier, account_id, meter_id, value, "
+            f"timestamp, received_at, payload_hash) {source} RETURNING identifier, id",
+            params,
+        )
+        ids = dict(cursor.fetchall())
+        cursor.executemany(
+            "UPDATE usage_eventidentifier SET event_id = %s WHERE identifier = %s",
+            [(event_id, identifier) for identifier, event_id in ids.items()],
+        )
+    return ids
+
+
 def delete_events(event_ids: list[int]) -> None:
-    """Take back rows this transaction inserted (nothing refers to them yet)."""
+    """Take back rows this transaction inserted (nothing refers to them yet), and their
+    identifiers' claims, so that the same identifiers may be sent again."""
     if not event_ids:
         return
-    table = connection.ops.quote_name("usage_usageevent")
     marks = ",".join(["%s"] * len(event_ids))
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks})", event_ids)
+        cursor.execute(f"DELETE FROM usage_usageevent WHERE id IN ({marks})", event_ids)
+        cursor.execute(f"DELETE FROM usage_eventidentifier WHERE event_id IN ({marks})", event_ids)
 
 
 def upsert_rollups(rows: list[ValidEvent], ids: dict[str, int]) -> set[RollupKey]:
@@ -146,10 +198,10 @@ def upsert_rollups(rows: list[ValidEvent], ids: dict[str, int]) -> set[RollupKey
 
 
 def stored_hashes(identifiers: list[str]) -> dict[str, str]:
-    from usage.models import UsageEvent
+    from usage.models import EventIdentifier
 
     return dict(
-        UsageEvent.objects.filter(identifier__in=identifiers).values_list(
+        EventIdentifier.objects.filter(identifier__in=identifiers).values_list(
             "identifier", "payload_hash"
         )
     )
