@@ -32,3 +32,13 @@ class UsageConfig(AppConfig):
         account_change_listener_register(plan_default_budgets_apply_for)
         post_save.connect(budget_changed, sender=Budget, dispatch_uid="usage.budget.saved")
         post_delete.connect(budget_changed, sender=Budget, dispatch_uid="usage.budget.deleted")
+
+        # The alert sweep's rollup-write triggers, also on databases built without
+        # migrations (the test suite): usage.sweep_triggers.
+        from django.db.models.signals import post_migrate
+
+        from usage.sweep_triggers import sweep_triggers_after_migrate
+
+        post_migrate.connect(
+            sweep_triggers_after_migrate, sender=self, dispatch_uid="usage.sweep_triggers"
+        )

@@ -116,4 +116,4 @@ class PlanBudgetPolicy(models.Model):
 
 # The sweep's watermark lives in its own module; imported here so that the app registry
 # (which imports usage.models, and it this module) knows it.
-from usage.models_sweep import SweepWatermark  # noqa: E402, F401
+from usage.models_sweep import SweepTouch, SweepWatermark  # noqa: E402, F401

@@ -20,15 +20,15 @@ import time_machine
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing.mirror.customers import customer_id_for_account
-from billing.mirror.subscriptions import subscription_state_for_account
 from billing.models import Meter
 from billing.models_credits import AutoTopUp
-from usage.models import AlertDelivery, AlertRule
+from usage.models import AlertDelivery, AlertRule, UsageRollup
 from usage.models_budgets import Budget
-from usage.models_sweep import SweepWatermark
+from usage.models_sweep import SweepTouch, SweepWatermark
 from usage.services.alert_resolution import budget_changed
 from usage.services.alert_sweep import sweep_inputs_digest
 from usage.services.alerts import SweepStats, alerts_evaluate_all
@@ -57,8 +57,19 @@ def _ingest(account, event_name: str, value: int, at, count: int = 1) -> None:
 
 
 def _delivery_keys() -> set:
+    """The deliveries, their rules named by content (on PostgreSQL a rolled-back run's
+    default rules used up sequence values: the same rule has another id afterwards)."""
     return set(
-        AlertDelivery.objects.values_list("account_id", "rule_id", "budget_id", "level", "sent_at")
+        AlertDelivery.objects.values_list(
+            "account_id",
+            "rule__kind",
+            "rule__meter_id",
+            "rule__threshold_percent",
+            "rule__amount",
+            "budget_id",
+            "level",
+            "sent_at",
+        )
     )
 
 
@@ -320,51 +331,54 @@ def test_skip_off_evaluates_everyone(swept):
 
 
 def test_the_digest_moves_with_each_input(pro_account):
-    """Every input of an evaluation is in the digest: a new period (rollover), another
-    quantity, usage, a rule, a budget, a delivery sent or not."""
-    from dataclasses import replace
-
-    state = subscription_state_for_account(account=pro_account)
+    """Every input of an evaluation besides usage (the touch rows) is in the digest: the
+    subscription's stamp (a rollover, a plan or quantity change is a save of the
+    mirrored subscription), a rule, a budget, a delivery sent or not, or gone."""
+    now = timezone.now()
     rule = AlertRule(pk=1, account=pro_account, kind="spend", amount=100, currency="usd")
     budget = Budget(pk=2, account=pro_account, kind="spend", limit=5, currency="usd")
     delivery = AlertDelivery(pk=3, account=pro_account, rule=rule, level=100, sent_at=None)
     base = {
-        "state": state,
-        "usage": {1: 10},
+        "subscriptions": (("sub_1", now),),
         "rules": [rule],
         "budgets": [budget],
         "deliveries": [delivery],
     }
     digest = sweep_inputs_digest(**base)
     assert sweep_inputs_digest(**base) == digest
-    later = state.period_end + (state.period_end - state.period_start)
     changes = [
-        {"state": replace(state, period_start=state.period_end, period_end=later)},
-        {"state": replace(state, items=(replace(state.items[0], quantity=7), *state.items[1:]))},
-        {"usage": {1: 11}},
-        {"usage": {}},
-        {"rules": [replace_rule(rule, amount=101)]},
+        {"subscriptions": (("sub_1", now + timedelta(microseconds=1)),)},
+        {"subscriptions": (("sub_1", now), ("sub_2", now))},
+        {"subscriptions": ()},
+        {"rules": [_copy(rule, amount=101)]},
+        {"rules": [_copy(rule, kind="projected_spend")]},
         {"rules": []},
-        {"budgets": [replace_budget(budget, limit=6)]},
-        {"budgets": [replace_budget(budget, warn_levels=[80])]},
-        {"deliveries": [replace_delivery(delivery, sent_at=timezone.now())]},
+        {"budgets": [_copy(budget, limit=6)]},
+        {"budgets": [_copy(budget, warn_levels=[80])]},
+        {"budgets": []},
+        {"deliveries": [_copy(delivery, sent_at=now)]},
         {"deliveries": []},
     ]
     digests = {sweep_inputs_digest(**{**base, **change}) for change in changes}
     assert digest not in digests and len(digests) == len(changes)
 
 
-def replace_rule(rule, **fields):
-    return AlertRule(**{**_fields(rule), **fields})
+def test_every_rollup_write_leaves_a_touch(pro_account, other_account):
+    """The triggers on the rollups (usage.sweep_triggers), whoever writes them: the
+    ingest statement, an ORM update, a delete; each is consumed by the next sweep."""
+    assert SweepTouch.objects.filter(account_id=pro_account.pk).exists()  # the fixture's
+    alerts_evaluate_all()
+    assert not SweepTouch.objects.exists()
+    _ingest(other_account, "api_calls", 1, timezone.now())
+    assert set(SweepTouch.objects.values_list("account_id", flat=True)) == {other_account.pk}
+    alerts_evaluate_all()
+    UsageRollup.objects.filter(account=pro_account).update(sum_value=F("sum_value") + 1)
+    assert set(SweepTouch.objects.values_list("account_id", flat=True)) == {pro_account.pk}
+    alerts_evaluate_all()
+    UsageRollup.objects.filter(account=other_account).delete()
+    assert set(SweepTouch.objects.values_list("account_id", flat=True)) == {other_account.pk}
 
 
-def replace_budget(budget, **fields):
-    return Budget(**{**_fields(budget), **fields})
-
-
-def replace_delivery(delivery, **fields):
-    return AlertDelivery(**{**_fields(delivery), **fields})
-
-
-def _fields(instance) -> dict:
-    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+def _copy(instance, **fields):
+    values = {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+    return type(instance)(**{**values, **fields})

@@ -36,6 +36,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from billing.mirror.customers import accounts_with_stripe_customer
+from billing.mirror.subscription_stamps import subscription_stamps_for_accounts
 from billing.mirror.subscriptions import (
     SubscriptionState,
     subscription_state_for_account,
@@ -44,7 +45,6 @@ from billing.mirror.subscriptions import (
 from billing.models import Account, Meter
 from usage.alert_email import alert_email_send
 from usage.models import AlertDelivery, AlertRule
-from usage.models_budgets import Budget
 from usage.selectors.alerts import (
     RULE_LEVEL,
     Check,
@@ -65,11 +65,11 @@ from usage.services.alert_delivery import (
 )
 from usage.services.alert_resolution import alerts_resolve_ended_periods
 from usage.services.alert_sweep import (
-    sweep_inputs_digest,
-    sweep_watermarks,
+    ChunkInputs,
+    sweep_touches_consume,
+    sweep_touches_orphans_delete,
     sweep_watermarks_record,
     time_driven,
-    usage_by_account,
 )
 from usage.services.budget_alerts import budget_alerts_evaluate
 from usage.services.credit_alerts import (
@@ -170,8 +170,11 @@ def _default_rules(account_id: int, state: SubscriptionState) -> list[AlertRule]
     ]
 
 
-def _rules_by_account(states: dict[int, SubscriptionState]) -> dict[int, list[AlertRule]]:
-    """The chunk's rules, after adding missing default rules in one statement."""
+def _rules_by_account(
+    states: dict[int, SubscriptionState], *, loaded: dict[int, list[AlertRule]] | None = None
+) -> dict[int, list[AlertRule]]:
+    """The chunk's rules (``loaded``: read already), after adding missing default rules
+    in one statement."""
 
     def load():
         rules: dict[int, list[AlertRule]] = {}
@@ -179,7 +182,7 @@ def _rules_by_account(states: dict[int, SubscriptionState]) -> dict[int, list[Al
             rules.setdefault(rule.account_id, []).append(rule)
         return rules
 
-    rules = load()
+    rules = load() if loaded is None else {a: loaded.get(a, []) for a in states}
     have = {
         (r.account_id, r.meter_id, r.threshold_percent)
         for account_rules in rules.values()
@@ -395,106 +398,88 @@ def alerts_evaluate_all(
             skip_unchanged=skip_unchanged,
             stats=stats,
         )
+    sweep_touches_orphans_delete()
     return sent
 
 
 def _sweep_chunk(
     account_ids: list[int], *, now: datetime, skip_unchanged: bool, stats: SweepStats
 ) -> int:
+    """One chunk: the skip decision's light reads for every account, then the full
+    evaluation of those due (``usage.services.alert_sweep``), each step a constant
+    number of queries."""
+    inputs = ChunkInputs(
+        account_ids=account_ids,
+        subscriptions=subscription_stamps_for_accounts(account_ids=account_ids),
+    )
+    due = [a for a in account_ids if inputs.due(a)] if skip_unchanged else list(account_ids)
+    stats.accounts += len(account_ids)
+    stats.evaluated += len(due)
+    stats.skipped += len(account_ids) - len(due)
+    if not due:
+        return 0
     states = {
         account_id: state
-        for account_id, state in subscription_states_for_accounts(account_ids=account_ids).items()
+        for account_id, state in subscription_states_for_accounts(account_ids=due).items()
         if state.period_end > now  # an ended period evaluates to nothing
     }
-    if not states:
-        return 0
-    rules = _rules_by_account(states)
-    budgets: dict[int, list[Budget]] = {}
-    for budget in Budget.objects.filter(account_id__in=list(states)).select_related("meter"):
-        budgets.setdefault(budget.account_id, []).append(budget)
+    rules = _rules_by_account(states, loaded=inputs.rules)
     deliveries = alert_deliveries_for_periods(
         account_ids=states, period_starts={state.period_start for state in states.values()}
     )
-    by_account: dict[int, list[AlertDelivery]] = {}
+    used: dict[int, list[AlertDelivery]] = {}
     for delivery in deliveries.values():
         if delivery.period_start == states[delivery.account_id].period_start:
-            by_account.setdefault(delivery.account_id, []).append(delivery)
+            used.setdefault(delivery.account_id, []).append(delivery)
+    budgets = {a: inputs.budgets.get(a, []) for a in states}
     meters = {i.meter.pk: i.meter for state in states.values() for i in state.metered_items}
-    meters.update(
-        (b.meter_id, b.meter) for bs in budgets.values() for b in bs if b.meter_id is not None
-    )
+    meters.update((b.meter_id, b.meter) for bs in budgets.values() for b in bs if b.meter_id)
     periods = {account_id: (s.period_start, s.period_end) for account_id, s in states.items()}
     usage = rollup_values(ranges=periods, meters=meters.values(), group="range")
-    values = usage_by_account(usage)
-    needing = credit_accounts_needing_balance(account_ids=list(states), rules=rules)
-    digests = {
-        account_id: sweep_inputs_digest(
-            state=state,
-            usage=values.get(account_id, {}),
-            rules=rules.get(account_id, ()),
-            budgets=budgets.get(account_id, ()),
-            deliveries=by_account.get(account_id, ()),
-        )
-        for account_id, state in states.items()
-    }
-    timed = {
-        account_id
-        for account_id, state in states.items()
-        if time_driven(
-            account_id=account_id,
-            period_start=state.period_start,
-            rules=rules.get(account_id, ()),
-            deliveries=deliveries,
-            account_deliveries=by_account.get(account_id, ()),
-            has_top_up=needing.get(account_id) is not None,
-        )
-    }
-    if skip_unchanged:
-        recorded = sweep_watermarks(account_ids=states)
-        due = [a for a in states if a in timed or recorded.get(a) != digests[a]]
-    else:
-        due = list(states)
-    stats.accounts += len(states)
-    stats.evaluated += len(due)
-    stats.skipped += len(states) - len(due)
-    if not due:
-        return 0
-    accounts = Account.objects.in_bulk(due)
+    accounts = Account.objects.in_bulk(list(states))
     summaries = period_summaries_for_accounts(
         accounts=list(accounts.values()), now=now, states=states, usage=usage
     )
     statuses = budget_statuses_from_summaries(
-        summaries=summaries,
-        budgets=[b for a in summaries for b in budgets.get(a, ())],
-        usage=usage,
+        summaries=summaries, budgets=[b for bs in budgets.values() for b in bs], usage=usage
     )
+    needing = credit_accounts_needing_balance(account_ids=list(summaries), rules=rules)
     credits = _credits(accounts=accounts, summaries=summaries, needing=needing)
-    sent, no_ops = 0, {}
-    for account_id, summary in summaries.items():
+    sent, done = 0, {}
+    for account_id in due:
+        summary = summaries.get(account_id)
         attempted: list = []
-        try:
-            sent += len(
-                _evaluate(
-                    account=accounts[account_id],
-                    rules=rules.get(account_id, ()),
-                    summary=summary,
-                    deliveries=deliveries,
-                    credits=credits.get(account_id),
-                    attempted=attempted,
+        if summary is not None:
+            try:
+                sent += len(
+                    _evaluate(
+                        account=accounts[account_id],
+                        rules=rules.get(account_id, ()),
+                        summary=summary,
+                        deliveries=deliveries,
+                        credits=credits.get(account_id),
+                        attempted=attempted,
+                    )
                 )
-            )
-            sent += len(
-                budget_alerts_evaluate(
-                    account=accounts[account_id],
-                    statuses=statuses[account_id],
-                    deliveries=deliveries,
-                    attempted=attempted,
+                sent += len(
+                    budget_alerts_evaluate(
+                        account=accounts[account_id],
+                        statuses=statuses[account_id],
+                        deliveries=deliveries,
+                        attempted=attempted,
+                    )
                 )
-            )
-        except Exception:  # one account's failure must not stop the sweep
-            logger.exception("alert evaluation failed for account %s", account_id)
-            continue
-        if not attempted and account_id not in timed:
-            no_ops[account_id] = (digests[account_id], summary.period_start)
-    sweep_watermarks_record(digests=no_ops, now=now)
+            except Exception:  # one account's failure must not stop the sweep
+                logger.exception("alert evaluation failed for account %s", account_id)
+                continue
+        account_rules = rules.get(account_id, [])
+        no_op = not attempted and not time_driven(
+            rules=account_rules,
+            deliveries=used.get(account_id, ()),
+            has_top_up=needing.get(account_id) is not None,
+        )
+        digest = inputs.digest(account_id, rules=account_rules, deliveries=used.get(account_id, ()))
+        done[account_id] = (digest if no_op else "", summary.period_start if summary else None)
+    sweep_watermarks_record(digests=done, now=now)
+    sweep_touches_consume(touch_ids=(t for a in done for t in inputs.touches.get(a, ())))
     return sent
