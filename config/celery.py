@@ -92,6 +92,12 @@ def beat_schedule() -> dict:
             "schedule": channel_retry_every,
             "options": {"expires": channel_retry_every},
         },
+        # The ledger's monthly partitions (PostgreSQL) from this month to three ahead;
+        # daily, so a missed run or two still leaves months in hand.
+        "usage-ensure-ledger-partitions": {
+            "task": "usage.tasks.ensure_ledger_partitions",
+            "schedule": crontab(minute=17, hour=3),
+        },
         # Corrections recorded but whose Stripe call (cancel, credit note) never ran.
         "usage-retry-stale-corrections": {
             "task": "usage.tasks.retry_stale_corrections",

@@ -51,3 +51,12 @@ def retry_stale_corrections() -> int:
     from usage.services.correction_apply import corrections_stale_retry
 
     return corrections_stale_retry()
+
+
+@shared_task(name="usage.tasks.ensure_ledger_partitions")
+def ensure_ledger_partitions() -> str:
+    """Beat, daily: the ledger's monthly partitions (PostgreSQL) from this month to three
+    ahead, rows of a new month moved out of the default partition."""
+    from usage.services.ledger_partitions import ensure_partitions
+
+    return ensure_partitions().summary()

@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from billing.models import Account, Meter
 from usage.models import UsageCorrection, UsageEvent, UsageReport, VoidedEvent
+from usage.selectors.events_by_identifier import events_by_identifier
 from usage.selectors.periods import PeriodResolver
 from usage.services.correction_apply import correction_apply_after_commit
 from usage.services.correction_ledger import (
@@ -115,9 +116,9 @@ def _stripe_view_of(*, account, meter, identifiers, client) -> tuple[set, Stripe
     """Before the transaction: the events' reports and, if they were reported, what
     Stripe has (re-checked under the locks)."""
     report_ids = set(
-        UsageEvent.objects.filter(
-            account=account, meter=meter, identifier__in=set(identifiers)
-        ).values_list("report_id", flat=True)
+        events_by_identifier(identifiers=identifiers)
+        .filter(account=account, meter=meter)
+        .values_list("report_id", flat=True)
     )
     if report_ids <= {None}:
         return report_ids, None
@@ -157,8 +158,9 @@ def usage_events_void(
     with transaction.atomic():
         pair_lock(account.pk, meter.pk)
         events = list(
-            UsageEvent.objects.select_for_update()
-            .filter(account=account, meter=meter, identifier__in=set(identifiers))
+            events_by_identifier(identifiers=identifiers)
+            .select_for_update()
+            .filter(account=account, meter=meter)
             .order_by("id")
         )
         if len(events) != len(set(identifiers)):
