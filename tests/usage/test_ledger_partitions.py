@@ -351,3 +351,47 @@ def test_unpartition_then_partition_keeps_rows_ids_and_the_sequence(customer):
              "timestamp": int(at.timestamp())}  # fmt: skip
     assert _send([event], at)["accepted"] == 1
     assert UsageEvent.objects.get(identifier="rt-new").id > max(row[0] for row in before)
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_transactions_store_an_identifier_once(customer):
+    """Batch A (this month) claims the identifier and keeps its transaction open; batch
+    B (same event resent a month on, no timestamp: next month's partition) waits on the
+    claim, then finds it taken: a duplicate. One row, in A's partition."""
+    import threading
+
+    from django.db import connections, transaction
+
+    event = {"event_name": "api_calls", "customer": customer, "identifier": "race-1"}
+    claimed, release = threading.Event(), threading.Event()
+    answers = {}
+
+    def batch_a():
+        try:
+            with transaction.atomic():
+                answers["a"] = _send([event], THIS_MONTH + timedelta(days=4))
+                claimed.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    def batch_b():
+        try:
+            answers["b"] = _send([event], NEXT_MONTH + timedelta(days=4))
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(target=batch_a)
+    a.start()
+    assert claimed.wait(10)
+    b = threading.Thread(target=batch_b)
+    b.start()
+    b.join(1.0)
+    assert b.is_alive()  # waiting on A's claim of the identifier
+    release.set()
+    a.join(10)
+    b.join(10)
+    assert answers["a"]["accepted"] == 1
+    assert (answers["b"]["accepted"], answers["b"]["duplicates"]) == (0, 1)
+    assert _partition_of("race-1") == [partition_name(THIS_MONTH)]
