@@ -177,17 +177,24 @@ def _export(name: str, columns: list[str], target: Path) -> tuple[str, str]:
     csv_hash = hashlib.sha256()
     quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
     sql = f"COPY (SELECT {quoted} FROM {name} ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)"
+    # COPY hands over one row at a time: gathered into 1 MiB blocks before hashing and
+    # compressing. Level 6 (gzip's own default): level 9 costs far more CPU for ~2% less.
     # mtime=0: the same rows give the same file, byte for byte.
+    block = bytearray()
     with (
         open(target, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as out,
         connection.cursor() as cursor,
         cursor.copy(sql) as copy,
     ):
         for chunk in copy:
-            data = bytes(chunk)
-            csv_hash.update(data)
-            out.write(data)
+            block += chunk
+            if len(block) >= 1 << 20:
+                csv_hash.update(block)
+                out.write(block)
+                block.clear()
+        csv_hash.update(block)
+        out.write(block)
     file_hash = hashlib.sha256()
     with open(target, "rb") as written:
         for block in iter(lambda: written.read(1 << 20), b""):
