@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 from billing.models import Account
 from billing.models_credits import AutoTopUp
@@ -49,31 +50,27 @@ Kind = AlertRule.Kind
 TIME_DRIVEN_KINDS = frozenset(
     {Kind.PROJECTED_USAGE_SHARE, Kind.PROJECTED_SPEND, *AlertRule.CREDIT_KINDS}
 )
-DELIVERY_FIELDS = ("id", "account_id", "rule_id", "budget_id", "level", "sent_at", "period_start")
 
 
-def _rule_key(r: AlertRule) -> tuple:
+def _rule_key(r) -> tuple:
     return (r.pk, r.kind, r.meter_id, r.threshold_percent, r.amount, r.currency, r.is_default)
 
 
-def _budget_key(b: Budget) -> tuple:
+def _budget_key(b) -> tuple:
     levels = tuple(sorted(int(level) for level in b.warn_levels or ()))
     return (b.pk, b.kind, b.meter_id, b.limit, b.currency.lower(), levels)
 
 
-def _delivery_key(d: AlertDelivery) -> tuple:
+def _delivery_key(d) -> tuple:
     return (d.pk, d.rule_id, d.budget_id, d.level, d.sent_at is not None)
 
 
 def sweep_inputs_digest(
-    *,
-    subscriptions: tuple,
-    rules: Iterable[AlertRule],
-    budgets: Iterable[Budget],
-    deliveries: Iterable[AlertDelivery],
+    *, subscriptions: tuple, rules: Iterable, budgets: Iterable, deliveries: Iterable
 ) -> str:
     """The digest of what an evaluation reads besides usage and the clock: the
-    subscriptions' stamps, the rules, the budgets and this period's deliveries."""
+    subscriptions' stamps, the rules, the budgets and this period's deliveries (model
+    instances, or the ``*Row`` tuples of the same attributes)."""
     parts = (
         tuple((sid, updated.isoformat()) for sid, updated in subscriptions),
         tuple(sorted(map(_rule_key, rules))),
@@ -83,9 +80,7 @@ def sweep_inputs_digest(
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
-def time_driven(
-    *, rules: Iterable[AlertRule], deliveries: Iterable[AlertDelivery], has_top_up: bool
-) -> bool:
+def time_driven(*, rules: Iterable, deliveries: Iterable, has_top_up: bool) -> bool:
     """Whether the account's evaluation could answer differently with time alone (see
     the module docstring): then the sweep evaluates it whatever its digest.
     ``deliveries``: this period's."""
@@ -96,11 +91,42 @@ def time_driven(
     return any(r.kind in TIME_DRIVEN_KINDS and r.pk not in sent_rules for r in rules)
 
 
+class RuleRow(NamedTuple):
+    pk: int
+    account_id: int
+    kind: str
+    meter_id: int | None
+    threshold_percent: int | None
+    amount: int | None
+    currency: str
+    is_default: bool
+
+
+class BudgetRow(NamedTuple):
+    pk: int
+    account_id: int
+    kind: str
+    meter_id: int | None
+    limit: int
+    currency: str
+    warn_levels: list
+
+
+class DeliveryRow(NamedTuple):
+    pk: int
+    account_id: int
+    rule_id: int | None
+    budget_id: int | None
+    level: int
+    sent_at: datetime | None
+    period_start: datetime
+
+
 class ChunkInputs:
     """What the skip decision reads for a chunk of accounts: the watermarks, the touch
-    rows, the rules, the budgets (with their meters), the deliveries of the recorded
-    periods and the enabled automatic top-ups (six queries; the caller passes the
-    subscription stamps). Rules and budgets are the very objects the evaluation uses."""
+    rows, the rules, the budgets, the deliveries of the recorded periods and the enabled
+    automatic top-ups (six light queries, rows as tuples; the caller passes the
+    subscription stamps). The evaluation reads its own rules and budgets again."""
 
     def __init__(self, *, account_ids: list[int], subscriptions: Mapping[int, tuple]):
         ids = list(account_ids)
@@ -116,20 +142,16 @@ class ChunkInputs:
             "pk", "account_id"
         ):
             self.touches.setdefault(account_id, []).append(pk)
-        self.rules = _grouped(AlertRule.objects.filter(account_id__in=ids).order_by())
-        self.budgets = _grouped(
-            Budget.objects.filter(account_id__in=ids).select_related("meter").order_by()
-        )
+        self.rules = _grouped(AlertRule.objects.filter(account_id__in=ids), RuleRow)
+        self.budgets = _grouped(Budget.objects.filter(account_id__in=ids), BudgetRow)
         starts = {start for _, start in self.watermarks.values() if start is not None}
         self.deliveries = {
             account_id: [d for d in rows if d.period_start == self.watermarks[account_id][1]]
             for account_id, rows in _grouped(
-                AlertDelivery.objects.filter(account_id__in=ids, period_start__in=starts)
-                .exclude(rule__isnull=True, budget__isnull=True)
-                .order_by()
-                .only(
-                    "id", "account_id", "rule_id", "budget_id", "level", "sent_at", "period_start"
-                )
+                AlertDelivery.objects.filter(account_id__in=ids, period_start__in=starts).exclude(
+                    rule__isnull=True, budget__isnull=True
+                ),
+                DeliveryRow,
             ).items()
         }
         self.top_ups = set(
@@ -138,16 +160,12 @@ class ChunkInputs:
             )
         )
 
-    def digest(
-        self, account_id: int, *, rules=None, deliveries: Iterable[AlertDelivery] | None = None
-    ) -> str:
-        """The account's digest from these reads (``rules``, ``deliveries``: those an
-        evaluation used instead, when it has evaluated)."""
+    def digest(self, account_id: int) -> str:
         return sweep_inputs_digest(
             subscriptions=self.subscriptions.get(account_id, ()),
-            rules=self.rules.get(account_id, ()) if rules is None else rules,
+            rules=self.rules.get(account_id, ()),
             budgets=self.budgets.get(account_id, ()),
-            deliveries=self.deliveries.get(account_id, ()) if deliveries is None else deliveries,
+            deliveries=self.deliveries.get(account_id, ()),
         )
 
     def time_driven(self, account_id: int) -> bool:
@@ -169,10 +187,13 @@ class ChunkInputs:
         )
 
 
-def _grouped(queryset) -> dict[int, list]:
+def _grouped(queryset, row: type[NamedTuple]) -> dict[int, list]:
+    """The rows as ``row`` tuples (named like the model's attributes), per account."""
+    names = ["id" if f == "pk" else f for f in row._fields]
     rows: dict[int, list] = {}
-    for row in queryset:
-        rows.setdefault(row.account_id, []).append(row)
+    for values in queryset.order_by().values_list(*names):
+        item = row(*values)
+        rows.setdefault(item.account_id, []).append(item)
     return rows
 
 

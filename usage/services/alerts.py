@@ -45,6 +45,7 @@ from billing.mirror.subscriptions import (
 from billing.models import Account, Meter
 from usage.alert_email import alert_email_send
 from usage.models import AlertDelivery, AlertRule
+from usage.models_budgets import Budget
 from usage.selectors.alerts import (
     RULE_LEVEL,
     Check,
@@ -66,6 +67,7 @@ from usage.services.alert_delivery import (
 from usage.services.alert_resolution import alerts_resolve_ended_periods
 from usage.services.alert_sweep import (
     ChunkInputs,
+    sweep_inputs_digest,
     sweep_touches_consume,
     sweep_touches_orphans_delete,
     sweep_watermarks_record,
@@ -81,6 +83,8 @@ from usage.services.credit_alerts import (
 logger = logging.getLogger(__name__)
 Kind = AlertRule.Kind
 DEFAULT_SHARES = (80, 100)
+# Accounts read at a time by the sweep's skip decision (IN lists only, no OR-ed ranges).
+SCAN_CHUNK = 2000
 
 
 # Rules ---------------------------------------------------------------------------------
@@ -155,26 +159,8 @@ def alert_rule_delete(*, account: Account, rule_id: int) -> bool:
     return bool(deleted)
 
 
-def _default_rules(account_id: int, state: SubscriptionState) -> list[AlertRule]:
-    return [
-        AlertRule(
-            account_id=account_id,
-            kind=Kind.USAGE_SHARE,
-            meter=item.meter,
-            threshold_percent=share,
-            is_default=True,
-        )
-        for item in state.metered_items
-        if item.included_units
-        for share in DEFAULT_SHARES
-    ]
-
-
-def _rules_by_account(
-    states: dict[int, SubscriptionState], *, loaded: dict[int, list[AlertRule]] | None = None
-) -> dict[int, list[AlertRule]]:
-    """The chunk's rules (``loaded``: read already), after adding missing default rules
-    in one statement."""
+def _rules_by_account(states: dict[int, SubscriptionState]) -> dict[int, list[AlertRule]]:
+    """The chunk's rules, after adding missing default rules in one statement."""
 
     def load():
         rules: dict[int, list[AlertRule]] = {}
@@ -182,7 +168,7 @@ def _rules_by_account(
             rules.setdefault(rule.account_id, []).append(rule)
         return rules
 
-    rules = load() if loaded is None else {a: loaded.get(a, []) for a in states}
+    rules = load()
     have = {
         (r.account_id, r.meter_id, r.threshold_percent)
         for account_rules in rules.values()
@@ -190,10 +176,18 @@ def _rules_by_account(
         if r.is_default
     }
     missing = [
-        rule
+        AlertRule(
+            account_id=account_id,
+            kind=Kind.USAGE_SHARE,
+            meter=item.meter,
+            threshold_percent=share,
+            is_default=True,
+        )
         for account_id, state in states.items()
-        for rule in _default_rules(account_id, state)
-        if (account_id, rule.meter_id, rule.threshold_percent) not in have
+        for item in state.metered_items
+        if item.included_units
+        for share in DEFAULT_SHARES
+        if (account_id, item.meter.pk, share) not in have
     ]
     if missing:
         AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
@@ -376,9 +370,11 @@ def alerts_evaluate_all(
     alerts of periods that ended, then evaluates rules and budget levels; returns how
     many deliveries were claimed or retried.
 
-    Set-based: each chunk of accounts costs a constant number of queries (subscription
-    states, rules, budgets, this period's deliveries, usage, automatic top-ups, the
-    watermarks; then, for the accounts evaluated, credits and the watermark upsert);
+    Set-based: the skip decision reads ``SCAN_CHUNK`` accounts at a time with seven
+    light queries (``usage.services.alert_sweep.ChunkInputs``); the accounts due are
+    evaluated ``chunk_size`` at a time, each chunk a constant number of queries
+    (subscription states, rules, budgets, deliveries, usage, summaries, credits, the
+    watermark upsert and the touches consumed);
     only a crossed rule or a newly reached budget level takes the per-account path that
     claims the delivery row and sends the e-mail and channels. ``skip_unchanged``: skip
     the accounts whose inputs are those of their last no-op evaluation and that nothing
@@ -391,39 +387,32 @@ def alerts_evaluate_all(
     )
     stats = stats if stats is not None else SweepStats()
     sent = 0
-    for offset in range(0, len(account_ids), chunk_size):
-        sent += _sweep_chunk(
-            account_ids[offset : offset + chunk_size],
-            now=now,
-            skip_unchanged=skip_unchanged,
-            stats=stats,
+    for offset in range(0, len(account_ids), SCAN_CHUNK):
+        scanned = account_ids[offset : offset + SCAN_CHUNK]
+        inputs = ChunkInputs(
+            account_ids=scanned,
+            subscriptions=subscription_stamps_for_accounts(account_ids=scanned),
         )
+        due = [a for a in scanned if inputs.due(a)] if skip_unchanged else scanned
+        stats.accounts += len(scanned)
+        stats.evaluated += len(due)
+        stats.skipped += len(scanned) - len(due)
+        for start in range(0, len(due), chunk_size):
+            sent += _sweep_chunk(due[start : start + chunk_size], now=now, inputs=inputs)
     sweep_touches_orphans_delete()
     return sent
 
 
-def _sweep_chunk(
-    account_ids: list[int], *, now: datetime, skip_unchanged: bool, stats: SweepStats
-) -> int:
-    """One chunk: the skip decision's light reads for every account, then the full
-    evaluation of those due (``usage.services.alert_sweep``), each step a constant
-    number of queries."""
-    inputs = ChunkInputs(
-        account_ids=account_ids,
-        subscriptions=subscription_stamps_for_accounts(account_ids=account_ids),
-    )
-    due = [a for a in account_ids if inputs.due(a)] if skip_unchanged else list(account_ids)
-    stats.accounts += len(account_ids)
-    stats.evaluated += len(due)
-    stats.skipped += len(account_ids) - len(due)
-    if not due:
-        return 0
+def _sweep_chunk(due: list[int], *, now: datetime, inputs: ChunkInputs) -> int:
+    """Evaluate the accounts ``due`` (a constant number of queries) and write their
+    watermarks: the digest of the inputs the evaluation used when it claimed and
+    retried nothing and nothing time-driven concerns it, else an empty one."""
     states = {
         account_id: state
         for account_id, state in subscription_states_for_accounts(account_ids=due).items()
         if state.period_end > now  # an ended period evaluates to nothing
     }
-    rules = _rules_by_account(states, loaded=inputs.rules)
+    rules = _rules_by_account(states)
     deliveries = alert_deliveries_for_periods(
         account_ids=states, period_starts={state.period_start for state in states.values()}
     )
@@ -431,7 +420,9 @@ def _sweep_chunk(
     for delivery in deliveries.values():
         if delivery.period_start == states[delivery.account_id].period_start:
             used.setdefault(delivery.account_id, []).append(delivery)
-    budgets = {a: inputs.budgets.get(a, []) for a in states}
+    budgets: dict[int, list[Budget]] = {}
+    for budget in Budget.objects.filter(account_id__in=list(states)).select_related("meter"):
+        budgets.setdefault(budget.account_id, []).append(budget)
     meters = {i.meter.pk: i.meter for state in states.values() for i in state.metered_items}
     meters.update((b.meter_id, b.meter) for bs in budgets.values() for b in bs if b.meter_id)
     periods = {account_id: (s.period_start, s.period_end) for account_id, s in states.items()}
@@ -478,7 +469,12 @@ def _sweep_chunk(
             deliveries=used.get(account_id, ()),
             has_top_up=needing.get(account_id) is not None,
         )
-        digest = inputs.digest(account_id, rules=account_rules, deliveries=used.get(account_id, ()))
+        digest = sweep_inputs_digest(
+            subscriptions=inputs.subscriptions.get(account_id, ()),
+            rules=account_rules,
+            budgets=budgets.get(account_id, ()),
+            deliveries=used.get(account_id, ()),
+        )
         done[account_id] = (digest if no_op else "", summary.period_start if summary else None)
     sweep_watermarks_record(digests=done, now=now)
     sweep_touches_consume(touch_ids=(t for a in done for t in inputs.touches.get(a, ())))
