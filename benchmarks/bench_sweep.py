@@ -1,16 +1,26 @@
-"""Projection and alert sweep: accounts evaluated per second by the beat task's sweep,
-``usage.services.alerts.alerts_evaluate_all`` (per account: its subscription state from the
-mirror, default rules, the period summary with usage, projections and costs, rules
-checked, emails sent once).
+"""Projection and alert sweep: accounts per second through the beat task's sweep,
+``usage.services.alerts.alerts_evaluate_all``, in two figures.
 
 One template account is subscribed to Pro (10,000 API calls included) through the
 emulator on a test clock, so its period started 10 days ago; ``--accounts`` clones of
 it (account, dj-stripe customer and subscription rows) are made in SQL with their two
 default rules (80% and 100% of the allowance), and each gets hourly API-call rollups
 for the period so far: 99% of them end below 80% of the allowance, 0.5% between 80%
-and 100% (one alert each), 0.5% above 100% (two alerts each). One sweep is timed: a
-beat run in which a few accounts cross a threshold; the alerts it sends (stored and in
-the outbox) must be exactly the expected ones.
+and 100% (one alert each), 0.5% above 100% (two alerts each).
+
+- **Full sweep**: the first sweep, in which no account has a watermark yet, so every
+  one is evaluated (state, usage, summary, rules, budgets); the alerts it sends (stored
+  and in the outbox) must be exactly the expected ones.
+- **Steady state**: after one settling sweep (the alerted accounts' new deliveries),
+  ``--changed-percent`` (default 5) % of the accounts get one more call in their newest
+  rollup hour (as ingestion would write it; the rollup triggers record it), and one
+  sweep is timed: those accounts are evaluated, the others skipped by their watermark
+  (``usage.services.alert_sweep``). Its same-run baseline is the full sweep's rate.
+
+The steady state is always profiled (cProfile, cheap); the full sweep when asked or when
+it misses its target. The top entries of each profile (SQL by time, then functions by
+cumulative time) go into the results JSON (``profile_top``), the whole text into
+``profile``.
 
     python -m benchmarks.bench_sweep --accounts 10000
 """
