@@ -206,6 +206,44 @@ def test_v1_takes_over_when_the_stream_is_refused(make_customers, stripe_client,
         assert _total(stripe_client, cus, "data_transfer_gb") == (1 + 2) + (1 + 2 + 3) + 1 + 1
 
 
+def test_faults_on_every_endpoint_end_with_stripe_equal_to_the_ledger(
+    make_customers, stripe_client, stripe_emulator, monkeypatch
+):
+    """30% of session, stream and v1 calls answer 500/503: batches fall back to v1 (no
+    cooldown here, so every batch tries the stream first), v1 retries; in the end every
+    report is sent once and Stripe's totals equal the ledger, ``last`` included."""
+    monkeypatch.setattr(report_stream, "V2_COOLDOWN_SECONDS", 0.0)
+    customers = make_customers(3)
+    start = int(time.time()) - 120
+    expected: dict[tuple[str, str], int] = {}
+    for wave in range(4):
+        events = []
+        for c, cus in enumerate(customers):
+            value = wave * 10 + c
+            events += [
+                {"event_name": "data_transfer_gb", "customer": cus, "value": value,
+                 "timestamp": start + wave, "identifier": f"fg{wave}-{c}"},
+                {"event_name": "seats", "customer": cus, "value": value,
+                 "timestamp": start + wave, "identifier": f"fs{wave}-{c}"},
+            ]  # fmt: skip
+            key = (cus, "data_transfer_gb")
+            expected[key] = expected.get(key, 0) + value
+            expected[(cus, "seats")] = value  # the newest wins (last)
+        assert usage_events_ingest(events=events).rejected == []
+        control(stripe_emulator, "/_emulator/faults", {"rate": 0.3, "statuses": [500, 503]})
+        usage_report_pass()  # more events arrive while reports retry
+    for _ in range(200):
+        usage_report_pass()
+        if not UsageReport.objects.exclude(status=Status.SENT).exists():
+            break
+        time.sleep(0.02)
+    control(stripe_emulator, "/_emulator/faults", {"rate": 0})
+    assert set(UsageReport.objects.values_list("status", flat=True)) == {Status.SENT}
+    _drain(stripe_emulator)
+    for (cus, event_name), value in expected.items():
+        assert _total(stripe_client, cus, event_name) == value, (cus, event_name)
+
+
 def _worker_env(emulator: str) -> dict:
     db = connection.settings_dict["NAME"]
     if connection.vendor == "postgresql":
