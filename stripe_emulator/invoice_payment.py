@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import credit_application
+from . import credit_application, customer_balance
 from .lists import present
 
 if TYPE_CHECKING:
@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 
 def finalize(app: Emulator, invoice: dict, now: int) -> None:
     """Every finalization path (renewal drafts, ``/finalize``, ``/pay``, a subscription's
-    first invoice) applies the billing credits here, then re-figures what the customer's
-    other drafts show (:mod:`stripe_emulator.credit_application`)."""
+    first invoice, a proration invoice) applies the billing credits here, then the
+    customer's balance (:mod:`stripe_emulator.customer_balance`), then re-figures what the
+    customer's other drafts show (:mod:`stripe_emulator.credit_application`)."""
     store = app.store
     credit_application.apply_at_finalization(app, invoice, now)
+    customer_balance.apply_at_finalization(app, invoice, now)
     customer = store.get("customer", invoice["customer"])
     sequence = customer["next_invoice_sequence"] if customer else 1
     if customer:
@@ -63,7 +65,6 @@ def mark_paid(app: Emulator, invoice: dict, now: int) -> None:
         amount_paid=invoice["amount_due"],
         amount_remaining=0,
         next_payment_attempt=None,
-        ending_balance=0,
     )
     invoice["status_transitions"]["paid_at"] = now
     snapshot = present(app.store, invoice)

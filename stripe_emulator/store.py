@@ -27,6 +27,7 @@ PREFIXES = {
     "billing_portal.session": "bps",
     "credit_note": "cn",
     "customer": "cus",
+    "customer_balance_transaction": "cbtxn",
     "event": "evt",
     "invoice": "in",
     "invoiceitem": "ii",

@@ -145,3 +145,16 @@ def list_sources(req: Request):
 def list_tax_ids(req: Request):
     customer = get_or_404(req, "customer", req.args["id"])
     return paginate(req.store, [], req.params, f"/v1/customers/{customer['id']}/tax_ids")
+
+
+@route("GET", "/v1/customers/{id}/balance_transactions")
+def list_balance_transactions(req: Request):
+    """The customer's balance transactions, newest first
+    (https://docs.stripe.com/api/customer_balance_transactions/list); the emulator makes
+    ``applied_to_invoice`` ones (stripe_emulator.customer_balance)."""
+    from ..customer_balance import transactions_for
+
+    customer = get_or_404(req, "customer", req.args["id"])
+    objs = transactions_for(req.app, customer["id"])
+    url = f"/v1/customers/{customer['id']}/balance_transactions"
+    return paginate(req.store, objs, req.params, url)

@@ -3,7 +3,14 @@ void, mark_uncollectible, delete (drafts)."""
 
 from __future__ import annotations
 
-from .. import credit_application, invoice_lines, invoice_payment, invoicing, renewal_drafts
+from .. import (
+    credit_application,
+    customer_balance,
+    invoice_lines,
+    invoice_payment,
+    invoicing,
+    renewal_drafts,
+)
 from ..errors import StripeError, invalid
 from ..forms import as_bool, as_dict, as_int, as_list, merge_metadata
 from ..lists import expand_paths, list_object, paginate, present, presenter
@@ -128,6 +135,7 @@ def create_preview(req: Request):
     shown = present(store, preview, expand_paths(params))
     shown["lines"] = list_object(preview["_lines"], "/v1/invoices/upcoming/lines")
     shown["lines"]["total_count"] = len(preview["_lines"])
+    customer_balance.show_in_preview(req.app, shown, preview["customer"])
     return shown
 
 

@@ -296,18 +296,6 @@ def _pending_prorations(req: Request, sub: dict, lines: list[dict], now: int) ->
         req.emit("invoiceitem.created", snapshot(req, item))
 
 
-def settle_negative(app: Emulator, invoice: dict, *, credit_customer: bool = True) -> None:
-    """A total below zero is not charged: nothing is due and the credit goes to the
-    customer's credit balance, for later invoices (https://docs.stripe.com/billing/customer/balance;
-    applying that balance to later invoices is not emulated)."""
-    if invoice["total"] >= 0:
-        return
-    customer = app.store.get("customer", invoice["customer"])
-    if customer is not None and credit_customer:  # not for a preview
-        customer["balance"] += invoice["total"]
-    invoice.update(amount_due=0, amount_remaining=0, ending_balance=invoice["total"])
-
-
 def invoice_prorations(app: Emulator, sub: dict, lines: list[dict], now: int, *, store_it=True):
     """``always_invoice``: one invoice now with the prorations and the subscription's
     pending invoice items (stored, finalized and charged; or a preview)."""
@@ -324,14 +312,15 @@ def invoice_prorations(app: Emulator, sub: dict, lines: list[dict], now: int, *,
         period=(now, now),
         store_it=store_it,
     )
-    if not store_it:
-        settle_negative(app, invoice, credit_customer=False)
+    if not store_it:  # create_preview shows the customer balance on its answer
         return invoice
     for item in items:
         item["invoice"] = invoice["id"]
     sub["latest_invoice"] = invoice["id"]
-    invoice_payment.finalize(app, invoice, now)  # (re-figures the totals)
-    settle_negative(app, invoice)
+    # Finalizing re-figures the totals and applies the customer's balance: a negative
+    # total (a downgrade) is not charged, its credit goes to the balance for later
+    # invoices (stripe_emulator.customer_balance).
+    invoice_payment.finalize(app, invoice, now)
     if invoice["amount_due"] == 0:
         invoice_payment.mark_paid(app, invoice, now)
     elif invoice["collection_method"] == "charge_automatically":
