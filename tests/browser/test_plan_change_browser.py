@@ -70,10 +70,19 @@ def test_owner_upgrades_now_and_sees_the_new_plan_when_the_webhook_arrives(
     page.wait_for_url(f"{live_server.url}/dashboard/plan/")
     assert _text(page.get_by_test_id("current-plan")) == "Initech is on Starter."
     page.get_by_label("New plan").select_option("pro")
+    # At the end of the period first: nothing due now, Pro's $99.00 billed on May 1.
+    page.get_by_label("At the end of this period, on May 1, 2026", exact=False).check()
+    page.get_by_role("button", name="Preview the change").click()
+    page.get_by_role("button", name="Switch to Pro on May 1, 2026").wait_for()
+    assert _text(page.get_by_test_id("plan-due-now")).startswith("Due now: $0.00.")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "plan-change-period-end-1280.png"), full_page=True)
     page.get_by_label("Now:", exact=False).check()
     page.get_by_role("button", name="Preview the change").click()
+    # The new preview replaces the period-end one: its button names the amount.
+    confirm = page.get_by_role("button", name="Switch to Pro now and pay $31.35")
+    confirm.wait_for()
     preview = page.get_by_test_id("plan-preview")
-    preview.wait_for()
 
     # Pro's $99.00 base fee (9,900¢) for what is left of the period: Apr 21 12:00 to May 1
     # 00:00 is 9.5 of April's 30 days, 9,900 x 9.5 / 30 = 94,050 / 30 = 3,135¢ = $31.35.
@@ -88,10 +97,8 @@ def test_owner_upgrades_now_and_sees_the_new_plan_when_the_webhook_arrives(
         int(APR_21_NOON.timestamp())
     )
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "plan-change-preview-1280.png"), full_page=True)
 
-    confirm = page.get_by_role("button", name="Switch to Pro now and pay $31.35")
     confirm.click()
     # The mirror changes only when Stripe's webhook reaches dj-stripe: the region polls.
     page.get_by_test_id("plan-status-done").wait_for(timeout=30_000)
