@@ -97,8 +97,8 @@ class UsageReport(models.Model):
         max_length=10,
         choices=Transport.choices,
         blank=True,
-        help_text="The endpoint that sent it (empty until sent): v1 one event a call, or "
-        "the v2 stream, up to 100 a call",
+        help_text="The endpoint it was first sent through (empty until then; every resend "
+        "uses the same one): v1 one event a call, or the v2 stream, up to 100 a call",
     )
 
     class Meta:

@@ -173,26 +173,49 @@ def test_a_session_stripe_expired_early_is_replaced_and_the_batch_resent(
         assert _total(stripe_client, cus, "data_transfer_gb") == (1 + 2) + (1 + 2 + 3)
 
 
-def test_v1_takes_over_when_the_stream_is_refused(make_customers, stripe_client, stripe_emulator):
+def test_v1_takes_over_only_when_the_stream_surely_did_not_take_the_batch(
+    make_customers, stripe_client, stripe_emulator
+):
+    """A report stays on the endpoint it was first sent through: after a 503 (the batch
+    may have landed) it is retried on the stream, never through v1; after a 400 (refused
+    whole) or a refused session, v1 takes it."""
     customers = make_customers(2)
     _ingest(customers, per_pair=2, prefix="d", meters=("data_transfer_gb",))
     usage_report_pass()  # through the stream: the session exists
     control(stripe_emulator, "/_emulator/meter_event_stream", {"refuse": 503})
     _ingest(customers, per_pair=3, prefix="e", meters=("data_transfer_gb",))
-    result = usage_report_pass()  # the stream call is a 503: v1, report by report
+    result = usage_report_pass()  # a 503: unknown outcome, so no v1 resend
 
-    assert result.sent == 2 and result.failed == 0
-    assert report_stream.stats["stream_calls"] == 2 and report_stream.stats["fallback_reports"] == 2
+    assert result.sent == 0 and result.failed == 0
+    assert report_stream.stats["stream_calls"] == 2 and report_stream.stats["fallback_reports"] == 0
+    uncertain = UsageReport.objects.order_by("id")[2:]
+    assert [(r.transport, r.status) for r in uncertain] == [("v2_stream", "pending")] * 2
+    # The stream is back; after the backoff the same reports go through it again.
+    control(stripe_emulator, "/_emulator/meter_event_stream", {"refuse": 0})
+    report_stream.stream_state_reset()  # past the cooldown
+    UsageReport.objects.filter(status="pending").update(next_attempt_at=timezone.now())
+    result = usage_report_pass()
+    assert result.sent == 2 and report_stream.stats["fallback_reports"] == 0
     transports = UsageReport.objects.order_by("id").values_list("transport", flat=True)
-    assert list(transports) == ["v2_stream", "v2_stream", "v1", "v1"]
-    # Within the cooldown the next pass goes straight to v1 (no stream call tried).
+    assert list(transports) == ["v2_stream"] * 4
+
+    # A 400 refuses the batch whole: nothing landed, v1 sends it report by report.
+    control(stripe_emulator, "/_emulator/meter_event_stream", {"refuse": 400})
     _ingest(customers, per_pair=1, prefix="f", meters=("data_transfer_gb",))
+    result = usage_report_pass()
+    assert result.sent == 2 and report_stream.stats["fallback_reports"] == 2
+    transports = UsageReport.objects.order_by("id").values_list("transport", flat=True)
+    assert list(transports) == ["v2_stream"] * 4 + ["v1"] * 2
+    # Within the cooldown the next pass goes straight to v1 (no stream call tried).
+    calls = report_stream.stats["stream_calls"]
+    _ingest(customers, per_pair=1, prefix="g", meters=("data_transfer_gb",))
     usage_report_pass()
-    assert report_stream.stats["stream_calls"] == 2 and report_stream.stats["fallback_reports"] == 4
+    assert report_stream.stats["stream_calls"] == calls
+    assert report_stream.stats["fallback_reports"] == 4
 
     # A process whose session creation is refused sends through v1 from the start.
     report_stream.stream_state_reset()
-    _ingest(customers, per_pair=1, prefix="g", meters=("data_transfer_gb",))
+    _ingest(customers, per_pair=1, prefix="h", meters=("data_transfer_gb",))
     result = usage_report_pass()
     assert result.sent == 2
     assert report_stream.stats == {
@@ -201,9 +224,11 @@ def test_v1_takes_over_when_the_stream_is_refused(make_customers, stripe_client,
         "stream_reports": 0,
         "fallback_reports": 2,
     }
+    control(stripe_emulator, "/_emulator/meter_event_stream", {"refuse": 0})
     _drain(stripe_emulator)
     for cus in customers:
-        assert _total(stripe_client, cus, "data_transfer_gb") == (1 + 2) + (1 + 2 + 3) + 1 + 1
+        # d: 1+2, e: 1+2+3 (once, though its first call failed), f, g, h: 1 each
+        assert _total(stripe_client, cus, "data_transfer_gb") == (1 + 2) + (1 + 2 + 3) + 1 + 1 + 1
 
 
 def test_faults_on_every_endpoint_end_with_stripe_equal_to_the_ledger(

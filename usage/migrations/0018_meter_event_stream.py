@@ -14,8 +14,9 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 blank=True,
                 choices=[("v1", "v1 meter events"), ("v2_stream", "v2 meter event stream")],
-                help_text="The endpoint that sent it (empty until sent): v1 one event a call, "
-                "or the v2 stream, up to 100 a call",
+                help_text="The endpoint it was first sent through (empty until then; every "
+                "resend uses the same one): v1 one event a call, or the v2 stream, up to 100 a "
+                "call",
                 max_length=10,
             ),
         ),

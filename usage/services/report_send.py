@@ -110,6 +110,10 @@ def _mark(report: UsageReport, *, status: str, error: str, code: str = "") -> No
 
 
 def _send(client, report: UsageReport):
+    # A report stays on the endpoint it was first sent through (see report_stream).
+    UsageReport.objects.filter(pk=report.pk, transport="").update(
+        transport=UsageReport.Transport.V1
+    )
     return client.v1.billing.meter_events.create(
         {
             "event_name": report.event_name,

@@ -32,14 +32,18 @@ simply answered ``{}`` like any other call. Content errors arrive later in
 ``v1.billing.meter.error_report_triggered`` events, applied by identifier as for v1
 (:mod:`usage.services.meter_errors`).
 
-**Fallback to v1.** A failed session creation, a 5xx, a timeout or connection error, or a
-400 (the stream refuses a malformed batch whole; v1 answers per report and isolates the
-bad one) sends the batch's reports one by one through the v1 path
-(:func:`usage.services.report_send.usage_report_send`) with the same identifiers, and this
-process keeps to v1 for ``V2_COOLDOWN_SECONDS``. A 429 is a retry with backoff, not a
-fallback (v1's limit is lower). The v1 resend of a batch whose v2 call may have landed
-counts once only if Stripe enforces an identifier across both endpoints; the docs give
-both the same identifier rule but do not say the two share it (the emulator assumes so).
+**Fallback to v1, never across an uncertain send.** A report stays on the endpoint it
+was first put on the wire through (``UsageReport.transport``, set before the call): Stripe
+documents the same identifier rule for both endpoints but does not say the two share one
+identifier space, so a report that may have landed through one is only ever resent
+through the same one. When Stripe surely did not take the batch (no session could be
+made, or a 400/401 refused the batch whole: the stream refuses a malformed batch whole,
+and v1 answers per report and isolates the bad one) the batch's reports go one by one
+through the v1 path (:func:`usage.services.report_send.usage_report_send`) with the same
+identifiers. When the outcome is unknown (a 5xx, a timeout or a connection error) the
+reports stay on the stream and are retried with backoff. Either way this process sends
+reports not yet on the wire through v1 for ``V2_COOLDOWN_SECONDS``. A 429 is a retry
+with backoff, not a fallback (v1's limit is lower).
 """
 
 from __future__ import annotations
@@ -147,18 +151,32 @@ def _event(report: UsageReport) -> dict:
     }
 
 
+class _NotTaken(Exception):
+    """Stripe surely did not take the batch: no session, or the call was refused whole."""
+
+
 def _stream_call(client, limiter, events: list[dict]) -> None:
     """One stream call; a 401 for the session makes one new session and one retry."""
     for attempt in (1, 2):
-        token = stream_session_token(client, force_new=attempt == 2)
+        try:
+            token = stream_session_token(client, force_new=attempt == 2)
+        except stripe.StripeError as exc:
+            raise _NotTaken(exc) from exc
         limiter.acquire()
         stats["stream_calls"] += 1
         try:
             client.v2.billing.meter_event_stream.create({"events": events}, {"api_key": token})
             return
-        except stripe.TemporarySessionExpiredError:
+        except stripe.TemporarySessionExpiredError as exc:
             if attempt == 2:
-                raise
+                raise _NotTaken(exc) from exc
+        except (stripe.InvalidRequestError, stripe.AuthenticationError) as exc:
+            raise _NotTaken(exc) from exc  # a 400/401 refuses the whole batch
+
+
+def _retry(pks: list[int], *, error: str, now: datetime) -> dict[int, str]:
+    moment = max(now, timezone.now())
+    return {pk: _mark_retry(pk, error=error, now=moment) for pk in pks}
 
 
 def _mark_stream_sent(pks: list[int]) -> int:
@@ -195,27 +213,50 @@ def usage_reports_stream_send(
             batch.append(report)
     if not batch:
         return statuses
+    # Reports already put on the wire through v1 are resent through v1 only.
+    on_v1 = [r.pk for r in batch if r.transport == Transport.V1]
+    if on_v1:
+        statuses |= _v1_fallback(on_v1, client=client, limiter=limiter, now=now)
+    batch = [r for r in batch if r.transport != Transport.V1]
     pks = [r.pk for r in batch]
+    if not pks:
+        return statuses
     if time.monotonic() < _v2_down_until:
-        return statuses | _v1_fallback(pks, client=client, limiter=limiter, now=now)
+        on_stream = [r.pk for r in batch if r.transport == Transport.V2_STREAM]
+        fresh = [pk for pk in pks if pk not in on_stream]
+        return (
+            statuses
+            | _retry(on_stream, error="v2 stream cooling down", now=now)
+            | _v1_fallback(fresh, client=client, limiter=limiter, now=now)
+        )
+    UsageReport.objects.filter(pk__in=pks).update(transport=Transport.V2_STREAM)
     try:
         _stream_call(client, limiter, [_event(r) for r in batch])
     except stripe.RateLimitError as exc:  # back off; v1 would only add to the load
-        moment = max(now, timezone.now())
-        for pk in pks:
-            statuses[pk] = _mark_retry(pk, error=f"v2 stream 429: {exc}", now=moment)
-        return statuses
-    except stripe.StripeError as exc:  # session refused, 5xx, network, 400: v1 decides
+        return statuses | _retry(pks, error=f"v2 stream 429: {exc}", now=now)
+    except _NotTaken as exc:  # nothing landed: v1 may take these reports
+        _v2_down_until = time.monotonic() + V2_COOLDOWN_SECONDS
+        cause = exc.__cause__
+        log.warning(
+            "v2 meter event stream refused (%s %s: %s): %d reports through v1; v1 for %gs",
+            type(cause).__name__,
+            getattr(cause, "http_status", None),
+            cause,
+            len(pks),
+            V2_COOLDOWN_SECONDS,
+        )
+        UsageReport.objects.filter(pk__in=pks).update(transport="")
+        return statuses | _v1_fallback(pks, client=client, limiter=limiter, now=now)
+    except stripe.StripeError as exc:  # 5xx, timeout, network: may have landed
         _v2_down_until = time.monotonic() + V2_COOLDOWN_SECONDS
         log.warning(
-            "v2 meter event stream failed (%s %s: %s): %d reports through v1; v1 for %gs",
+            "v2 meter event stream failed (%s %s: %s): %d reports retried on the stream",
             type(exc).__name__,
             getattr(exc, "http_status", None),
             exc,
             len(pks),
-            V2_COOLDOWN_SECONDS,
         )
-        return statuses | _v1_fallback(pks, client=client, limiter=limiter, now=now)
+        return statuses | _retry(pks, error=f"v2 stream: {exc}", now=now)
     _mark_stream_sent(pks)
     stats["stream_reports"] += len(pks)
     return statuses | dict.fromkeys(pks, Status.SENT)
