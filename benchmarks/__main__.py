@@ -4,6 +4,7 @@
     python -m benchmarks                       # the sizes make bench uses (<= 15 min, 2 cores)
     python -m benchmarks --only ingest,sweep   # a subset
     python -m benchmarks --ingest-events 1000000 --dashboard-big 10000000 ...
+    python -m benchmarks --only ingest --ledger-rows 10000000   # a quicker scale stage
 
 PostgreSQL and Redis must be reachable (``DATABASE_URL``, default
 postgres://postgres@127.0.0.1:5432/meterdesk_bench, created and dropped by the run;
@@ -54,6 +55,13 @@ def parse_args(argv=None):
     parser.add_argument(
         "--output", default=str(common.RESULTS / "latest.json"), help="results JSON path"
     )
+    parser.add_argument(
+        "--ledger-rows",
+        type=int,
+        default=None,
+        help="the big ledger's events for ingest's scale stage (same as --ingest-ledger-rows; "
+        "default 100,000,000, kept in the database bench_ingest_<rows> and reused; 0: no stage)",
+    )
     # Each benchmark's own options, prefixed with its name (--ingest-events, ...).
     for name, module in BENCHMARKS.items():
         group = argparse.ArgumentParser(add_help=False)
@@ -73,7 +81,10 @@ def parse_args(argv=None):
             else:
                 kwargs["type"] = action.type
             parser.add_argument(option, **kwargs)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.ledger_rows is not None:
+        args.ingest__ledger_rows = args.ledger_rows
+    return args
 
 
 def options_for(args, name: str) -> argparse.Namespace:

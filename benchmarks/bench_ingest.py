@@ -1,9 +1,18 @@
 """Ingestion throughput: ``POST /api/v1/usage/events`` under gunicorn (production
 settings) with 1,000-event batches from concurrent keep-alive clients, against the
-same-run baseline of PostgreSQL ``COPY`` of the same rows into a copy of the events
-table with its indexes; single-event p50/p99 latency; the web workers' peak memory.
+same-run baseline of PostgreSQL ``COPY`` of the same rows into copies of both tables an
+ingest writes (the partitioned ledger with its indexes, and the identifier table);
+where the web workers' time goes (py-spy, when installed); single-event p50/p99
+latency; the web workers' peak memory.
+
+Then the same ingestion on a ledger that already holds ``--ledger-rows`` events (100 M:
+:mod:`benchmarks.ledger_load`, a persistent database loaded once with COPY and reused)
+against the same run's rate on one holding ``--ledger-small`` (1 M, loaded the same
+way), in alternating segments (small, big, small, big).
 
     python -m benchmarks.bench_ingest --events 200000 --clients 4 --workers 2 --threads 2
+    python -m benchmarks.bench_ingest --ledger-rows 10000000   # a quicker scale stage
+    python -m benchmarks.bench_ingest --ledger-rows 0          # without it
 """
 
 from __future__ import annotations
@@ -11,22 +20,23 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+import os
 import random
 import sys
 import time
 import uuid
+from pathlib import Path
 
-from benchmarks import common, environment, fixtures, ingest_baseline
+from benchmarks import environment, fixtures, ingest_baseline, ledger_load, pyspy_profile
 from benchmarks.common import Figure, Timer, check, log, percentile
 
 METERS = ("api_calls", "data_transfer_gb", "transactions")
-TARGET_EPS = 25_000
+TARGET_RATIO = 0.5  # of the same-run COPY
+TARGET_SCALE_RATIO = 0.9  # on the big ledger, of the rate on the small one
 TARGET_SINGLE_P99_MS = 20.0
 
 # Filled before the client processes fork; they only read it.
 _BODIES: list[bytes] = []
-_KEY = ""
-_PORT = 0
 
 
 def add_arguments(parser) -> None:
@@ -38,15 +48,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--single", type=int, default=1000, help="single-event requests")
     parser.add_argument("--profile", action="store_true", help="cProfile batches in-process")
     parser.add_argument(
-        "--no-what-if",
-        dest="what_if",
-        action="store_false",
-        help="skip the second run without the redundant indexes",
+        "--ledger-rows",
+        type=int,
+        default=100_000_000,
+        help="the big ledger's events for the scale stage (0: no stage)",
+    )
+    parser.add_argument(
+        "--ledger-small", type=int, default=1_000_000, help="the scale stage's small ledger"
+    )
+    parser.add_argument(
+        "--ledger-events", type=int, default=100_000, help="events per scale-stage segment"
     )
 
 
-def _events(n: int, customers: list[str], run: str) -> list[dict]:
-    rng = random.Random(7)
+def _events(n: int, customers: list[str], run: str, *, random_ids: bool = False) -> list[dict]:
+    """``random_ids``: identifiers of 32 random hex digits (a client's UUIDs), spread
+    over the whole identifier index, else ``<run>_<hex>`` (new keys side by side)."""
+    rng = random.Random(f"{run}-{n}")
     now = int(time.time())
     return [
         {
@@ -54,19 +72,23 @@ def _events(n: int, customers: list[str], run: str) -> list[dict]:
             "customer": customers[rng.randrange(len(customers))],
             "value": rng.randint(1, 50),
             "timestamp": now - rng.randint(0, 3599),
-            "identifier": f"{run}_{uuid.UUID(int=rng.getrandbits(128)).hex}",
+            "identifier": (
+                uuid.UUID(int=rng.getrandbits(128)).hex
+                if random_ids
+                else f"{run}_{uuid.UUID(int=rng.getrandbits(128)).hex}"
+            ),
         }
         for i in range(n)
     ]
 
 
-def _post(conn, body: bytes) -> tuple[int, dict]:
+def _post(conn, body: bytes, key: str) -> tuple[int, dict]:
     conn.request(
         "POST",
         "/api/v1/usage/events",
         body=body,
         headers={
-            "Authorization": f"Bearer {_KEY}",
+            "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",
             "Connection": "keep-alive",
         },
@@ -76,15 +98,16 @@ def _post(conn, body: bytes) -> tuple[int, dict]:
     return response.status, json.loads(data)
 
 
-def _client(indices: list[int]) -> list[tuple[float, int, int, int]]:
+def _client(job: tuple[int, str, list[int]]) -> list[tuple[float, int, int, int]]:
     """One client process: its batches in order on one keep-alive connection."""
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", _PORT, timeout=120)
+    port, key, indices = job
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     out = []
     for i in indices:
         started = time.perf_counter()
-        status, data = _post(conn, _BODIES[i])
+        status, data = _post(conn, _BODIES[i], key)
         out.append(
             (
                 time.perf_counter() - started,
@@ -101,9 +124,9 @@ def _noop(_):
     return None
 
 
-def _batches(pool, indices: list[int], clients: int) -> tuple[list, float]:
+def _batches(pool, indices: list[int], clients: int, port: int, key: str) -> tuple[list, float]:
     """Post the batches ``indices`` of _BODIES from the pool's clients: (samples, seconds)."""
-    chunks = [indices[c::clients] for c in range(clients)]
+    chunks = [(port, key, indices[c::clients]) for c in range(clients)]
     with Timer() as t:
         results = pool.map(_client, chunks)
     samples = [r for chunk in results for r in chunk]
@@ -124,7 +147,7 @@ def _summary(samples: list, seconds: float) -> dict:
     }
 
 
-def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> str:
+def profile_in_process(customers: list[str], run_id: str, key: str, batches: int = 40) -> str:
     """cProfile of 1,000-event batches through the whole Django stack, in this process
     (test Client, production settings), with the share of time spent waiting on SQL."""
     import cProfile
@@ -156,7 +179,7 @@ def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> 
                 "/api/v1/usage/events",
                 data=body,
                 content_type="application/json",
-                headers={"Authorization": f"Bearer {_KEY}"},
+                headers={"Authorization": f"Bearer {key}"},
             )
             check(response.status_code == 202, f"profile batch: {response.status_code}")
         profiler.disable()
@@ -178,8 +201,15 @@ def profile_in_process(customers: list[str], run_id: str, batches: int = 40) -> 
     return out.getvalue()
 
 
+def _pool(clients: int):
+    """Client processes, forked now (they see _BODIES as it is), up before any clock."""
+    pool = multiprocessing.get_context("fork").Pool(clients)
+    pool.map(_noop, range(clients))
+    return pool
+
+
 def run(env: environment.Env, args) -> list[Figure]:
-    global _BODIES, _KEY, _PORT
+    global _BODIES
     from django.db import connections
 
     from billing.models import Meter
@@ -194,15 +224,11 @@ def run(env: environment.Env, args) -> list[Figure]:
     customers = [fixtures.customer_id(a) for a in accounts]
     account_of = {fixtures.customer_id(a): a.pk for a in accounts}
     meter_of = dict(Meter.objects.values_list("event_name", "pk"))
-    _KEY = fixtures.ingest_key()
+    key = fixtures.ingest_key()
 
     events = _events(args.events, customers, run_id)
-    what_if = args.what_if and ingest_baseline.redundant_present()
-    whatif = _events(args.events, customers, run_id + "x") if what_if else []
     _BODIES = [
-        json.dumps({"events": batch[i : i + 1000]}).encode()
-        for batch in (events, whatif)
-        for i in range(0, len(batch), 1000)
+        json.dumps({"events": events[i : i + 1000]}).encode() for i in range(0, len(events), 1000)
     ]
     n_main = args.events // 1000
 
@@ -214,92 +240,89 @@ def run(env: environment.Env, args) -> list[Figure]:
     )
 
     connections.close_all()  # nothing Django-side may cross the fork
+    spy = None
     with fixtures.gunicorn(env, workers=args.workers, threads=args.threads) as server:
-        _PORT = server.port
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(args.clients) as pool:
-            pool.map(_noop, range(args.clients))  # processes up before the clock starts
+        with _pool(args.clients) as pool:
             log(
                 f"ingest: {n_main} batches from {args.clients} clients to gunicorn "
                 f"{args.workers}x{args.threads} (gthread)"
             )
-            # As is, and (what-if) without the redundant indexes, in alternating halves
-            # (A B A B), each from a settled database, so drift and noise hit both.
+            ingest_baseline.settle()
+            raw = env.tmp / "ingest-pyspy.txt"
+            # The first half without py-spy (its sampling costs the workers CPU), for the
+            # CPU split; the second half sampled.
             half = n_main // 2
-            segments = [("as_is", list(range(n_main)))]
-            if whatif:
-                main_idx, what_idx = list(range(n_main)), list(range(n_main, 2 * n_main))
-                segments = [
-                    ("as_is", main_idx[:half]),
-                    ("dropped", what_idx[:half]),
-                    ("as_is", main_idx[half:]),
-                    ("dropped", what_idx[half:]),
-                ]
-            runs: dict[str, tuple[list, float]] = {}
-            for kind, indices in segments:
-                ingest_baseline.settle()
-                definitions = ingest_baseline.drop_redundant_indexes() if kind == "dropped" else []
-                try:
-                    samples, seconds = _batches(pool, indices, args.clients)
-                finally:
-                    for definition in definitions:
-                        common.raw_sql(definition, fetch=False)
-                previous = runs.get(kind, ([], 0.0))
-                runs[kind] = (previous[0] + samples, previous[1] + seconds)
-                log(
-                    f"ingest: {kind}: {len(indices)} batches at "
-                    f"{len(indices) * 1000 / seconds:,.0f} events/s"
+            cpu_before = _cpu_seconds(server.worker_pids()), _pg_cpu_seconds()
+            samples, seconds = _batches(pool, list(range(half)), args.clients, server.port, key)
+            cpu = {
+                "web_ms_per_batch": (_cpu_seconds(server.worker_pids()) - cpu_before[0])
+                / half
+                * 1000,
+                "postgres_ms_per_batch": (_pg_cpu_seconds() - cpu_before[1]) / half * 1000,
+                "batches": half,
+            }
+            log(
+                f"ingest: CPU per 1,000-event batch: web workers {cpu['web_ms_per_batch']:.0f} ms, "
+                f"PostgreSQL backends {cpu['postgres_ms_per_batch']:.0f} ms"
+            )
+            with pyspy_profile.recording(server.proc.pid, raw) as recording:
+                more, more_seconds = _batches(
+                    pool, list(range(half, n_main)), args.clients, server.port, key
                 )
-            main = _summary(*runs["as_is"])
+            samples, seconds = samples + more, seconds + more_seconds
+            if recording:
+                spy = {
+                    "requests": pyspy_profile.summary(
+                        raw, top=60, within="django/core/handlers/wsgi.py"
+                    ),
+                    "all": pyspy_profile.summary(raw, top=15),
+                }
+            main = _summary(samples, seconds)
             check(
                 ingest_baseline.stored(run_id) == args.events,
                 f"ledger: {ingest_baseline.stored(run_id)} of {args.events}",
             )
             log(
                 f"ingest: {main['events']:,} events in {main['seconds']:.2f}s = "
-                f"{main['eps']:,.0f} events/s"
+                f"{main['eps']:,.0f} events/s ({main['eps'] / copy['all']:.2f}x COPY)"
             )
-            if whatif:
-                dropped = _summary(*runs["dropped"])
-                check(
-                    ingest_baseline.stored(run_id + "x") == args.events,
-                    "what-if events not all stored",
-                )
-                log(f"ingest: without the redundant indexes {dropped['eps']:,.0f} events/s")
 
-            # Single-event requests, one client, one keep-alive connection, sequential.
-            import http.client
+        # Single-event requests, one client, one keep-alive connection, sequential.
+        import http.client
 
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            single = _events(args.single, customers, run_id + "s")
-            latencies = []
-            for event in single[:20]:  # warm the connection and the workers' caches
-                _post(conn, json.dumps(dict(event, identifier=event["identifier"] + "w")).encode())
-            for event in single:
-                body = json.dumps(event).encode()
-                started = time.perf_counter()
-                status, data = _post(conn, body)
-                latencies.append((time.perf_counter() - started) * 1000)
-                check(status == 202 and data["accepted"] == 1, f"single event: {status} {data}")
-            conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        single = _events(args.single, customers, run_id + "s")
+        latencies = []
+        for event in single[:20]:  # warm the connection and the workers' caches
+            _post(conn, json.dumps(dict(event, identifier=event["identifier"] + "w")).encode(), key)
+        for event in single:
+            body = json.dumps(event).encode()
+            started = time.perf_counter()
+            status, data = _post(conn, body, key)
+            latencies.append((time.perf_counter() - started) * 1000)
+            check(status == 202 and data["accepted"] == 1, f"single event: {status} {data}")
+        conn.close()
 
         memory = server.peak_rss()
 
     ids = [a.pk for a in accounts]
-    stored_all = common.raw_sql(
-        "SELECT count(*) FROM usage_usageevent WHERE account_id = ANY(%s)", [ids]
-    )[0][0]
-    rolled = common.raw_sql(
-        "SELECT coalesce(sum(event_count), 0) FROM usage_usagerollup WHERE account_id = ANY(%s)",
-        [ids],
-    )[0][0]
-    expected = args.events * (2 if whatif else 1) + args.single + 20
+    stored_all, rolled = _stored_and_rolled(ids)
+    expected = args.events + args.single + 20
     check(stored_all == expected, f"ledger has {stored_all} events, expected {expected}")
     check(rolled == expected, f"rollups count {rolled} events, the ledger {expected}")
 
-    profile = profile_in_process(customers, run_id) if args.profile else None
+    profile = profile_in_process(customers, run_id, key) if args.profile else None
     if profile:
         print(profile, file=sys.stderr)
+    if spy:
+        log("ingest: py-spy, request work by function (inclusive %):")
+        shown = [(f, v) for f, v in spy["requests"]["inclusive"] if v < 97][:22]
+        for frame, share in shown:
+            log(f"  {share:5.1f}%  {frame}")
+        log(
+            "ingest: py-spy, own time (%): "
+            + ", ".join(f"{frame} {share}" for frame, share in spy["requests"]["self"][:8])
+        )
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     worker_peak = max(memory["workers"].values()) if memory["workers"] else 0
     mb = 1024 * 1024
@@ -311,36 +334,30 @@ def run(env: environment.Env, args) -> list[Figure]:
             value=main["eps"],
             unit="/s",
             baseline=copy["all"],
-            baseline_label="COPY rows/s",
-            target=f">= {TARGET_EPS:,}/s (~0.1x COPY)",
-            met=main["eps"] >= TARGET_EPS,
+            baseline_label="COPY rows/s, ledger + identifiers",
+            target=f">= {TARGET_RATIO:g}x COPY",
+            met=main["eps"] >= TARGET_RATIO * copy["all"],
             notes=config,
-            extra={**main, "copy_rows_per_second": copy, "profile": profile},
+            extra={
+                **main,
+                "copy_rows_per_second": copy,
+                "cpu": cpu,
+                "profile": profile,
+                "pyspy": spy,
+            },
         ),
-    ]
-    if whatif:
-        figures.append(
-            Figure(
-                name="ingest.events_per_second_without_redundant_indexes",
-                label="  what-if: 3 redundant indexes dropped",
-                value=dropped["eps"],
-                unit="/s",
-                baseline=main["eps"],
-                baseline_label="as is",
-                notes="proposal, measured on this run's database only",
-                extra={**dropped, "dropped": ingest_baseline.REDUNDANT},
-            )
-        )
-    figures += [
         Figure(
             name="ingest.copy_rows_per_second_minimal_indexes",
-            label="  COPY with only pkey + identifier index",
+            label="  COPY with only the ledger's primary key",
             value=copy["minimal"],
             unit="/s",
             baseline=copy["all"],
-            baseline_label=f"all {copy['indexes']} indexes",
-            notes="the issue's reference setup",
-            extra={"proposed_indexes_rows_per_second": copy.get("proposed")},
+            baseline_label=f"all {copy['indexes']} ledger indexes",
+            notes="+ the identifier table's key in both",
+            extra={
+                "events_only": copy["events_only"],
+                "identifiers_only": copy["identifiers_only"],
+            },
         ),
         Figure(
             name="ingest.single_p50_ms",
@@ -370,7 +387,137 @@ def run(env: environment.Env, args) -> list[Figure]:
             },
         ),
     ]
+    if args.ledger_rows:
+        figures.append(scale_stage(env, args))
     return figures
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (0 for one that is gone)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _pg_cpu_seconds() -> float:
+    """CPU of the PostgreSQL backends connected to this database (the web workers' and
+    this process's persistent connections), read from /proc (same machine, as root)."""
+    from benchmarks.common import raw_sql
+
+    pids = [
+        r[0]
+        for r in raw_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend'"
+        )
+    ]
+    return _cpu_seconds(pids)
+
+
+def _stored_and_rolled(account_ids: list[int]) -> tuple[int, int]:
+    from benchmarks.common import raw_sql
+
+    return raw_sql(
+        "SELECT (SELECT count(*) FROM usage_usageevent WHERE account_id = ANY(%s)), "
+        "(SELECT coalesce(sum(event_count), 0) FROM usage_usagerollup "
+        "WHERE account_id = ANY(%s))",
+        [account_ids, account_ids],
+    )[0]
+
+
+def scale_stage(env: environment.Env, args) -> Figure:
+    """The ingest rate on the big ledger against the same run's on the small one."""
+    global _BODIES
+    from django.db import connections
+
+    from benchmarks.common import raw_sql
+
+    check(args.ledger_events % 2000 == 0, "--ledger-events must be a multiple of 2,000")
+    connections.close_all()
+    loads = {}
+    for label, rows in (("small", args.ledger_small), ("big", args.ledger_rows)):
+        with Timer() as t:
+            loads[label] = ledger_load.ensure(env.database_url, rows)
+        loads[label]["ensure_seconds"] = t.seconds
+    databases = {label: load["database"] for label, load in loads.items()}
+    # Per database: fresh accounts (customers in this run's emulator), a key, and the
+    # batches, all made before the client processes fork.
+    setup, bodies = {}, []
+    for label, name in databases.items():
+        with ledger_load.using_database(name):
+            accounts = [
+                fixtures.make_account(name=f"Scale {label} {i}", plan_key=None, env=env)
+                for i in range(args.customers)
+            ]
+            customers = [fixtures.customer_id(a) for a in accounts]
+            key = fixtures.ingest_key()
+        run_id = f"sc{label}{int(time.time())}"
+        events = _events(2 * args.ledger_events, customers, run_id, random_ids=True)
+        first = len(bodies)
+        bodies += [
+            json.dumps({"events": events[i : i + 1000]}).encode()
+            for i in range(0, len(events), 1000)
+        ]
+        setup[label] = {
+            "account_ids": [a.pk for a in accounts],
+            "key": key,
+            "batches": list(range(first, len(bodies))),
+        }
+    _BODIES = bodies
+    half = args.ledger_events // 1000
+    runs: dict[str, list] = {"small": [[], 0.0], "big": [[], 0.0]}
+    with _pool(args.clients) as pool:
+        for part in (0, 1):
+            for label in ("small", "big"):
+                name, own = databases[label], setup[label]
+                url = ledger_load.url_for(env.database_url, name)
+                with ledger_load.using_database(name):
+                    ingest_baseline.settle()
+                connections.close_all()
+                with fixtures.gunicorn(
+                    env, workers=args.workers, threads=args.threads, database_url=url
+                ) as server:
+                    batches = own["batches"][part * half : (part + 1) * half]
+                    samples, seconds = _batches(
+                        pool, batches, args.clients, server.port, own["key"]
+                    )
+                runs[label][0] += samples
+                runs[label][1] += seconds
+                log(
+                    f"ingest scale: {label} ledger ({name}): {len(batches)} batches at "
+                    f"{len(batches) * 1000 / seconds:,.0f} events/s"
+                )
+    results = {}
+    for label, name in databases.items():
+        with ledger_load.using_database(name):
+            stored, rolled = _stored_and_rolled(setup[label]["account_ids"])
+            (ledger_rows,) = raw_sql("SELECT count(*) FROM usage_usageevent")[0]
+        expected = 2 * args.ledger_events
+        check(stored == expected, f"{name}: stored {stored} of {expected}")
+        check(rolled == expected, f"{name}: rollups count {rolled} of {expected}")
+        results[label] = {**_summary(*runs[label]), "ledger_rows_after": ledger_rows}
+    big, small = results["big"], results["small"]
+    log(
+        f"ingest scale: {big['eps']:,.0f} events/s on {args.ledger_rows:,} rows, "
+        f"{small['eps']:,.0f} on {args.ledger_small:,} ({big['eps'] / small['eps']:.2f}x)"
+    )
+    return Figure(
+        name="ingest.events_per_second_big_ledger",
+        label=f"Ingest on a {args.ledger_rows:,}-event ledger (events/s)",
+        value=big["eps"],
+        unit="/s",
+        baseline=small["eps"],
+        baseline_label=f"on {args.ledger_small:,}",
+        target=f">= {TARGET_SCALE_RATIO:g}x",
+        met=big["eps"] >= TARGET_SCALE_RATIO * small["eps"],
+        notes="random-hex identifiers; alternating segments",
+        extra={"big": big, "small": small, "loads": loads},
+    )
 
 
 def main() -> int:

@@ -103,8 +103,16 @@ class Server:
 
 
 @contextlib.contextmanager
-def gunicorn(env: Env, *, workers: int, threads: int, log_path: Path | None = None):
-    """gunicorn serving config.wsgi in production settings (gthread: keep-alive)."""
+def gunicorn(
+    env: Env,
+    *,
+    workers: int,
+    threads: int,
+    log_path: Path | None = None,
+    database_url: str | None = None,
+):
+    """gunicorn serving config.wsgi in production settings (gthread: keep-alive), on the
+    run's database or ``database_url``."""
     from stripe_emulator.testing import free_port
 
     port = free_port()
@@ -132,13 +140,13 @@ def gunicorn(env: Env, *, workers: int, threads: int, log_path: Path | None = No
             "warning",
         ],
         cwd=ROOT,
-        env=os.environ.copy(),
+        env={**os.environ, **({"DATABASE_URL": database_url} if database_url else {})},
         stdout=out,
         stderr=subprocess.STDOUT,
     )
     server = Server(proc=proc, port=port, workers=workers, threads=threads)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a busy shared machine starts it slowly
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {log_path.read_text()[-2000:]}")
@@ -150,7 +158,7 @@ def gunicorn(env: Env, *, workers: int, threads: int, log_path: Path | None = No
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not answer within 30 s") from None
+                    raise RuntimeError("gunicorn did not answer within 120 s") from None
                 time.sleep(0.1)
         # Every worker imports the app lazily: warm each one.
         for _ in range(workers * threads * 2):

@@ -1,99 +1,114 @@
-"""The ingest benchmark's database side: the same-run ``COPY`` baselines (all indexes,
-without the redundant ones, primary key and identifier only), the rows they copy, the
-redundant-index what-if, and settling the tables between timed segments."""
+"""The ingest benchmark's database side: the same-run ``COPY`` baselines (into copies of
+the partitioned ledger and the identifier table: with all the ledger's indexes, and
+with only its primary key), the rows they copy, and settling the tables between timed
+segments."""
 
 from __future__ import annotations
 
 import io
-import re
 from datetime import UTC, datetime
 
 from benchmarks import common
 from benchmarks.common import Timer, check, log
 
-# Indexes of usage_usageevent that no query needs (see README "Performance"): Django's
-# ``varchar_pattern_ops`` twin of the unique identifier index (LIKE 'prefix%' only), and
-# the single-column foreign key indexes on account_id and meter_id, which the composite
-# (account_id, meter_id, ...) indexes already cover as their prefix (meter_id is only
-# looked up alone when a meter is deleted, which PROTECT forbids once it has events).
-REDUNDANT = (
-    r"USING btree \(identifier varchar_pattern_ops\)",
-    r"USING btree \(account_id\)$",
-    r"USING btree \(meter_id\)$",
-)
 
-
-def _copy_text(rows: list[tuple], received_at: datetime) -> bytes:
-    buf = io.StringIO()
+def _copy_text(rows: list[tuple], received_at: datetime) -> tuple[bytes, bytes]:
+    """The COPY text of the events and of their identifiers (event ids 1..n)."""
+    events, identifiers = io.StringIO(), io.StringIO()
     stamp = received_at.isoformat()
-    for identifier, account_id, meter_id, value, ts, payload_hash in rows:
-        buf.write(
-            f"{identifier}\t{account_id}\t{meter_id}\t{value}\t{ts.isoformat()}\t{stamp}\t"
-            f"{payload_hash}\n"
+    for n, (identifier, account_id, meter_id, value, ts, payload_hash) in enumerate(rows, 1):
+        at = ts.isoformat()
+        events.write(
+            f"{identifier}\t{account_id}\t{meter_id}\t{value}\t{at}\t{stamp}\t{payload_hash}\n"
         )
-    return buf.getvalue().encode()
+        identifiers.write(f"{identifier}\t{n}\t{at}\t{payload_hash}\n")
+    return events.getvalue().encode(), identifiers.getvalue().encode()
 
 
-def _copy_into(table: str, data: bytes, expected: int) -> float:
-    """Seconds to COPY the rows into ``table`` (then dropped)."""
+EVENT_COLUMNS = "identifier, account_id, meter_id, value, timestamp, received_at, payload_hash"
+IDENTIFIER_COLUMNS = "identifier, event_id, timestamp, payload_hash"
+
+
+def _copy(table: str, columns: str, data: bytes) -> float:
+    """Seconds to COPY ``data`` into ``table`` and commit."""
     from django.db import connection
 
     connection.ensure_connection()
     pg = connection.connection  # psycopg 3
     with Timer() as t:
-        with (
-            pg.cursor() as cursor,
-            cursor.copy(
-                f"COPY {table} (identifier, account_id, meter_id, value, timestamp, "
-                "received_at, payload_hash) FROM STDIN"
-            ) as copy,
-        ):
+        with pg.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for start in range(0, len(data), 1 << 20):
                 copy.write(data[start : start + (1 << 20)])
         pg.commit()
-    count = common.raw_sql(f"SELECT count(*) FROM {table}")[0][0]
-    check(count == expected, f"COPY into {table} stored {count} rows, expected {expected}")
-    common.raw_sql(f"DROP TABLE {table}", fetch=False)
     return t.seconds
 
 
-def copy_baselines(rows: list[tuple]) -> dict[str, float]:
-    """rows/s of COPY into copies of usage_usageevent: with all its indexes (the
-    baseline), without the redundant ones, and with only the primary key and the unique
-    identifier index (the issue's reference setup). Each table starts empty."""
-    data = _copy_text(rows, datetime.now(UTC))
-    rates = {}
-    common.raw_sql("DROP TABLE IF EXISTS bench_copy", fetch=False)
-    common.raw_sql("CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING ALL)", fetch=False)
-    indexes = common.raw_sql(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", ["bench_copy"]
-    )
-    log(f"ingest: COPY baseline table has {len(indexes)} indexes")
-    rates["all"] = len(rows) / _copy_into("bench_copy", data, len(rows))
+def _count(table: str) -> int:
+    return common.raw_sql(f"SELECT count(*) FROM {table}")[0][0]
 
-    rates["indexes"] = len(indexes)
-    if redundant_present():  # before migration usage 0003 dropped them
-        common.raw_sql("CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING ALL)", fetch=False)
-        dropped = 0
-        for name, definition in common.raw_sql(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'bench_copy'"
+
+def _ledger_copy(name: str, *, indexes: bool) -> None:
+    """``name``: a copy of the ledger, partitioned like it (the same partitions and
+    default partition), with its indexes (or only the primary key), ids from the
+    ledger's sequence (as ingestion draws them); and ``name``_ident, a copy of the
+    identifier table with its primary key. No foreign keys (LIKE copies none)."""
+    common.raw_sql(f"DROP TABLE IF EXISTS {name}, {name}_ident", fetch=False)
+    partitioned = common.raw_sql(
+        "SELECT relkind = 'p' FROM pg_class WHERE relname = 'usage_usageevent'"
+    )[0][0]
+    include = "INCLUDING ALL" if indexes else "INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+    suffix = ' PARTITION BY RANGE ("timestamp")' if partitioned else ""
+    common.raw_sql(f"CREATE TABLE {name} (LIKE usage_usageevent {include}){suffix}", fetch=False)
+    if not indexes:
+        key = '(id, "timestamp")' if partitioned else "(id)"
+        common.raw_sql(f"ALTER TABLE {name} ADD PRIMARY KEY {key}", fetch=False)
+    if partitioned:
+        for part, bound in common.raw_sql(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'usage_usageevent'::regclass"
         ):
-            if any(re.search(p, definition) for p in REDUNDANT):
-                common.raw_sql(f'DROP INDEX "{name}"', fetch=False)
-                dropped += 1
-        check(
-            dropped == len(REDUNDANT), f"found {dropped} of the {len(REDUNDANT)} redundant indexes"
-        )
-        rates["proposed"] = len(rows) / _copy_into("bench_copy", data, len(rows))
-
+            tail = part.removeprefix("usage_usageevent")
+            common.raw_sql(f"CREATE TABLE {name}{tail} PARTITION OF {name} {bound}", fetch=False)
     common.raw_sql(
-        "CREATE TABLE bench_copy (LIKE usage_usageevent INCLUDING DEFAULTS INCLUDING IDENTITY "
-        "INCLUDING CONSTRAINTS)",
-        fetch=False,
+        f"CREATE TABLE {name}_ident (LIKE usage_eventidentifier INCLUDING ALL)", fetch=False
     )
-    common.raw_sql("ALTER TABLE bench_copy ADD PRIMARY KEY (id)", fetch=False)
-    common.raw_sql("CREATE UNIQUE INDEX ON bench_copy (identifier)", fetch=False)
-    rates["minimal"] = len(rows) / _copy_into("bench_copy", data, len(rows))
+
+
+def _copy_both(name: str, data: tuple[bytes, bytes], expected: int) -> tuple[float, float]:
+    """COPY the events and the identifiers into ``name`` and ``name``_ident (then
+    dropped): the seconds of each."""
+    events = _copy(name, EVENT_COLUMNS, data[0])
+    identifiers = _copy(f"{name}_ident", IDENTIFIER_COLUMNS, data[1])
+    for table in (name, f"{name}_ident"):
+        count = _count(table)
+        check(count == expected, f"COPY into {table} stored {count} rows, expected {expected}")
+    common.raw_sql(f"DROP TABLE {name}, {name}_ident", fetch=False)
+    return events, identifiers
+
+
+def copy_baselines(rows: list[tuple]) -> dict[str, float]:
+    """rows/s of COPY of the same rows into what one ingest writes: a copy of the
+    partitioned ledger with all its indexes plus a copy of the identifier table (the
+    baseline, "all": the rows over the two COPYs' seconds together), and the same with
+    only the ledger's primary key ("minimal"). Each table starts empty. The rollups,
+    which ingestion also writes (one row per account, meter and hour), are not in it."""
+    data = _copy_text(rows, datetime.now(UTC))
+    n = len(rows)
+    rates: dict = {}
+    _ledger_copy("bench_copy", indexes=True)
+    indexes = common.raw_sql(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'bench_copy'::regclass"
+    )[0][0]
+    log(f"ingest: COPY baseline ledger copy has {indexes} indexes (+ the identifier key)")
+    events, identifiers = _copy_both("bench_copy", data, n)
+    rates["all"] = n / (events + identifiers)
+    rates["events_only"] = n / events
+    rates["identifiers_only"] = n / identifiers
+    rates["indexes"] = indexes
+    _ledger_copy("bench_copy", indexes=False)
+    events, identifiers = _copy_both("bench_copy", data, n)
+    rates["minimal"] = n / (events + identifiers)
     return rates
 
 
@@ -132,28 +147,3 @@ def stored(prefix: str) -> int:
     return common.raw_sql(
         "SELECT count(*) FROM usage_usageevent WHERE starts_with(identifier, %s)", [prefix + "_"]
     )[0][0]
-
-
-def redundant_present() -> bool:
-    """Whether the ledger still has the indexes migration usage 0003 dropped."""
-    return any(
-        re.search(p, definition)
-        for (definition,) in common.raw_sql(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'usage_usageevent'"
-        )
-        for p in REDUNDANT
-    )
-
-
-def drop_redundant_indexes() -> list[str]:
-    """Drop them from usage_usageevent (this throwaway database only); returns their
-    definitions so they can be put back."""
-    definitions = []
-    for name, definition in common.raw_sql(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'usage_usageevent'"
-    ):
-        if any(re.search(p, definition) for p in REDUNDANT):
-            common.raw_sql(f'DROP INDEX "{name}"', fetch=False)
-            definitions.append(definition)
-    check(len(definitions) == len(REDUNDANT), f"redundant indexes found: {definitions}")
-    return definitions

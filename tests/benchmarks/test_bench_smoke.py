@@ -40,11 +40,32 @@ def test_every_benchmark_gets_its_own_defaults_through_the_runner():
 
 
 def test_runner_options_override_one_benchmark():
-    args = runner.parse_args(["--ingest-events", "3000", "--ingest-no-what-if"])
+    args = runner.parse_args(["--ingest-events", "3000", "--ingest-ledger-rows", "0"])
     options = runner.options_for(args, "ingest")
     assert options.events == 3000
-    assert options.what_if is False
+    assert options.ledger_rows == 0
     assert runner.options_for(args, "reporting").events != 3000
+
+
+def test_ledger_rows_is_the_ingest_scale_stages_size():
+    assert runner.options_for(runner.parse_args([]), "ingest").ledger_rows == 100_000_000
+    args = runner.parse_args(["--ledger-rows", "10000000"])
+    assert runner.options_for(args, "ingest").ledger_rows == 10_000_000
+
+
+def test_ledger_load_spreads_the_rows_over_the_months_and_names_its_database():
+    from datetime import UTC, datetime
+
+    from benchmarks import ledger_load
+
+    start, end = datetime(2026, 9, 1, 12, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)
+    plan = ledger_load.months(start, end, 1_000_000)
+    assert [m.month for m, _, _ in plan] == [9, 10, 11]
+    assert sum(n for _, _, n in plan) == 1_000_000
+    # 29.5 of 89.5 days in September, 31 in October, 29 in November.
+    assert [round(n / 1000) for _, _, n in plan] == [330, 346, 324]
+    assert ledger_load.database_name(100_000_000) == "bench_ingest_100m"
+    assert ledger_load.database_name(1_500_000) == "bench_ingest_1500k"
 
 
 def test_percentile_is_nearest_rank():
