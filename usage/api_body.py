@@ -9,6 +9,14 @@ empty by then is no deeper than the limit. Only when something is left (too deep
 brackets that do not match) is the depth counted bracket by bracket (about 0.15 ms for
 a body of 1,000 events). Numbers too long to be any valid value or time stay text
 (:class:`usage.event_validation.OversizedNumber`) and are rejected per event.
+
+The body is parsed by ``orjson`` (about 6x faster than ``json`` on a batch) when that
+gives what ``json.loads`` gives: orjson accepts a subset of what ``json`` does (no
+``NaN``, no lone surrogates, no infinite floats: those bodies go to ``json``), and
+reads an integer outside 64 bits as a float, so a body whose fields (or its events'
+fields: all that validation reads) hold a float is parsed again by ``json``, where it
+is an ``int`` or :class:`usage.event_validation.OversizedNumber` as before. Valid
+events hold no floats, so that costs only bodies with junk in them.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from __future__ import annotations
 import json
 import re
 from itertools import accumulate
+
+import orjson
 
 from usage.event_validation import MAX_DIGITS, OversizedNumber
 
@@ -62,15 +72,43 @@ def _int(text: str):
     return int(text) if digits <= MAX_DIGITS else OversizedNumber(text)
 
 
+def _has_float(body) -> bool:
+    """Whether a field of the body, or of an event in it, is a float."""
+    if not isinstance(body, dict):
+        return False
+    for value in body.values():
+        if type(value) is float:
+            return True
+    events = body.get("events")
+    if isinstance(events, list):
+        for event in events:
+            if isinstance(event, dict):
+                for value in event.values():
+                    if type(value) is float:
+                        return True
+    return False
+
+
+def _loads(raw: bytes):
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # json.loads decides, and words the error
+    else:
+        if not _has_float(body):
+            return body
+    try:
+        return json.loads(raw, parse_int=_int)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BodyError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
 def parse_events(raw: bytes, *, max_batch: int) -> list:
     """The events of a body: one event, or ``{"events": [...]}`` with at most
     ``max_batch``. Raises :class:`BodyError`."""
     if json_depth_exceeds(raw):
         raise BodyError(400, "invalid_json", f"the body nests deeper than {MAX_DEPTH} levels")
-    try:
-        body = json.loads(raw, parse_int=_int)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BodyError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    body = _loads(raw)
     if not isinstance(body, dict):
         raise BodyError(400, "invalid_json", 'the body must be an event or {"events": [...]}')
     if "events" in body:

@@ -11,7 +11,8 @@ import time
 from collections.abc import Iterable
 from functools import partial
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,27 @@ def _first_to_ask(account_id: int, debounce_seconds: int) -> bool:
         return True
 
 
+def _first_to_ask_all(account_ids: list[int], debounce_seconds: int) -> list[int]:
+    """The accounts no process asked for within the window: one ``SET NX EX`` each, in
+    one Redis pipeline (one round trip for a batch's accounts, not one per account)
+    when the cache is Django's Redis cache; all of them when the cache is unreachable."""
+    backend = caches["default"]
+    client_of = getattr(getattr(backend, "_cache", None), "get_client", None)
+    if not isinstance(backend, RedisCache) or client_of is None or len(account_ids) < 2:
+        return [a for a in account_ids if _first_to_ask(a, debounce_seconds)]
+    try:
+        pipe = client_of(write=True).pipeline(transaction=False)
+        for account_id in account_ids:
+            # What RedisCache.add sends (an int is stored as itself, not pickled).
+            key = backend.make_and_validate_key(f"alerts:scheduled:{account_id}")
+            pipe.set(key, 1, ex=debounce_seconds, nx=True)
+        answers = pipe.execute()
+    except Exception:
+        log.warning("alert debounce cache unavailable", exc_info=True)
+        return list(account_ids)
+    return [a for a, added in zip(account_ids, answers, strict=True) if added]
+
+
 def alerts_schedule_evaluation(*, account_ids: Iterable[int], debounce_seconds: int = 5) -> int:
     """Queue one evaluation per account at most every few seconds, after the ingesting
     transaction commits. A cache key debounces across processes; a memo in this process
@@ -39,13 +61,13 @@ def alerts_schedule_evaluation(*, account_ids: Iterable[int], debounce_seconds: 
 
     now = time.monotonic()
     queued = 0
-    for account_id in set(account_ids):
-        if debounce_seconds > 0:
-            if now - _recently_scheduled.get(account_id, -math.inf) < debounce_seconds:
-                continue
+    due = sorted(set(account_ids))
+    if debounce_seconds > 0:
+        due = [a for a in due if now - _recently_scheduled.get(a, -math.inf) >= debounce_seconds]
+        for account_id in due:
             _recently_scheduled[account_id] = now
-            if not _first_to_ask(account_id, debounce_seconds):
-                continue
+        due = _first_to_ask_all(due, debounce_seconds)
+    for account_id in due:
         # robust: a broker error is logged by Django ("Error calling ... in on_commit()")
         # and swallowed, whether the callback runs now or when a transaction commits.
         # Django's log line reads the callback's __qualname__, which a partial lacks.

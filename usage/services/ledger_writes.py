@@ -30,12 +30,30 @@ def _source(columns: list[tuple[str, str]], rows: list[tuple]) -> tuple[str, lis
     names = ", ".join(name for name, _ in columns)
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{sql_type}[]" for _, sql_type in columns)
-        params = [list(column) for column in zip(*rows, strict=True)]
+        params = [
+            _array_literal(column, sql_type)
+            for column, (_, sql_type) in zip(zip(*rows, strict=True), columns, strict=True)
+        ]
         return f"SELECT * FROM unnest({arrays}) AS u({names}) ORDER BY 1, 2, 3", params
     adapt = connection.ops.adapt_datetimefield_value
     one = "(" + ",".join(["%s"] * len(columns)) + ")"
     params = [adapt(v) if isinstance(v, datetime) else v for row in rows for v in row]
     return "VALUES " + ",".join([one] * len(rows)), params
+
+
+def _array_literal(values, sql_type: str) -> str:
+    """A PostgreSQL array literal of the column (passed as one string parameter).
+
+    Built here with ``str.join`` instead of letting psycopg adapt a list: its array
+    dumper matches a regular expression against every string element and dispatches a
+    dumper per element, about a fifth of a 1,000-event batch's Python time. Strings
+    are double-quoted with backslash and quote escaped (validation has refused NUL);
+    timestamps are ISO 8601 with their offset; integers are digits. No NULLs."""
+    if sql_type == "varchar":
+        return '{"' + '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values) + '"}'
+    if sql_type == "timestamptz":
+        return "{" + ",".join([v.isoformat() for v in values]) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def as_utc(value) -> datetime:
