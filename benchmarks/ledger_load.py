@@ -126,6 +126,16 @@ def _exists(database_url: str, name: str) -> bool:
         return bool(conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone())
 
 
+def _sessions(database_url: str, name: str) -> list[int]:
+    with _connect(database_url, "postgres") as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", [name]
+            ).fetchall()
+        ]
+
+
 def status(database_url: str, name: str, rows: int, fingerprint: str) -> str | None:
     """None when ``name`` holds a complete load of ``rows`` in this schema, else why not."""
     if not _exists(database_url, name):
@@ -412,6 +422,12 @@ def ensure(database_url: str, rows: int, name: str | None = None) -> dict:
         log(f"ledger {name}: {rows:,} rows loaded earlier, reused")
         seconds = reset_to_loaded(database_url, name, rows)
         return {"database": name, "reused": True, "reset_seconds": seconds}
+    busy = _sessions(database_url, name)
+    check(
+        not busy,
+        f"ledger {name}: {why}, and {len(busy)} other session(s) use it (a load still running? "
+        f"backend pids {busy}): not dropped; run again when it ends, or with --ledger-rows 0",
+    )
     log(f"ledger {name}: loading {rows:,} rows ({why})")
     out = build(database_url, name, rows, fingerprint)
     return {"database": name, "reused": False, **out}
