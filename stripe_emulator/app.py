@@ -95,6 +95,7 @@ class Emulator:
         with self.store.lock:
             self.store.reset()
             self.idempotency.clear()
+            self.faults.restore()
             self.meter_errors.clear()
             self.meter_event_stream.clear()
             self.dispatcher.reset()

@@ -53,6 +53,13 @@ class Faults:
         self.after_record_rate, self.after_record_ms = 0.0, 30_000
         self.duplicate_identifiers = "reject"
         self.configure(rate=rate, statuses=statuses, latency_ms=latency_ms)
+        self._initial = self.as_dict()
+
+    def restore(self) -> None:
+        """Back to the faults the emulator was started with (``POST /_emulator/reset``):
+        a test that turned faults on and failed before turning them off leaves nothing
+        behind for the next test."""
+        self.configure(**self._initial)
 
     def configure(
         self,

@@ -125,3 +125,16 @@ def test_faults_at_run_time_and_idempotency_errors(emulator):
         assert response.headers["Idempotent-Replayed"] == "true"
         assert json.loads(response.read())["id"] == first.id
     assert len(client.v1.customers.list().data) == 1
+
+
+def test_reset_restores_the_faults_the_emulator_started_with(emulator):
+    """A test that turns faults on and fails before turning them off leaves nothing for
+    the next one: every test's stripe_emulator fixture resets the emulator."""
+    client = make_client(emulator, max_network_retries=0)
+    control(emulator, "/_emulator/faults", {"rate": 1, "statuses": "500", "latency_ms": 5})
+    with pytest.raises(stripe.APIError):
+        client.v1.customers.create({"email": "x@example.com"})
+    control(emulator, "/_emulator/reset", {})
+    faults = control(emulator, "/_emulator/faults", {})
+    assert (faults["rate"], faults["latency_ms"]) == (0.0, 0)
+    assert client.v1.customers.create({"email": "x@example.com"}).email == "x@example.com"
