@@ -115,6 +115,9 @@ def main(argv=None) -> int:
                 with common.Timer() as t:
                     try:
                         figures += BENCHMARKS[name].run(env, options)
+                    except common.PartlyFailed as exc:
+                        figures += exc.figures
+                        failures.append(f"{name}: {exc}")
                     except common.Invalid as exc:
                         failures.append(f"{name}: INVALID RESULT: {exc}")
                     except Exception:

@@ -27,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks import environment, fixtures, ingest_baseline, ledger_load, pyspy_profile
+from benchmarks import common, environment, fixtures, ingest_baseline, ledger_load, pyspy_profile
 from benchmarks.common import Figure, Timer, check, log, percentile
 
 METERS = ("api_calls", "data_transfer_gb", "transactions")
@@ -388,7 +388,10 @@ def run(env: environment.Env, args) -> list[Figure]:
         ),
     ]
     if args.ledger_rows:
-        figures.append(scale_stage(env, args))
+        try:
+            figures.append(scale_stage(env, args))
+        except Exception as exc:  # the main figures stand; the runner reports the failure
+            raise common.PartlyFailed(f"scale stage: {exc!r}", figures) from exc
     return figures
 
 

@@ -37,6 +37,14 @@ class Invalid(AssertionError):
     """A benchmark's own result check failed: its figures must not be reported."""
 
 
+class PartlyFailed(Exception):
+    """A later stage of a benchmark failed: ``figures`` (the earlier stages') stand."""
+
+    def __init__(self, message: str, figures: list):
+        super().__init__(message)
+        self.figures = figures
+
+
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise Invalid(message)

@@ -26,6 +26,7 @@ from benchmarks.common import (
     ROOT,
     SECRET_KEY,
     Invalid,
+    PartlyFailed,
     ServiceUnavailable,
     Timer,
     log,
@@ -267,6 +268,10 @@ def main_for(module, argv=None) -> int:
     except ServiceUnavailable as exc:
         print(f"benchmarks need PostgreSQL and Redis: {exc}", file=sys.stderr)
         return 2
+    except PartlyFailed as exc:
+        print(table(exc.figures))
+        print(f"FAILED {exc}", file=sys.stderr)
+        return 1
     except Invalid as exc:
         print(f"INVALID RESULT: {exc}", file=sys.stderr)
         return 1
