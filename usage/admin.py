@@ -8,6 +8,7 @@ from usage.models import (
     UsageEvent,
     UsageReport,
 )
+from usage.selectors.events_by_identifier import events_by_identifier
 from usage.selectors.parity import parity_text, period_parity
 from usage.services.keys import ingest_key_create, ingest_key_revoke
 from usage.services.reporting import usage_report_retry
@@ -98,10 +99,19 @@ class IngestKeyAdmin(admin.ModelAdmin):
 class UsageEventAdmin(_CustomerIdSearch, admin.ModelAdmin):
     list_display = ["identifier", "account", "meter", "value", "timestamp", "received_at", "report"]
     list_filter = ["meter"]
-    search_fields = ["=identifier", "account__name"]  # and a Stripe customer id: below
+    # An identifier, an account name or a Stripe customer id. Identifiers are found
+    # through EventIdentifier (below): the partitioned ledger has no identifier index.
+    search_fields = ["account__name"]
     list_select_related = ["account", "meter", "report"]
     raw_id_fields = ["account", "meter", "report"]
     show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            ids = events_by_identifier(identifiers=[search_term.strip()]).values("id")
+            found |= queryset.filter(id__in=ids)
+        return found, may_have_duplicates
 
     def has_change_permission(self, request, obj=None):
         return False  # the ledger is append-only

@@ -25,6 +25,9 @@ def test_usage_event_admin_search_by_customer_id(admin_client, pro_account, demo
         admin_client.get("/admin/usage/usageevent/", {"q": "Other"}).context["cl"].queryset.count()
         == 2
     )
+    # An identifier finds its one event (through EventIdentifier, not a ledger scan).
+    found = admin_client.get("/admin/usage/usageevent/", {"q": "other-1"}).context["cl"]
+    assert list(found.queryset.values_list("identifier", "account_id")) == [("other-1", other.pk)]
     assert (
         admin_client.get("/admin/usage/usageevent/", {"q": "cus_nobody"})
         .context["cl"]
