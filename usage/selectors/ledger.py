@@ -14,6 +14,7 @@ from functools import reduce
 from operator import or_
 from typing import NamedTuple
 
+from django.db import connection
 from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncHour
 
@@ -45,14 +46,7 @@ def ledger_stats(
     meter_ids, last_meter_ids = list(meter_ids), set(last_meter_ids)
     if not pieces or not meter_ids:
         return []
-    where = reduce(or_, (Q(account_id=a, timestamp__gte=s, timestamp__lt=e) for a, s, e in pieces))
-    rows = list(
-        UsageEvent.objects.filter(where, meter_id__in=meter_ids)
-        .order_by()
-        .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
-        .values_list("account_id", "meter_id", "hour")
-        .annotate(s=Sum("value"), n=Count("id"), t=Max("timestamp"))
-    )
+    rows = _piece_aggregates(pieces, meter_ids)
     newest_keys = {(a, m, t) for a, m, _, _, _, t in rows if m in last_meter_ids}
     newest: dict[tuple[int, int, datetime], tuple[int, int]] = {}
     if newest_keys:
@@ -78,6 +72,39 @@ def ledger_stats(
             )
         )
     return result
+
+
+# On PostgreSQL the pieces are one array parameter each, joined to the ledger: one
+# index range scan per piece on (account, meter, timestamp), pruned to its partition at
+# run time, and a statement whose size does not grow with the pieces. (An OR of one
+# condition per piece cost Django ~6 ms of Python per account to build in a sweep.)
+_PIECES_SQL = """
+SELECT e.account_id, e.meter_id,
+       date_trunc('hour', e."timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
+       sum(e.value), count(e.id), max(e."timestamp")
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS p(account_id, s, e)
+JOIN usage_usageevent e
+  ON e.account_id = p.account_id AND e."timestamp" >= p.s AND e."timestamp" < p.e
+WHERE e.meter_id = ANY(%s::bigint[])
+GROUP BY 1, 2, 3
+"""
+
+
+def _piece_aggregates(pieces, meter_ids: list[int]) -> list[tuple]:
+    """(account, meter, hour, sum, count, newest timestamp) of each piece's events."""
+    if connection.vendor == "postgresql":
+        accounts, starts, ends = (list(column) for column in zip(*pieces, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(_PIECES_SQL, [accounts, starts, ends, meter_ids])
+            return cursor.fetchall()
+    where = reduce(or_, (Q(account_id=a, timestamp__gte=s, timestamp__lt=e) for a, s, e in pieces))
+    return list(
+        UsageEvent.objects.filter(where, meter_id__in=meter_ids)
+        .order_by()
+        .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
+        .values_list("account_id", "meter_id", "hour")
+        .annotate(s=Sum("value"), n=Count("id"), t=Max("timestamp"))
+    )
 
 
 def too_late_value(*, account_id: int, meter, start: datetime, end: datetime) -> int:
