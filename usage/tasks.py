@@ -1,4 +1,8 @@
+import logging
+
 from celery import shared_task
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="usage.tasks.report_usage")
@@ -32,6 +36,23 @@ def evaluate_account_alerts(account_id: int) -> int:
 
     account = Account.objects.filter(pk=account_id).first()
     return len(alerts_evaluate_account(account=account)) if account else 0
+
+
+@shared_task(name="usage.tasks.evaluate_accounts_alerts")
+def evaluate_accounts_alerts(account_ids: list[int]) -> int:
+    """Queued after an ingest batch (one message for its accounts, debounced per account):
+    each account is evaluated on its own, and one that raises does not stop the others
+    (the sweep evaluates it again)."""
+    from billing.models import Account
+    from usage.services.alerts import alerts_evaluate_account
+
+    claimed = 0
+    for account in Account.objects.filter(pk__in=account_ids).order_by("pk"):
+        try:
+            claimed += len(alerts_evaluate_account(account=account))
+        except Exception:
+            logger.exception("alert evaluation failed for account %s", account.pk)
+    return claimed
 
 
 @shared_task(name="usage.tasks.send_alert_channels")

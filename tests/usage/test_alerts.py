@@ -200,10 +200,10 @@ def test_ingestion_through_the_api_triggers_alerts(
             headers={"Authorization": f"Bearer {raw_key}"},
         )
     assert response.status_code == 202
-    from usage.tasks import evaluate_account_alerts
+    from usage.tasks import evaluate_accounts_alerts
 
-    queued = [c for c in callbacks if c.func == evaluate_account_alerts.delay]
-    assert len(queued) == 1  # one evaluation queued for the one account touched
+    queued = [c for c in callbacks if c.func == evaluate_accounts_alerts.delay]
+    assert [c.args for c in queued] == [([pro_account.pk],)]  # one message, its one account
     assert len(callbacks) == 3  # and, run eagerly, its two e-mails after their claims commit
     # 10,501 calls: past 80% (8,000) and 100% (10,000) of the allowance.
     assert sorted(d.threshold for d in AlertDelivery.objects.all()) == [8_000, 10_000]
@@ -318,3 +318,38 @@ def alerts_sent_this_period_for(account):
 
     summary = period_summary(account=account, state=subscription_state_for_account(account=account))
     return alerts_sent_this_period(account=account, period_start=summary.period_start)
+
+
+@pytest.mark.django_db
+def test_a_batch_queues_one_message_per_fifty_accounts(django_capture_on_commit_callbacks):
+    from usage.services.alert_scheduling import alerts_schedule_evaluation
+    from usage.tasks import evaluate_accounts_alerts
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        queued = alerts_schedule_evaluation(account_ids=range(1000, 1120), debounce_seconds=0)
+    assert queued == 120
+    assert [c.func for c in callbacks] == [evaluate_accounts_alerts.delay] * 3
+    # 120 accounts: 50 + 50 + 20, in order, each once.
+    assert [c.args[0] for c in callbacks] == [
+        list(range(1000, 1050)),
+        list(range(1050, 1100)),
+        list(range(1100, 1120)),
+    ]
+
+
+@pytest.mark.django_db
+def test_one_account_failing_does_not_stop_the_others(pro_account, other_account, monkeypatch):
+    from usage.services import alerts
+    from usage.tasks import evaluate_accounts_alerts
+
+    seen = []
+
+    def evaluate(*, account):
+        seen.append(account.pk)
+        if account.pk == min(pro_account.pk, other_account.pk):
+            raise RuntimeError("boom")
+        return ["claimed"]
+
+    monkeypatch.setattr(alerts, "alerts_evaluate_account", evaluate)
+    assert evaluate_accounts_alerts([pro_account.pk, other_account.pk]) == 1
+    assert seen == sorted([pro_account.pk, other_account.pk])

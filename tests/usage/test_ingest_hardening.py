@@ -290,7 +290,7 @@ def test_a_dead_broker_does_not_fail_a_stored_batch(
     def down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.evaluate_account_alerts, "delay", down)
+    monkeypatch.setattr(tasks.evaluate_accounts_alerts, "delay", down)
     cache.clear()  # no debounce key left by an earlier test's account with the same id
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = api.post({"event_name": "api_calls", "customer": customer, "identifier": "b-1"})

@@ -17,6 +17,8 @@ from django.db import transaction
 
 log = logging.getLogger(__name__)
 
+MESSAGE_ACCOUNTS = 50  # accounts per evaluation message
+
 # account id -> when this process last asked the shared cache to schedule it.
 _recently_scheduled: dict[int, float] = {}
 
@@ -57,7 +59,7 @@ def alerts_schedule_evaluation(*, account_ids: Iterable[int], debounce_seconds: 
     transaction commits. A cache key debounces across processes; a memo in this process
     spares the cache a round trip per batch for an account it asked about within the
     window. Never raises."""
-    from usage.tasks import evaluate_account_alerts
+    from usage.tasks import evaluate_accounts_alerts
 
     now = time.monotonic()
     queued = 0
@@ -67,12 +69,16 @@ def alerts_schedule_evaluation(*, account_ids: Iterable[int], debounce_seconds: 
         for account_id in due:
             _recently_scheduled[account_id] = now
         due = _first_to_ask_all(due, debounce_seconds)
-    for account_id in due:
+    # One message per MESSAGE_ACCOUNTS accounts, not one per account: a broker publish
+    # cost ~2 ms of the request's CPU each (py-spy of the ingest benchmark: 17% of
+    # request time with one per account).
+    for i in range(0, len(due), MESSAGE_ACCOUNTS):
+        chunk = due[i : i + MESSAGE_ACCOUNTS]
         # robust: a broker error is logged by Django ("Error calling ... in on_commit()")
         # and swallowed, whether the callback runs now or when a transaction commits.
         # Django's log line reads the callback's __qualname__, which a partial lacks.
-        queue = partial(evaluate_account_alerts.delay, account_id)
-        queue.__qualname__ = f"evaluate_account_alerts.delay({account_id})"
+        queue = partial(evaluate_accounts_alerts.delay, chunk)
+        queue.__qualname__ = f"evaluate_accounts_alerts.delay({len(chunk)} accounts)"
         transaction.on_commit(queue, robust=True)
-        queued += 1
+        queued += len(chunk)
     return queued
