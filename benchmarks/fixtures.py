@@ -36,9 +36,7 @@ def make_account(
         frozen = int(time.time() - period_started_days_ago * 86400)
         clock = stripe_client().v1.test_helpers.test_clocks.create({"frozen_time": frozen}).id
     if plan_key:
-        subscription_create(
-            account=account, plan=env.plans[plan_key], payment_method=None, test_clock=clock
-        )
+        subscription_create(account=account, plan=env.plans[plan_key], test_clock=clock)
     else:
         account_ensure_stripe_customer(account=account, test_clock=clock)
     return account
