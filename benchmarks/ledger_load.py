@@ -2,12 +2,14 @@
 
 ``ensure(rows)`` makes (or reuses) a persistent database ``bench_ingest_<label>``
 (``bench_ingest_100m``, ``bench_ingest_1m``, ...) holding ``rows`` ledger events
-spread evenly over the last ``DAYS`` days, with their identifiers and hourly rollups,
-in the run's schema. It is reused when its marker table says it was loaded completely
-with this many rows in a schema identical to the run database's (tables, columns,
-indexes and constraints compared), and the ledger holds exactly that many rows; the
-events other runs ingested on top are deleted first. Otherwise it is dropped and
-loaded again.
+of one account's ``api_calls`` meter spread evenly over ``DAYS`` days up to two hours
+before the load (the shape of one big customer's current period: the ingest-at-scale
+stage writes on top of it, :mod:`benchmarks.bench_chart_scale` serves its chart), with
+their identifiers and hourly rollups, in the run's schema. It is reused when its marker
+table says it was loaded completely with this many rows, the run's migrations applied to
+it leave the ledger's tables identical to the run database's (columns, indexes and
+constraints compared), and the ledger holds exactly that many rows; the events other
+runs ingested on top are deleted first. Otherwise it is dropped and loaded again.
 
 How it is loaded (the usual bulk-load recipe for a partitioned table):
 
@@ -42,8 +44,9 @@ from datetime import UTC, datetime, timedelta
 
 from benchmarks.common import Timer, check, log
 
-DAYS = 90
-ACCOUNTS = 100
+DAYS = 20
+ACCOUNTS = 1
+METER = "api_calls"
 MARKER = "bench_ledger_marker"
 COPY_CHUNK = 100_000
 # The load stops with an error rather than fill the disk: about 520 bytes a row
@@ -52,6 +55,9 @@ COPY_CHUNK = 100_000
 BYTES_PER_ROW = 520
 SPARE_BYTES = 15 * 2**30
 LEDGER_TABLES = ("usage_usageevent", "usage_eventidentifier", "usage_usagerollup")
+# The chart stage puts the big account on a period starting at the load's first event;
+# a monthly period must still hold the load's last one and today.
+MAX_AGE_DAYS = 27
 
 
 def label(rows: int) -> str:
@@ -96,7 +102,8 @@ def _connect(database_url: str, name: str, **kwargs):
 
 
 def schema_fingerprint(conn) -> str:
-    """Tables (not the ledger's partitions), columns, indexes and constraints."""
+    """The ledger's tables (not its partitions): columns, indexes and constraints. The
+    rest of the schema follows the run's migrations (``migrate_to_run``)."""
     rows = conn.execute(
         """
         SELECT 'c', c.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
@@ -104,19 +111,20 @@ def schema_fingerprint(conn) -> str:
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-          AND a.attnum > 0 AND NOT a.attisdropped AND c.relname <> %(marker)s
+          AND a.attnum > 0 AND NOT a.attisdropped AND c.relname = ANY(%(tables)s)
         UNION ALL
         SELECT 'i', tablename, regexp_replace(indexdef, '^.* USING ', '')
         FROM pg_indexes i JOIN pg_class c ON c.relname = i.tablename
         WHERE i.schemaname = 'public' AND NOT c.relispartition
+          AND c.relname = ANY(%(tables)s)
         UNION ALL
         SELECT 'k', c.relname, pg_get_constraintdef(k.oid)
         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'public' AND NOT c.relispartition
+        WHERE n.nspname = 'public' AND NOT c.relispartition AND c.relname = ANY(%(tables)s)
         ORDER BY 1, 2, 3
         """,
-        {"marker": MARKER},
+        {"tables": list(LEDGER_TABLES)},
     ).fetchall()
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:24]
 
@@ -137,18 +145,47 @@ def _sessions(database_url: str, name: str) -> list[int]:
 
 
 def status(database_url: str, name: str, rows: int, fingerprint: str) -> str | None:
-    """None when ``name`` holds a complete load of ``rows`` in this schema, else why not."""
+    """None when ``name`` holds a complete load of ``rows`` whose ledger tables match
+    ``fingerprint`` and whose period still fits one billing month, else why not."""
     if not _exists(database_url, name):
         return "absent"
     with _connect(database_url, name) as conn:
         if not conn.execute("SELECT to_regclass(%s)", [MARKER]).fetchone()[0]:
             return "no marker (an interrupted load)"
-        marker = conn.execute(f"SELECT rows, fingerprint FROM {MARKER}").fetchone()
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+                [MARKER],
+            ).fetchall()
+        }
+        if "period_start" not in columns:
+            return "loaded in an older shape (not one account's period)"
+        marker = conn.execute(
+            f"SELECT rows, now() - period_start < interval '{MAX_AGE_DAYS} days' FROM {MARKER}"
+        ).fetchone()
         if marker is None or marker[0] != rows:
             return f"marker says {marker}, not {rows} rows"
-        if marker[1] != fingerprint:
-            return "the schema changed since it was loaded"
+        if not marker[1]:
+            return f"its period started over {MAX_AGE_DAYS} days ago (no longer one billing month)"
+        if schema_fingerprint(conn) != fingerprint:
+            return "the ledger's tables differ from the run's after migrating"
     return None
+
+
+def migrate_to_run(name: str) -> None:
+    """Apply the run's migrations to a loaded database (the ledger tables are then
+    compared; other tables just follow the code)."""
+    from django.core.management import call_command
+
+    with using_database(name):
+        call_command("migrate", verbosity=0, interactive=False)
+
+
+def loaded_period(database_url: str, name: str) -> tuple[datetime, datetime]:
+    """The loaded events' [start, end): the big account's period starts at ``start``."""
+    with _connect(database_url, name) as conn:
+        return conn.execute(f"SELECT period_start, period_end FROM {MARKER}").fetchone()
 
 
 def bulk_account_ids(conn) -> list[int]:
@@ -226,7 +263,7 @@ def _copy_month(cursor, table, *, first_id, n, lo, hi, accounts, meters, receive
                 j = 32 * (i - start)
                 append(
                     f"{event_id}\t{hexes[j : j + 32]}\t{accounts[i % n_accounts]}\t"
-                    f"{meters[(i // n_accounts) % n_meters]}\t{1 + event_id % 7}\t{stamp}\t"
+                    f"{meters[(i // n_accounts) % n_meters]}\t1\t{stamp}\t"
                     f"{received}\t{payload}\n"
                 )
             copy.write("".join(lines))
@@ -291,10 +328,11 @@ def build(database_url: str, name: str, rows: int, fingerprint: str, *, days: in
         meters = [
             r[0]
             for r in conn.execute(
-                "SELECT id FROM billing_meter WHERE aggregation = 'sum' ORDER BY id"
+                "SELECT id FROM billing_meter WHERE event_name = %s",
+                [METER],
             ).fetchall()
         ]
-        check(meters, "no sum meters in the catalog")
+        check(meters, f"no meter {METER!r} in the catalog")
         conn.execute("ALTER TABLE usage_eventidentifier DROP CONSTRAINT usage_eventidentifier_pkey")
         indexes = _index_definitions(conn)
         bounds = _partition_bounds(conn)
@@ -338,7 +376,7 @@ def build(database_url: str, name: str, rows: int, fingerprint: str, *, days: in
                     "INSERT INTO usage_usagerollup (account_id, meter_id, hour, sum_value, "
                     "event_count, last_value, last_timestamp, last_event_id) "
                     "SELECT account_id, meter_id, date_trunc('hour', timestamp), sum(value), "
-                    "count(*), 1 + max(id) % 7, max(timestamp), max(id) "
+                    "count(*), 1, max(timestamp), max(id) "
                     f"FROM {stage} GROUP BY 1, 2, 3"
                 )
             timings[f"{part}_rollups"] = t.seconds
@@ -389,12 +427,12 @@ def build(database_url: str, name: str, rows: int, fingerprint: str, *, days: in
         conn.execute(
             f"CREATE TABLE {MARKER} (rows bigint, fingerprint text, account_ids bigint[], "
             "loaded_max_id bigint, loaded_at timestamptz, seconds float, timings jsonb, "
-            "method text)"
+            "method text, period_start timestamptz, period_end timestamptz)"
         )
         import json
 
         conn.execute(
-            f"INSERT INTO {MARKER} VALUES (%s, %s, %s, %s, now(), %s, %s, %s)",
+            f"INSERT INTO {MARKER} VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s, %s)",
             [
                 rows,
                 fingerprint,
@@ -403,7 +441,9 @@ def build(database_url: str, name: str, rows: int, fingerprint: str, *, days: in
                 seconds,
                 json.dumps(timings),
                 f"COPY per month into unindexed tables, indexes built after, attached; "
-                f"{days} days, {ACCOUNTS} accounts",
+                f"{days} days, {ACCOUNTS} account(s), meter {METER}",
+                start,
+                end,
             ],
         )
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
@@ -417,6 +457,11 @@ def ensure(database_url: str, rows: int, name: str | None = None) -> dict:
     name = name or database_name(rows)
     with _connect(database_url, db_name_of(database_url)) as conn:
         fingerprint = schema_fingerprint(conn)
+    if _exists(database_url, name) and status(database_url, name, rows, "") in (
+        None,
+        "the ledger's tables differ from the run's after migrating",
+    ):
+        migrate_to_run(name)
     why = status(database_url, name, rows, fingerprint)
     if why is None:
         log(f"ledger {name}: {rows:,} rows loaded earlier, reused")
