@@ -19,6 +19,7 @@ import time
 import traceback
 
 from benchmarks import (
+    bench_chart_scale,
     bench_dashboard,
     bench_entitlements,
     bench_freshness,
@@ -34,6 +35,8 @@ from benchmarks import (
 BENCHMARKS = {
     "reporting": bench_reporting,
     "ingest": bench_ingest,
+    # Right after ingest's scale stage, on the same big ledger database (reused).
+    "chart": bench_chart_scale,
     "freshness": bench_freshness,
     "sweep": bench_sweep,
     # Before the dashboard: its 10,000,000 events would sit in the same PostgreSQL.
@@ -41,7 +44,7 @@ BENCHMARKS = {
     "dashboard": bench_dashboard,
 }
 # The table and the JSON list figures in the order.
-DISPLAY_ORDER = ["ingest", "freshness", "dashboard", "reporting", "sweep", "entitlements"]
+DISPLAY_ORDER = ["ingest", "freshness", "dashboard", "chart", "reporting", "sweep", "entitlements"]
 
 
 def parse_args(argv=None):
@@ -59,8 +62,9 @@ def parse_args(argv=None):
         "--ledger-rows",
         type=int,
         default=None,
-        help="the big ledger's events for ingest's scale stage (same as --ingest-ledger-rows; "
-        "default 100,000,000, kept in the database bench_ingest_<rows> and reused; 0: no stage)",
+        help="the big ledger's events for ingest's scale stage and the chart stage (sets "
+        "--ingest-ledger-rows and --chart-rows; default 100,000,000, kept in the database "
+        "bench_ingest_<rows> and reused; 0: neither stage)",
     )
     # Each benchmark's own options, prefixed with its name (--ingest-events, ...).
     for name, module in BENCHMARKS.items():
@@ -84,6 +88,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.ledger_rows is not None:
         args.ingest__ledger_rows = args.ledger_rows
+        args.chart__rows = args.ledger_rows
     return args
 
 

@@ -192,6 +192,12 @@ def bulk_account_ids(conn) -> list[int]:
     return [r[0] for r in conn.execute(f"SELECT unnest(account_ids) FROM {MARKER}").fetchall()]
 
 
+def bulk_account_ids_in(name: str, database_url: str) -> list[int]:
+    """The loaded accounts of database ``name``."""
+    with _connect(database_url, name) as conn:
+        return bulk_account_ids(conn)
+
+
 def reset_to_loaded(database_url: str, name: str, rows: int) -> float:
     """Delete what earlier runs ingested on top (accounts not in the load), vacuum, and
     check the ledger holds exactly the loaded rows; returns the seconds it took."""

@@ -1,0 +1,203 @@
+"""Chart JSON at 100,000,000 events in one period: p50/p95 of
+``/dashboard/chart/api_calls.json`` (and ``/dashboard/``) served by gunicorn for the
+account whose current period holds the big ledger's events, against the same run's
+account with 10,000 events in its period, in the same database and server.
+
+The big ledger is :mod:`benchmarks.ledger_load`'s persistent database (loaded once with
+``COPY`` into partitions, reused by later runs; the ingest-at-scale stage writes on top
+of it): one account's ``api_calls`` events spread over 20 days up to two hours before
+the load, with their identifiers and hourly rollups. Each run, in that database:
+
+- the catalog is applied against this run's emulator (the emulator's ids are new each
+  run; ``catalog_apply`` finds the prices by lookup key and mirrors them);
+- the loaded account's earlier customers (made in earlier runs' emulators) are unlinked,
+  and it is subscribed to Pro on a test clock frozen one minute before its first loaded
+  event, so its current period holds every loaded event;
+- a second account is subscribed the same way and given ``--small`` events over the same
+  span (``COPY`` and rollups, as :mod:`benchmarks.bench_dashboard` loads them);
+- each gets an owner signed in with a session cookie.
+
+Requests alternate between the two accounts so both see the same machine noise. The
+chart's total must equal the events in the period before anything is timed.
+
+    python -m benchmarks.bench_chart_scale --rows 100000000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from benchmarks import bench_dashboard, common, environment, fixtures, ledger_load
+from benchmarks.common import Figure, Timer, check, log, percentile
+
+TARGET_P95_MS = bench_dashboard.TARGET_P95_MS
+TARGET_RATIO = bench_dashboard.TARGET_RATIO
+URLS = {"chart": "/dashboard/chart/api_calls.json", "page": "/dashboard/"}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=100_000_000,
+        help="events in the big account's period (the big ledger's rows; 0: no stage)",
+    )
+    parser.add_argument("--small", type=int, default=10_000, help="events of the small account")
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per URL")
+
+
+def _subscribe(*, account, env: environment.Env, frozen: datetime):
+    """``account`` subscribed to Pro on a test clock frozen at ``frozen`` (this run's
+    emulator), its earlier runs' customers unlinked first."""
+    from djstripe.models import Customer
+
+    from billing.services.subscriptions import subscription_create
+    from billing.stripe_api import stripe_client
+
+    Customer.objects.filter(subscriber=account).update(
+        subscriber=None, date_purged=datetime.now(UTC)
+    )
+    clock = stripe_client().v1.test_helpers.test_clocks.create(
+        {"frozen_time": int(frozen.timestamp())}
+    )
+    subscription_create(account=account, plan=env.plans["pro"], test_clock=clock.id)
+
+
+def _prepare(env: environment.Env, args, name: str, run_id: str) -> dict:
+    """In the big ledger's database: catalog, both accounts subscribed, the small one's
+    events, sign-in cookies; returns {label: (account, events in period, cookie)}."""
+    from billing.catalog.spec import load_catalog
+    from billing.mirror.subscriptions import subscription_state_for_account
+    from billing.models import Account, Meter, Plan
+    from billing.services.accounts import account_create
+    from billing.services.catalog import catalog_apply
+
+    period_start, loaded_end = ledger_load.loaded_period(env.database_url, name)
+    frozen = period_start - timedelta(minutes=1)
+    with ledger_load.using_database(name):
+        with Timer() as t:
+            catalog_apply(catalog=load_catalog(environment.CATALOG))
+        log(f"chart scale: catalog applied to {name} in {t.seconds:.1f}s")
+        env_here = dataclasses.replace(env, plans={p.key: p for p in Plan.objects.all()})
+        api_calls = Meter.objects.get(event_name=ledger_load.METER)
+        (big_id,) = ledger_load.bulk_account_ids_in(name, env.database_url)
+        big = Account.objects.get(pk=big_id)
+        small = account_create(name=f"Chart small {run_id}", billing_email=f"{run_id}@bench.test")
+        accounts = {}
+        for label, account in (("small", small), ("big", big)):
+            _subscribe(account=account, env=env_here, frozen=frozen)
+            state = subscription_state_for_account(account=account)
+            check(
+                state is not None and state.period_start <= period_start < state.period_end,
+                f"{label}: period {state and state.period_start} to "
+                f"{state and state.period_end} does not start before the load's {period_start}",
+            )
+            check(
+                datetime.now(UTC) < state.period_end,
+                f"{label}: the period ended {state.period_end}: the load is too old",
+            )
+            accounts[label] = account
+        end = datetime.now(UTC) - timedelta(minutes=2)
+        copy_s = bench_dashboard._copy_events(
+            account_id=small.pk,
+            meter_id=api_calls.pk,
+            n=args.small,
+            start=period_start,
+            end=end,
+            tag=f"chart-{run_id}",
+        )
+        roll_s = bench_dashboard._rollups_from_ledger(small.pk)
+        log(f"chart scale: small account: COPY {copy_s:.1f}s, rollups {roll_s:.1f}s")
+        common.raw_sql("ANALYZE usage_usagerollup", fetch=False)
+        counts = {}
+        for label, account in accounts.items():
+            (counts[label],) = common.raw_sql(
+                "SELECT sum(event_count) FROM usage_usagerollup WHERE account_id = %s "
+                "AND meter_id = %s",
+                [account.pk, api_calls.pk],
+            )[0]
+        check(counts["big"] == args.rows, f"big: rollups count {counts['big']}, not {args.rows}")
+        check(counts["small"] == args.small, f"small: rollups count {counts['small']}")
+        return {
+            label: (account, counts[label], fixtures.login_cookie(account, f"chart-{label}-{run_id}"))
+            for label, account in accounts.items()
+        }
+
+
+def run(env: environment.Env, args) -> list[Figure]:
+    from django.db import connections
+
+    if not args.rows:
+        log("chart scale: --rows 0, no stage")
+        return []
+    connections.close_all()
+    with Timer() as t:
+        load = ledger_load.ensure(env.database_url, args.rows)
+    name = load["database"]
+    log(f"chart scale: ledger {name} ready in {t.seconds:.0f}s")
+    run_id = f"c{int(time.time())}"
+    accounts = _prepare(env, args, name, run_id)
+    connections.close_all()
+    samples: dict[tuple[str, str], list[float]] = {
+        (kind, label): [] for kind in URLS for label in accounts
+    }
+    url = ledger_load.url_for(env.database_url, name)
+    with fixtures.gunicorn(env, workers=2, threads=1, database_url=url) as server:
+        conn = server.connection()
+        for label, (_, n, cookie) in accounts.items():
+            _, status, body = fixtures.get(conn, URLS["chart"], cookie)
+            check(status == 200, f"chart {label}: {status} {body[:300]!r}")
+            total = json.loads(body)["total"]
+            check(total == n, f"chart {label}: total {total}, the period holds {n}")
+            _, status, body = fixtures.get(conn, URLS["page"], cookie)
+            check(status == 200, f"page {label}: {status} {body[:300]!r}")
+            check(f"{n:,}".encode() in body, f"page {label} does not show {n:,}")
+        for _ in range(10):
+            for path in URLS.values():
+                for _, _, cookie in accounts.values():
+                    fixtures.get(conn, path, cookie)
+        for _ in range(args.requests):
+            for kind, path in URLS.items():
+                for label, (_, _, cookie) in accounts.items():
+                    ms, status, _ = fixtures.get(conn, path, cookie)
+                    check(status == 200, f"{kind} {label}: {status}")
+                    samples[(kind, label)].append(ms)
+        conn.close()
+    figures = []
+    rows = f"{args.rows:,}"
+    for kind, what in (("chart", "chart JSON"), ("page", "/dashboard/")):
+        small, big = samples[(kind, "small")], samples[(kind, "big")]
+        p95_small, p95_big = percentile(small, 95), percentile(big, 95)
+        log(f"chart scale: {what} p95 {p95_big:.1f} ms at {rows} events, {p95_small:.1f} small")
+        figures.append(
+            Figure(
+                name=f"chart.{kind}_p95_ms",
+                label=f"{what} p95 at {rows} events in one period",
+                value=p95_big,
+                unit="ms",
+                baseline=p95_small,
+                baseline_label=f"at {args.small:,}",
+                target=f"< {TARGET_P95_MS:g} ms, <= {TARGET_RATIO:g}x",
+                met=p95_big < TARGET_P95_MS and p95_big <= TARGET_RATIO * p95_small,
+                notes=f"big ledger database {name}; gunicorn 2 workers, one keep-alive client",
+                extra={
+                    "requests": len(big),
+                    "p50_big": percentile(big, 50),
+                    "p50_small": percentile(small, 50),
+                    "ledger": load,
+                },
+            )
+        )
+    return figures
+
+
+def main() -> int:
+    return environment.main_for(sys.modules[__name__])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
