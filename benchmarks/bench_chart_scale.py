@@ -76,7 +76,7 @@ def _prepare(env: environment.Env, args, name: str, run_id: str) -> dict:
     from billing.services.accounts import account_create
     from billing.services.catalog import catalog_apply
 
-    period_start, loaded_end = ledger_load.loaded_period(env.database_url, name)
+    period_start, _ = ledger_load.loaded_period(env.database_url, name)
     frozen = period_start - timedelta(minutes=1)
     with ledger_load.using_database(name):
         with Timer() as t:
@@ -123,7 +123,11 @@ def _prepare(env: environment.Env, args, name: str, run_id: str) -> dict:
         check(counts["big"] == args.rows, f"big: rollups count {counts['big']}, not {args.rows}")
         check(counts["small"] == args.small, f"small: rollups count {counts['small']}")
         return {
-            label: (account, counts[label], fixtures.login_cookie(account, f"chart-{label}-{run_id}"))
+            label: (
+                account,
+                counts[label],
+                fixtures.login_cookie(account, f"chart-{label}-{run_id}"),
+            )
             for label, account in accounts.items()
         }
 
