@@ -51,6 +51,12 @@ def test_ledger_rows_is_the_ingest_scale_stages_size():
     assert runner.options_for(runner.parse_args([]), "ingest").ledger_rows == 100_000_000
     args = runner.parse_args(["--ledger-rows", "10000000"])
     assert runner.options_for(args, "ingest").ledger_rows == 10_000_000
+    # The chart stage serves the same big ledger, so --ledger-rows sizes both.
+    assert runner.options_for(args, "chart").rows == 10_000_000
+    assert runner.options_for(runner.parse_args(["--ledger-rows", "0"]), "chart").rows == 0
+    # It runs right after ingest (whose scale stage loads or reuses the ledger).
+    order = list(runner.BENCHMARKS)
+    assert order.index("chart") == order.index("ingest") + 1
 
 
 def test_ledger_load_spreads_the_rows_over_the_months_and_names_its_database():
