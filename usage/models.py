@@ -206,12 +206,25 @@ class UsageEvent(models.Model):
     # identifier go through EventIdentifier. The account and meter foreign keys are
     # covered by the (account, meter, ...) indexes below, so they get none of their own.
     # Every index is maintained on each insert (benchmarks/bench_ingest what-if).
+    # No database constraint on account and meter (migration 0019): PostgreSQL's
+    # per-row RI triggers (a ``SELECT ... FOR KEY SHARE`` of the account and of the
+    # meter for every event) were a large share of its CPU per ingested batch, and
+    # ingestion only stores ids it has just resolved. PROTECT is enforced by Django:
+    # deleting an account or meter that has events raises ProtectedError.
     identifier = models.CharField(max_length=100)
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="usage_events", db_index=False
+        Account,
+        on_delete=models.PROTECT,
+        related_name="usage_events",
+        db_index=False,
+        db_constraint=False,
     )
     meter = models.ForeignKey(
-        Meter, on_delete=models.PROTECT, related_name="usage_events", db_index=False
+        Meter,
+        on_delete=models.PROTECT,
+        related_name="usage_events",
+        db_index=False,
+        db_constraint=False,
     )
     value = models.BigIntegerField()
     timestamp = models.DateTimeField()
