@@ -11,8 +11,11 @@ the load, with their identifiers and hourly rollups. Each run, in that database:
 - the catalog is applied against this run's emulator (the emulator's ids are new each
   run; ``catalog_apply`` finds the prices by lookup key and mirrors them);
 - the loaded account's earlier customers (made in earlier runs' emulators) are unlinked,
-  and it is subscribed to Pro on a test clock frozen one minute before its first loaded
-  event, so its current period holds every loaded event;
+  and it is subscribed to Pro on a test clock frozen half an hour after its first loaded
+  event, so its period starts mid-hour with events on both sides of the start (the
+  partial first hour must be split exactly), and holds every later loaded event;
+- the current hour gets as many of its events, so far, as an average hour of the load
+  (``COPY``), so the partial current hour is as busy as the rest of the period;
 - a second account is subscribed the same way and given ``--small`` events over the same
   span (``COPY`` and rollups, as :mod:`benchmarks.bench_dashboard` loads them);
 - each gets an owner signed in with a session cookie.
@@ -76,8 +79,8 @@ def _prepare(env: environment.Env, args, name: str, run_id: str) -> dict:
     from billing.services.accounts import account_create
     from billing.services.catalog import catalog_apply
 
-    period_start, _ = ledger_load.loaded_period(env.database_url, name)
-    frozen = period_start - timedelta(minutes=1)
+    loaded_start, loaded_end = ledger_load.loaded_period(env.database_url, name)
+    frozen = loaded_start + timedelta(minutes=30)
     with ledger_load.using_database(name):
         with Timer() as t:
             catalog_apply(catalog=load_catalog(environment.CATALOG))
@@ -92,36 +95,73 @@ def _prepare(env: environment.Env, args, name: str, run_id: str) -> dict:
             _subscribe(account=account, env=env_here, frozen=frozen)
             state = subscription_state_for_account(account=account)
             check(
-                state is not None and state.period_start <= period_start < state.period_end,
+                state is not None and state.period_start == frozen < state.period_end,
                 f"{label}: period {state and state.period_start} to "
-                f"{state and state.period_end} does not start before the load's {period_start}",
+                f"{state and state.period_end}, not from {frozen}",
             )
             check(
                 datetime.now(UTC) < state.period_end,
                 f"{label}: the period ended {state.period_end}: the load is too old",
             )
             accounts[label] = account
-        end = datetime.now(UTC) - timedelta(minutes=2)
+        now = datetime.now(UTC)
         copy_s = bench_dashboard._copy_events(
             account_id=small.pk,
             meter_id=api_calls.pk,
             n=args.small,
-            start=period_start,
-            end=end,
+            start=frozen,
+            end=now - timedelta(minutes=2),
             tag=f"chart-{run_id}",
         )
+        # The big account's current hour so far, at the load's average hourly rate.
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        per_hour = args.rows * 3600 / (loaded_end - loaded_start).total_seconds()
+        current = int(per_hour * (now - hour).total_seconds() / 3600)
+        if current:
+            copy_s += bench_dashboard._copy_events(
+                account_id=big.pk,
+                meter_id=api_calls.pk,
+                n=current,
+                start=hour,
+                end=now - timedelta(seconds=1),
+                tag=f"chart-{run_id}-now",
+            )
         roll_s = bench_dashboard._rollups_from_ledger(small.pk)
-        log(f"chart scale: small account: COPY {copy_s:.1f}s, rollups {roll_s:.1f}s")
+        with Timer() as t:
+            common.raw_sql(
+                "INSERT INTO usage_usagerollup (account_id, meter_id, hour, sum_value, "
+                "event_count, last_value, last_timestamp, last_event_id) "
+                "SELECT account_id, meter_id, %s, sum(value), count(*), 1, max(timestamp), "
+                "max(id) FROM usage_usageevent WHERE account_id = %s AND meter_id = %s "
+                "AND timestamp >= %s GROUP BY 1, 2 ON CONFLICT (account_id, meter_id, hour) "
+                "DO UPDATE SET sum_value = usage_usagerollup.sum_value + EXCLUDED.sum_value, "
+                "event_count = usage_usagerollup.event_count + EXCLUDED.event_count, "
+                "last_timestamp = EXCLUDED.last_timestamp, last_event_id = EXCLUDED.last_event_id",
+                [hour, big.pk, api_calls.pk, hour],
+                fetch=False,
+            )
+        log(
+            f"chart scale: small account {args.small:,} and the big one's current hour "
+            f"{current:,}: COPY {copy_s:.1f}s, rollups {roll_s + t.seconds:.1f}s"
+        )
         common.raw_sql("ANALYZE usage_usagerollup", fetch=False)
-        counts = {}
+        # What each period holds, counted from the ledger (the big account's: the load,
+        # less its events before the period's start, plus the current hour's).
+        (before,) = common.raw_sql(
+            "SELECT count(*) FROM usage_usageevent WHERE account_id = %s AND meter_id = %s "
+            "AND timestamp < %s",
+            [big.pk, api_calls.pk, frozen],
+        )[0]
+        counts = {"big": args.rows - before + current, "small": args.small}
+        check(0 < before < args.rows, f"big: {before:,} loaded events before the period")
         for label, account in accounts.items():
-            (counts[label],) = common.raw_sql(
+            (rolled,) = common.raw_sql(
                 "SELECT sum(event_count) FROM usage_usagerollup WHERE account_id = %s "
                 "AND meter_id = %s",
                 [account.pk, api_calls.pk],
             )[0]
-        check(counts["big"] == args.rows, f"big: rollups count {counts['big']}, not {args.rows}")
-        check(counts["small"] == args.small, f"small: rollups count {counts['small']}")
+            expected = counts[label] + (before if label == "big" else 0)
+            check(rolled == expected, f"{label}: rollups count {rolled:,}, not {expected:,}")
         return {
             label: (
                 account,

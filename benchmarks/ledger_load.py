@@ -212,6 +212,12 @@ def reset_to_loaded(database_url: str, name: str, rows: int) -> float:
             "DELETE FROM usage_eventidentifier WHERE identifier IN (SELECT identifier FROM gone)"
         )
         conn.execute("DELETE FROM usage_usagerollup WHERE NOT (account_id = ANY(%s))", [ids])
+        # The loaded accounts' hours after the load (the chart stage's current hours).
+        conn.execute(
+            "DELETE FROM usage_usagerollup WHERE account_id = ANY(%s) AND hour > "
+            f"(SELECT date_trunc('hour', period_end) FROM {MARKER})",
+            [ids],
+        )
         conn.execute("VACUUM (ANALYZE) usage_usageevent")
         conn.execute("VACUUM (ANALYZE) usage_eventidentifier")
         conn.execute("VACUUM (ANALYZE) usage_usagerollup")
