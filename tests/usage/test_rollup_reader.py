@@ -4,6 +4,7 @@ by hour, by UTC day and for the whole range, for many accounts in constant queri
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -103,6 +104,7 @@ def test_many_accounts_in_one_call_each_with_its_own_range(setup, make_customers
     _ingest(second.djstripe_customers.get().id, EVENTS, shift=timedelta(days=2), tag="b")
     two_days = timedelta(days=2)
     ranges = {first.pk: (START, END), second.pk: (H + 60 * M + two_days, END + two_days)}
+    cache.clear()  # edge pieces are cached (PostgreSQL): count the queries of a cold call
     with CaptureQueriesContext(connection) as both:
         values = rollup_values(ranges=ranges, meters=meters.values(), group="range")
     got = {(a, m): [b.value for b in buckets] for (a, m), buckets in values.items()}
@@ -111,11 +113,17 @@ def test_many_accounts_in_one_call_each_with_its_own_range(setup, make_customers
         (first.pk, sums): [30], (first.pk, counts): [4], (first.pk, lasts): [16],
         (second.pk, sums): [28], (second.pk, counts): [3], (second.pk, lasts): [16],
     }  # fmt: skip
+    cache.clear()
     with CaptureQueriesContext(connection) as one:
         rollup_values(ranges={first.pk: (START, END)}, meters=meters.values(), group="range")
-    # Rollups, the newest rollup rows of last meters, the ledger's edge pieces and the
-    # newest edge events of last meters: four queries for one account or for two.
-    assert len(both.captured_queries) == len(one.captured_queries) == 4
+    # Rollups and the newest rollup rows of last meters; for the partial edge hours their
+    # rollup rows, the ledger's pieces and the newest edge events of
+    # last meters (and on PostgreSQL the rollup rows again, before caching the pieces):
+    # as many queries for one account as for two.
+    cold = 6 if connection.vendor == "postgresql" else 5
+    assert len(both.captured_queries) == len(one.captured_queries) == cold, [
+        q["sql"][:80] for q in both.captured_queries
+    ]
 
 
 def test_aligned_ranges_read_no_ledger(setup, django_assert_num_queries):

@@ -4,9 +4,11 @@
 over each account's range ``[start, end)``: per hour bucket, per UTC-day bucket, or
 for the whole range. It is exact at the edges: whole hours come from the rollups
 (O(buckets), never O(events)), the partial hour at either end of a range from the
-ledger (:func:`usage.selectors.ledger.ledger_stats`). Its query count is constant per
-call: one for the rollups, one more for the newest rows of ``last`` meters when
-grouped, and at most two on the ledger for partial edge hours.
+hour's rollup row when it settles it, else from the ledger once per version of that row
+(:mod:`usage.selectors.edge_pieces`). Its query count is constant per call: one for the
+rollups, one more for the newest rows of ``last`` meters when grouped, and for partial
+edge hours one for their rollup rows, one for adjustments, and two on the ledger plus
+one re-read of the rollup rows when a piece is not cached.
 
 Staff quantity adjustments (``UsageCorrection`` of kind ``adjust``, no events named) are
 added to their hour's rollup row by the correction service (``sum_value`` for sum meters,
@@ -34,7 +36,7 @@ from django.db.models.functions import TruncDay
 
 from billing.models import Meter
 from usage.models import UsageRollup
-from usage.selectors.ledger import ledger_stats
+from usage.selectors.edge_pieces import edge_piece_stats
 
 Group = Literal["hour", "day", "range"]
 HOUR = timedelta(hours=1)
@@ -150,7 +152,7 @@ def rollup_values(
                 add(a, m, hour, s, n, last, (ts, event_id))
         else:
             _add_grouped(rows, group, last_ids, add)
-    for row in ledger_stats(pieces=pieces, meter_ids=list(meters), last_meter_ids=last_ids):
+    for row in edge_piece_stats(pieces=pieces, meters=meters, last_meter_ids=last_ids):
         add(row.account_id, row.meter_id, row.hour, row.total, row.count, row.last, row.last_at)
 
     result = {}
