@@ -5,7 +5,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 
 from usage.models import UsageEvent, UsageRollup
@@ -81,12 +81,21 @@ def test_rollups_equal_the_ledger_after_random_batches_with_duplicates(make_cust
 
 def test_rollups_are_written_in_the_same_transaction_as_the_events(customer, monkeypatch):
     """If the rollup upsert fails, the events are not stored either (and vice versa)."""
+    if connection.vendor == "postgresql":
+        # The upsert is part of the statement that inserts the events there
+        # (ledger_writes.insert_events_with_rollups): make the database refuse every rollup.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE usage_usagerollup ADD CONSTRAINT test_refuse_all "
+                "CHECK (sum_value < 0) NOT VALID"
+            )
+    else:
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("rollup upsert failed")
+        def broken(*args, **kwargs):
+            raise RuntimeError("rollup upsert failed")
 
-    monkeypatch.setattr(ledger_writes, "upsert_rollups", broken)
-    with pytest.raises(RuntimeError):
+        monkeypatch.setattr(ledger_writes, "upsert_rollups", broken)
+    with pytest.raises((RuntimeError, IntegrityError)):
         usage_events_ingest(
             events=[{"event_name": "api_calls", "customer": customer, "identifier": "t-1"}]
         )

@@ -33,14 +33,13 @@ from usage.event_validation import (
     MAX_HOUR_SUM,
     PAST_WINDOW,
     Code,
-    InvalidEvent,
     ValidEvent,
-    validate_event,
+    validate_events,
 )
 from usage.services import ledger_writes
 from usage.services.entitlement_ingest import usage_record
 from usage.services.entitlement_state import capped_cache_clear
-from usage.services.hour_cap import rollups_add_within_cap
+from usage.services.hour_cap import events_store_within_cap
 from usage.services.report_claim import TOO_LATE_MARGIN
 
 MAX_BATCH = 1000
@@ -163,20 +162,17 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
     now = now or timezone.now()
     oldest = oldest_accepted(now=now)
     result = IngestResult(identifiers=[None] * len(events))
-    valid: list[ValidEvent] = []
-    for index, event in enumerate(events):
-        try:
-            valid.append(validate_event(index, event, now, oldest=oldest))
-        except InvalidEvent as exc:
-            identifier = event.get("identifier") if isinstance(event, dict) else None
-            result.rejected.append(
-                Rejection(
-                    index,
-                    identifier if isinstance(identifier, str) else None,
-                    exc.code,
-                    exc.message,
-                )
+    valid, invalid = validate_events(events, now, oldest=oldest)
+    for index, event, exc in invalid:
+        identifier = event.get("identifier") if isinstance(event, dict) else None
+        result.rejected.append(
+            Rejection(
+                index,
+                identifier if isinstance(identifier, str) else None,
+                exc.code,
+                exc.message,
             )
+        )
 
     meters = _active_meters() if valid else {}
     customers = accounts_and_subscription_spans_for_customer_ids(
@@ -185,7 +181,7 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
     resolved: list[ValidEvent] = []
     for row in valid:
         meter = meters.get(row.event_name)
-        account_id, _ = customers.get(row.customer, (None, None))
+        account_id = customers[row.customer][0] if row.customer in customers else None
         if meter is None:
             result.rejected.append(
                 Rejection(
@@ -218,26 +214,25 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
             (outside if ended else live).append(row)
         resolved = live
 
-    for row in resolved:
-        if not row.identifier:
-            row.identifier = f"md_{uuid.uuid4().hex}"
-
     # The first occurrence of an identifier in the batch is the one inserted; later
     # ones are duplicates or conflicts of it.
     first: dict[str, ValidEvent] = {}
     for row in resolved:
-        first.setdefault(row.identifier, row)
-    to_insert = sorted(first.values(), key=lambda r: r.identifier)
+        if not row.identifier:
+            row.identifier = f"md_{uuid.uuid4().hex}"
+        if row.identifier not in first:
+            first[row.identifier] = row
+    to_insert = [first[identifier] for identifier in sorted(first)]
 
     with transaction.atomic():
-        inserted = ledger_writes.insert_events(to_insert, now)
+        # Refused rows are inserted, deleted again and left out of ``inserted``.
+        inserted, over_cap = events_store_within_cap(rows=to_insert, received_at=now)
         known = [i for i in first if i not in inserted]
         known += [r.identifier for r in outside if r.identifier and r.identifier not in first]
-        # Refused rows are deleted again and dropped from ``inserted``.
-        over_cap = rollups_add_within_cap(rows=[first[i] for i in inserted], ids=inserted)
         stored = ledger_writes.stored_hashes(known) if known else {}
-    for identifier in inserted:
-        stored[identifier] = first[identifier].payload_hash
+    if outside or len(first) < len(resolved):  # rows that may repeat an inserted identifier
+        for identifier in inserted:
+            stored[identifier] = first[identifier].payload_hash
 
     for row in outside:
         if row.identifier and stored.get(row.identifier) == row.payload_hash:
@@ -254,8 +249,13 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
                 )
             )
     refused = {row.identifier for row in over_cap}
+    accepted_ids = result.identifiers
     for row in resolved:
-        if row.identifier in refused:
+        if first[row.identifier] is row and row.identifier in inserted:
+            result.accepted += 1
+            accepted_ids[row.index] = row.identifier
+            result.account_ids.add(row.account_id)
+        elif row.identifier in refused:
             result.rejected.append(
                 Rejection(
                     row.index,
@@ -265,10 +265,6 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
                     f"{MAX_HOUR_SUM} for this customer and meter",
                 )
             )
-        elif first[row.identifier] is row and row.identifier in inserted:
-            result.accepted += 1
-            result.identifiers[row.index] = row.identifier
-            result.account_ids.add(row.account_id)
         elif stored.get(row.identifier, row.payload_hash) == row.payload_hash:
             result.duplicates += 1
             result.identifiers[row.index] = row.identifier

@@ -50,7 +50,10 @@ def _array_literal(values, sql_type: str) -> str:
     are double-quoted with backslash and quote escaped (validation has refused NUL);
     timestamps are ISO 8601 with their offset; integers are digits. No NULLs."""
     if sql_type == "varchar":
-        return '{"' + '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values) + '"}'
+        joined = "".join(values)
+        if '"' in joined or "\\" in joined:
+            values = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
+        return '{"' + '","'.join(values) + '"}'
     if sql_type == "timestamptz":
         return "{" + ",".join([v.isoformat() for v in values]) + "}"
     return "{" + ",".join(map(str, values)) + "}"
@@ -112,6 +115,102 @@ def _insert_events_postgresql(values: list[tuple]) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return dict(cursor.fetchall())
+
+
+# The ledger statement of a batch on PostgreSQL: claim the identifiers, insert the
+# claimed events and add exactly the inserted rows to their hours' rollups, aggregated by
+# the database from the insert's RETURNING rows. Keys are added in key order (as
+# identifiers are claimed in identifier order), so concurrent batches wait instead of
+# deadlocking. An hour whose batch sum alone is over the cap is not offered to the
+# upsert, and one whose stored sum leaves no room is left as it was by its guard; both
+# come back as refused keys for usage.services.hour_cap. Answers one row per inserted
+# event (identifier, id, NULL, NULL) and one per refused key (NULL, account, meter, hour).
+_LEDGER_STATEMENT = """
+WITH src AS (
+  SELECT * FROM unnest(%s::varchar[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+    %s::varchar[]) AS u(identifier, account_id, meter_id, value, epoch, payload_hash)
+), claimed AS (
+  INSERT INTO usage_eventidentifier (identifier, event_id, timestamp, payload_hash)
+  SELECT identifier, nextval('usage_usageevent_id_seq'), to_timestamp(epoch), payload_hash
+  FROM src ORDER BY identifier
+  ON CONFLICT (identifier) DO NOTHING RETURNING identifier, event_id, timestamp
+), ins AS (
+  INSERT INTO usage_usageevent (id, identifier, account_id, meter_id, value, timestamp,
+    received_at, payload_hash)
+  SELECT c.event_id, s.identifier, s.account_id, s.meter_id, s.value, c.timestamp,
+    %s::timestamptz, s.payload_hash
+  FROM src s JOIN claimed c USING (identifier)
+  RETURNING identifier, id, account_id, meter_id, value, timestamp
+), agg AS (
+  SELECT account_id, meter_id, date_trunc('hour', timestamp, 'UTC') AS hour,
+    sum(value)::bigint AS sum_value, count(*) AS event_count,
+    (array_agg(value ORDER BY timestamp DESC, id DESC))[1] AS last_value,
+    max(timestamp) AS last_timestamp,
+    (array_agg(id ORDER BY timestamp DESC, id DESC))[1] AS last_event_id
+  FROM ins GROUP BY 1, 2, 3
+), up AS (
+  INSERT INTO usage_usagerollup AS r (account_id, meter_id, hour, sum_value, event_count,
+    last_value, last_timestamp, last_event_id)
+  SELECT * FROM agg WHERE sum_value <= %s ORDER BY account_id, meter_id, hour
+  ON CONFLICT (account_id, meter_id, hour) DO UPDATE SET
+    sum_value = r.sum_value + excluded.sum_value,
+    event_count = r.event_count + excluded.event_count,
+    last_value = CASE WHEN (excluded.last_timestamp, excluded.last_event_id)
+      > (r.last_timestamp, r.last_event_id) THEN excluded.last_value ELSE r.last_value END,
+    last_timestamp = CASE WHEN (excluded.last_timestamp, excluded.last_event_id)
+      > (r.last_timestamp, r.last_event_id) THEN excluded.last_timestamp
+      ELSE r.last_timestamp END,
+    last_event_id = CASE WHEN (excluded.last_timestamp, excluded.last_event_id)
+      > (r.last_timestamp, r.last_event_id) THEN excluded.last_event_id
+      ELSE r.last_event_id END
+  WHERE r.sum_value <= %s - excluded.sum_value
+  RETURNING account_id, meter_id, hour
+)
+SELECT identifier, id, NULL::bigint, NULL::timestamptz FROM ins
+UNION ALL
+SELECT NULL, account_id, meter_id, hour FROM (
+  SELECT account_id, meter_id, hour FROM agg EXCEPT SELECT account_id, meter_id, hour FROM up
+) refused
+"""
+
+
+def insert_events_with_rollups(
+    rows: list[ValidEvent], received_at: datetime
+) -> tuple[dict[str, int], set[RollupKey]]:
+    """PostgreSQL: :func:`insert_events` and :func:`upsert_rollups` of the inserted rows
+    in one statement. Returns identifier -> id of the rows inserted, and the rollup keys
+    it did not add to (the hour is full, or the batch alone would overfill it): their
+    rows are in the ledger but not yet in the rollups, for ``usage.services.hour_cap``.
+    ``rows`` in identifier order, each identifier once."""
+    if not rows:
+        return {}, set()
+    identifiers = [r.identifier for r in rows]
+    params = [
+        _array_literal(identifiers, "varchar"),
+        _integers([r.account_id for r in rows]),
+        _integers([r.meter_id for r in rows]),
+        _integers([r.value for r in rows]),
+        _integers([r.epoch for r in rows]),
+        '{"' + '","'.join([r.payload_hash for r in rows]) + '"}',  # hex digits
+        received_at.isoformat(),
+        MAX_HOUR_SUM,
+        MAX_HOUR_SUM,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_LEDGER_STATEMENT, params)
+        answer = cursor.fetchall()
+    ids: dict[str, int] = {}
+    refused: set[RollupKey] = set()
+    for identifier, number, meter_id, hour in answer:
+        if identifier is None:
+            refused.add((number, meter_id, as_utc(hour)))
+        else:
+            ids[identifier] = number
+    return ids, refused
+
+
+def _integers(values: list[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _insert_events_portable(values: list[tuple]) -> dict[str, int]:
