@@ -89,6 +89,64 @@ return out
 """
 
 
+# The usual case in one short message: per account the batch's earliest and latest event
+# time, and per meter its total (sum or count) or its newest event. An account whose
+# hash's period holds all of them gets them added at once; one whose period does not
+# (the batch straddles a period edge, or the hash is of another period) is left as it
+# is and answered {"straddle"}: the caller sends that account's events one by one with
+# _APPLY. KEYS as for _APPLY. ARGV[1]: JSON, per account [earliest us, latest us,
+# [[meter id, "add", increment], [meter id, "last", time us, event id, value], ...]].
+# Returns what _APPLY returns, per account.
+_APPLY_TOTALS = """
+local spec = cjson.decode(ARGV[1])
+local out = {}
+for a = 1, #spec do
+  local key = KEYS[2 * a - 1]
+  if redis.call('EXISTS', key) == 0 then
+    out[a] = {'', redis.call('GET', KEYS[2 * a]) or ''}
+  else
+    local h = redis.call('HMGET', key, 'ps', 'pe', 'hc', 'v')
+    local ps, pe = tonumber(h[1]), tonumber(h[2])
+    if spec[a][1] < ps or spec[a][2] >= pe then
+      out[a] = {'straddle'}
+    else
+      local res = {h[1], h[2], h[3] or '0', h[4] or ''}
+      for _, m in ipairs(spec[a][3]) do
+        local f = 'm:' .. m[1]
+        local before = redis.call('HGET', key, f)
+        if before then
+          local bt = redis.call('HGET', key, 't:' .. m[1]) or ''
+          local bi = redis.call('HGET', key, 'i:' .. m[1]) or ''
+          if m[2] == 'last' then
+            local t, i = tonumber(bt) or -1, tonumber(bi) or -1
+            if m[3] > t or (m[3] == t and m[4] > i) then
+              redis.call('HSET', key, f, m[5], 't:' .. m[1], string.format('%.0f', m[3]),
+                         'i:' .. m[1], string.format('%.0f', m[4]))
+            end
+          else
+            redis.call('HINCRBY', key, f, m[3])
+          end
+          for _, x in ipairs({m[1], before, redis.call('HGET', key, f), bt, bi}) do
+            table.insert(res, x)
+          end
+        end
+      end
+      out[a] = res
+    end
+  end
+end
+return out
+"""
+
+
+_STRADDLE = (b"straddle", "straddle")
+
+
+def _micros(row: ValidEvent) -> int:
+    """The event's time in microseconds (its timestamp is whole seconds)."""
+    return row.epoch * 1_000_000 if row.epoch else micros(row.timestamp)
+
+
 class _Usage:
     """A period's usage that events are applied to in order (newest wins for last)."""
 
@@ -244,33 +302,77 @@ def _snapshots(r, tokens: dict[int, str]) -> dict[int, Snapshot]:
     return found
 
 
+def _detailed_spec(account_rows, event_ids, aggregations) -> list:
+    """One account's part of _APPLY's ARGV: every event time."""
+    # Sums and counts merged per event time (a batch often shares one); for last
+    # meters every event, the script keeps the newest.
+    added: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    lasts: dict[int, list] = defaultdict(list)
+    for row in account_rows:
+        aggregation = aggregations[row.meter_id]
+        if aggregation == LAST:
+            lasts[row.meter_id].append(
+                [_micros(row), "0", event_ids.get(row.identifier, 0), str(row.value)]
+            )
+        else:
+            step = 1 if aggregation == COUNT else row.value
+            added[row.meter_id][_micros(row)] += step
+    return [
+        [str(m), "add", [[t, str(v)] for t, v in times.items()]] for m, times in added.items()
+    ] + [[str(m), "last", entries] for m, entries in lasts.items()]
+
+
+def _totals_spec(account_rows, event_ids, aggregations) -> list:
+    """One account's part of _APPLY_TOTALS's ARGV: earliest and latest time, and per
+    meter the total or the newest event (by time, then id, as the ledger orders them)."""
+    totals: dict[int, int] = {}
+    newest: dict[int, tuple[int, int, int]] = {}
+    earliest = latest = None
+    for row in account_rows:
+        moment = _micros(row)
+        if earliest is None or moment < earliest:
+            earliest = moment
+        if latest is None or moment > latest:
+            latest = moment
+        meter_id = row.meter_id
+        aggregation = aggregations[meter_id]
+        if aggregation == LAST:
+            entry = (moment, event_ids.get(row.identifier, 0), row.value)
+            if meter_id not in newest or entry[:2] > newest[meter_id][:2]:
+                newest[meter_id] = entry
+        else:
+            totals[meter_id] = totals.get(meter_id, 0) + (1 if aggregation == COUNT else row.value)
+    meters = [[str(m), "add", str(total)] for m, total in totals.items()]
+    meters += [[str(m), "last", t, i, str(v)] for m, (t, i, v) in newest.items()]
+    return [earliest, latest, meters]
+
+
+def _apply(r, by_account: dict[int, list[ValidEvent]], accounts, event_ids, aggregations):
+    """Add the accounts' events to their hashes: _APPLY's reply per account."""
+    keys, spec = [], []
+    for account_id in accounts:
+        keys += [state.key("use", account_id), state.key("ver", account_id)]
+        spec.append(_totals_spec(by_account[account_id], event_ids, aggregations))
+    replies = r.script("apply_totals", _APPLY_TOTALS)(keys=keys, args=[json.dumps(spec)])
+    straddling = [n for n, reply in enumerate(replies) if len(reply) == 1 and reply[0] in _STRADDLE]
+    if straddling:  # their events one by one: only those in the hash's period count
+        keys = [k for n in straddling for k in (keys[2 * n], keys[2 * n + 1])]
+        spec = [
+            _detailed_spec(by_account[accounts[n]], event_ids, aggregations) for n in straddling
+        ]
+        detailed = r.script("apply", _APPLY)(keys=keys, args=[json.dumps(spec)])
+        replies = list(replies)
+        for n, reply in zip(straddling, detailed, strict=True):
+            replies[n] = reply
+    return replies
+
+
 def _record_in_redis(r, rows, event_ids, aggregations, now) -> list[dict]:
     by_account: dict[int, list[ValidEvent]] = defaultdict(list)
     for row in rows:
         by_account[row.account_id].append(row)
     accounts = sorted(by_account)
-    keys, spec = [], []
-    for account_id in accounts:
-        keys += [state.key("use", account_id), state.key("ver", account_id)]
-        # Sums and counts merged per event time (a batch often shares one); for last
-        # meters every event, the script keeps the newest.
-        added: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        lasts: dict[int, list] = defaultdict(list)
-        for row in by_account[account_id]:
-            aggregation = aggregations[row.meter_id]
-            if aggregation == LAST:
-                lasts[row.meter_id].append(
-                    [micros(row.timestamp), "0", event_ids.get(row.identifier, 0),
-                     str(row.value)]
-                )  # fmt: skip
-            else:
-                step = 1 if aggregation == COUNT else row.value
-                added[row.meter_id][micros(row.timestamp)] += step
-        spec.append(
-            [[str(m), "add", [[t, str(v)] for t, v in times.items()]] for m, times in added.items()]
-            + [[str(m), "last", entries] for m, entries in lasts.items()]
-        )
-    replies = r.script("apply", _APPLY)(keys=keys, args=[json.dumps(spec)])
+    replies = _apply(r, by_account, accounts, event_ids, aggregations)
     now_us = micros(now)
     warm, cold = {}, {}
     for account_id, reply in zip(accounts, replies, strict=True):
@@ -298,7 +400,7 @@ def _record_in_redis(r, rows, event_ids, aggregations, now) -> list[dict]:
         events = [
             row
             for row in by_account[account_id]
-            if period[0] <= micros(row.timestamp) < period[1] and row.meter_id in values
+            if period[0] <= _micros(row) < period[1] and row.meter_id in values
         ]
         before = _Usage(values, newest)
         found += _crossings(snapshot, before, events, aggregations, event_ids)
