@@ -192,9 +192,11 @@ def profile_in_process(customers: list[str], run_id: str, key: str, batches: int
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(
         r"views.py.*\(events\)|ingest.py.*\(usage_events_ingest\)|ledger_writes.py.*\("
-        r"(insert_events|upsert_rollups|_source)\)|alert_scheduling.py.*\(alerts_schedule|"
+        r"(insert_events|insert_events_with_rollups|upsert_rollups|_source)\)|"
+        r"alert_scheduling.py.*\(alerts_schedule|hour_cap.py.*\(events_store_within_cap\)|"
+        r"entitlement_ingest.py.*\(usage_record\)|billing/mirror/customers.py.*\(accounts_and|"
         r"api_body.py.*\(parse_events\)|json/__init__.py|"
-        r"event_validation.py.*\(validate_event\)|"
+        r"event_validation.py.*\(validate_events?\)|"
         r"keys.py.*authenticate|http/response.py.*__init__|core/cache/backends/redis.py.*add"
     )
     stats.sort_stats("tottime").print_stats(12)

@@ -51,7 +51,9 @@ def _ledger_copy(name: str, *, indexes: bool) -> None:
     """``name``: a copy of the ledger, partitioned like it (the same partitions and
     default partition), with its indexes (or only the primary key), ids from the
     ledger's sequence (as ingestion draws them); and ``name``_ident, a copy of the
-    identifier table with its primary key. No foreign keys (LIKE copies none)."""
+    identifier table with its primary key. No foreign keys (LIKE copies none): the
+    baseline never paid for them, and since migration 0019 the ledger has none on
+    account and meter either (its one left, to the report, is NULL on every insert)."""
     common.raw_sql(f"DROP TABLE IF EXISTS {name}, {name}_ident", fetch=False)
     partitioned = common.raw_sql(
         "SELECT relkind = 'p' FROM pg_class WHERE relname = 'usage_usageevent'"

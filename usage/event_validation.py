@@ -282,6 +282,9 @@ def validate_events(
     now_second = now.replace(microsecond=0)
     now_epoch = int(now_second.timestamp())
     plain: dict[str, bool] = {}  # name or customer -> fine and hashed without escaping
+    # Unix minute -> its ISO 8601 text up to the seconds ("2026-03-01T12:05:"): a
+    # timestamp's isoformat() is that, two digits and "+00:00", at a third of the cost.
+    minutes: dict[int, str] = {}
     valid: list[ValidEvent] = []
     invalid: list[tuple[int, object, InvalidEvent]] = []
     fromtimestamp, sha256, utc = datetime.fromtimestamp, hashlib.sha256, UTC
@@ -299,7 +302,16 @@ def validate_events(
                 and type(customer) is str
                 and (plain.get(name) or _plain_field(name, plain))
                 and (plain.get(customer) or _plain_field(customer, plain))
-                and (identifier is None or _fine_identifier(identifier))
+                and (
+                    identifier is None
+                    or (
+                        type(identifier) is str
+                        and 0 < len(identifier) <= MAX_IDENTIFIER
+                        and identifier.isascii()
+                        and not identifier.isspace()
+                        and "\x00" not in identifier
+                    )
+                )
                 and type(value) is int
                 and 0 <= value <= MAX_VALUE
                 and (raw is None or (type(raw) is int and low <= raw <= high))
@@ -309,7 +321,11 @@ def validate_events(
                     tail = "null]"
                 else:
                     timestamp, epoch = fromtimestamp(raw, utc), raw
-                    tail = f'"{timestamp.isoformat()}"]'
+                    minute, second = divmod(raw, 60)
+                    prefix = minutes.get(minute)
+                    if prefix is None:
+                        prefix = minutes[minute] = timestamp.isoformat()[:17]
+                    tail = f'"{prefix}{second:02d}+00:00"]'
                 canonical = f'["{name}","{customer}",{value},{tail}'
                 valid.append(
                     ValidEvent(
@@ -338,15 +354,3 @@ def _plain_field(text: str, seen: dict[str, bool]) -> bool:
     as written (:func:`_plain` implies storable); remembered for the batch."""
     ok = seen[text] = bool(text) and _plain(text)
     return ok
-
-
-def _fine_identifier(identifier) -> bool:
-    """A valid identifier of the usual kind: an ASCII string (so storable unless it
-    holds NUL), not blank, at most MAX_IDENTIFIER characters."""
-    return (
-        type(identifier) is str
-        and 0 < len(identifier) <= MAX_IDENTIFIER
-        and identifier.isascii()
-        and not identifier.isspace()
-        and "\x00" not in identifier
-    )

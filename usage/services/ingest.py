@@ -1,14 +1,17 @@
 """Ingestion: validate a batch, store it in the ledger once, keep the rollups equal to it.
 
-The hot path is set-based and costs four queries per batch whatever its size: the
-meters (cached per process), the batch's customers, one ``INSERT ... ON CONFLICT
-(identifier) DO NOTHING RETURNING`` for the events, and one ``INSERT ... ON CONFLICT
-DO UPDATE`` for the hourly rollups of exactly the rows that were inserted, both in the
-same transaction, so the rollups never disagree with the ledger. A fifth query, only
-when some identifiers were already stored, tells duplicates from conflicts. The rollup
-upsert refuses to take an hour past ``MAX_HOUR_SUM``; only then do a few more queries
-(``usage.services.hour_cap``) keep the events that fit and take back the others, which
-are rejected ``hour_limit_exceeded``. The SQL is in ``usage.services.ledger_writes``.
+The hot path is set-based and costs the same queries per batch whatever its size: the
+meters (cached per process), the batch's customers, and on PostgreSQL one statement that
+claims the identifiers (``INSERT ... ON CONFLICT (identifier) DO NOTHING``), inserts the
+claimed events and upserts the hourly rollups of exactly the rows it inserted,
+aggregated by the database from the insert's own rows, in the batch's transaction, so
+the rollups never disagree with the ledger (SQLite: the same in a few statements). One
+more query, only when some identifiers were already stored, tells duplicates from
+conflicts. The rollup upsert refuses to take an hour past ``MAX_HOUR_SUM``; only then do
+a few more queries (``usage.services.hour_cap``) keep the events that fit and take back
+the others, which are rejected ``hour_limit_exceeded``. The SQL is in
+``usage.services.ledger_writes``; events of the usual shape are validated without the
+per-field functions (``usage.event_validation.validate_events``).
 
 Rows are inserted in identifier order and rollups in key order, so two concurrent
 batches touching the same identifiers or hours wait for each other instead of

@@ -1,9 +1,11 @@
 """The SQL of an ingest transaction: insert events once, add them to the hourly rollups.
 
-Set-based and one statement each whatever the batch size (on PostgreSQL): the
-identifiers claimed with ``INSERT ... ON CONFLICT (identifier) DO NOTHING RETURNING``
-and the claimed events inserted, in one statement, ``INSERT ... ON CONFLICT DO UPDATE``
-for the rollups, guarded so that no hour's sum crosses
+Set-based whatever the batch size. On PostgreSQL one statement per batch
+(:func:`insert_events_with_rollups`): the identifiers claimed with ``INSERT ... ON
+CONFLICT (identifier) DO NOTHING``, the claimed events inserted, and ``INSERT ... ON
+CONFLICT DO UPDATE`` of the rollups aggregated from the inserted rows. Elsewhere (and
+for the hour cap's careful path) :func:`insert_events` then :func:`upsert_rollups`. The
+rollup upsert is guarded so that no hour's sum crosses
 :data:`usage.event_validation.MAX_HOUR_SUM` (the guard is what keeps every later sum of
 hours inside a signed 64-bit integer; :mod:`usage.services.hour_cap` decides what to do
 with the hours it refuses).
