@@ -517,10 +517,11 @@ def test_each_answer_costs_a_bounded_number_of_queries(
     pro_account, read_key, django_assert_max_num_queries
 ):
     """The key, the account, then the dashboard's engine (usage: subscription state,
-    rollups, projection inputs, budgets), or one page of rows; however many events."""
+    rollups, the partial edge hours' rollup rows and adjustments, projection inputs,
+    budgets), or one page of rows; however many events."""
     customer = pro_account.djstripe_customers.get().id
     Budget.objects.create(account=pro_account, kind="spend", currency="usd", limit=50_000)
-    for path, most in ((USAGE, 14), (INVOICES, 5), (ALERTS, 3)):
+    for path, most in ((USAGE, 16), (INVOICES, 5), (ALERTS, 3)):
         get(path, read_key, customer)  # the key's last use is recorded once a minute
         with django_assert_max_num_queries(most):
             assert get(path, read_key, customer).status_code == 200
