@@ -8,10 +8,13 @@ its included allowance.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from django.db.models import F
+from django.db import connection
 from djstripe.models import Subscription
 
 from billing.mirror.periods import BillingCycle, Period, cycle_from_subscription_data
@@ -117,6 +120,111 @@ class SubscriptionState:
         return periods
 
 
+class _SubscriptionRow(NamedTuple):
+    account_id: int
+    id: str
+    djstripe_updated: datetime
+    stripe_data: dict  # on PostgreSQL narrowed to the keys a state reads
+    narrowed: bool
+
+
+# The keys of a subscription's JSON that ``subscription_states_for_accounts`` reads (and
+# only those): the parsers in ``billing.mirror.shapes`` / ``periods`` read it with
+# ``.get``, so a key left out or null (``jsonb_strip_nulls``) reads the same. An item's
+# embedded price is narrowed to its id and ``recurring``; a price that is not mirrored is
+# read whole afterwards (``_embedded_prices``). The JSON is detoasted once per row (the
+# LATERAL ... OFFSET 0), not once per key; the status is filtered on the narrowed JSON,
+# so the customer -> subscription index decides the plan. ~600 bytes a row instead of
+# the whole object (6 kB with every item's price and plan).
+_NARROW_SQL = """
+SELECT c.subscriber_id, s.id, s.djstripe_updated, jsonb_strip_nulls(jsonb_build_object(
+    'status', x.d->'status',
+    'cancel_at_period_end', x.d->'cancel_at_period_end',
+    'currency', x.d->'currency',
+    'metadata', jsonb_build_object('meterdesk_plan', x.d->'metadata'->'meterdesk_plan'),
+    'start_date', x.d->'start_date',
+    'created', x.d->'created',
+    'billing_cycle_anchor', x.d->'billing_cycle_anchor',
+    'ended_at', x.d->'ended_at',
+    'current_period_start', x.d->'current_period_start',
+    'current_period_end', x.d->'current_period_end',
+    'plan', x.d->'plan',
+    'items', jsonb_build_object('data', (
+        SELECT jsonb_agg(jsonb_build_object(
+            'id', i->'id',
+            'quantity', i->'quantity',
+            'current_period_start', i->'current_period_start',
+            'current_period_end', i->'current_period_end',
+            'price', CASE WHEN jsonb_typeof(i->'price') = 'object'
+                          THEN jsonb_build_object('id', i->'price'->'id',
+                                                  'recurring', i->'price'->'recurring')
+                          ELSE i->'price' END
+        ) ORDER BY n)
+        FROM jsonb_array_elements(CASE WHEN jsonb_typeof(x.d->'items'->'data') = 'array'
+                                       THEN x.d->'items'->'data' END)
+             WITH ORDINALITY AS e(i, n)))
+))
+FROM djstripe_customer c
+JOIN djstripe_subscription s ON s.customer_id = c.id
+CROSS JOIN LATERAL (SELECT s.stripe_data || jsonb_build_object() AS d OFFSET 0) x
+WHERE c.subscriber_id = ANY(%s::bigint[]) AND x.d->>'status' = ANY(%s::text[])
+ORDER BY s.created DESC
+"""
+
+
+def _subscription_rows(*, account_ids) -> list[_SubscriptionRow]:
+    """The accounts' mirrored subscriptions, newest first (``created`` descending), in
+    one query: on PostgreSQL the live ones only, their JSON narrowed (``_NARROW_SQL``);
+    elsewhere every one, whole (the caller filters the status either way)."""
+    ids = [int(a) for a in account_ids]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _NARROW_SQL,
+                ["{" + ",".join(map(str, ids)) + "}", "{" + ",".join(LIVE_STATUSES) + "}"],
+            )
+            # Django has psycopg return jsonb as text (JSONField decodes it with json).
+            return [
+                _SubscriptionRow(a, sid, updated, json.loads(data), True)
+                for a, sid, updated, data in cursor.fetchall()
+            ]
+    return [
+        _SubscriptionRow(a, sid, updated, data or {}, False)
+        for a, sid, updated, data in Subscription.objects.filter(customer__subscriber_id__in=ids)
+        .order_by("-created")
+        .values_list("customer__subscriber_id", "id", "djstripe_updated", "stripe_data")
+    ]
+
+
+def _embedded_prices(raw: dict, *, mirrored: Mapping) -> dict[str, Mapping]:
+    """``{price id: the price object embedded in an item}`` for the items whose price is
+    embedded, as the subscriptions' JSON has it (the last one read wins). A narrowed row's
+    embedded price is only its id and ``recurring``: the whole object is read, in one
+    more query, for the prices that are not mirrored (``mirrored`` wins over it anyway)."""
+    embedded: dict[str, Mapping] = {}
+    wanted: dict[str, list[str]] = {}  # narrowed subscription id -> price ids to read
+    for row, items in raw.values():
+        for item in items:
+            if not isinstance(item.get("price"), dict):
+                continue
+            price_id = item_price_id(item)
+            if not row.narrowed:
+                embedded[price_id] = item["price"]
+            elif price_id not in mirrored:
+                wanted.setdefault(row.id, []).append(price_id)
+                embedded[price_id] = item["price"]  # replaced below, keeps the order
+    if wanted:
+        whole = dict(
+            Subscription.objects.filter(id__in=list(wanted)).values_list("id", "stripe_data")
+        )
+        for subscription_id, price_ids in wanted.items():
+            for item in subscription_items(whole.get(subscription_id) or {}):
+                price_id = item_price_id(item)
+                if price_id in price_ids and isinstance(item.get("price"), dict):
+                    embedded[price_id] = item["price"]
+    return embedded
+
+
 def subscription_state_for_account(*, account: Account) -> SubscriptionState | None:
     """The account's live subscription, or None (no subscription yet, or canceled)."""
     return subscription_states_for_accounts(account_ids=[account.pk]).get(account.pk)
@@ -124,29 +232,23 @@ def subscription_state_for_account(*, account: Account) -> SubscriptionState | N
 
 def subscription_states_for_accounts(*, account_ids) -> dict[int, SubscriptionState]:
     """Live subscription states of many accounts with a constant number of queries
-    (subscriptions, prices, plan prices, meters, plans); each price is parsed once."""
-    newest: dict[int, Subscription] = {}
-    for subscription in (
-        Subscription.objects.filter(
-            customer__subscriber_id__in=list(account_ids), stripe_data__status__in=LIVE_STATUSES
-        )
-        .annotate(account_id=F("customer__subscriber_id"))
-        .order_by("-created")
-    ):
-        newest.setdefault(subscription.account_id, subscription)
+    (subscriptions, prices, plan prices, meters, plans); each price is parsed once.
+    The subscriptions are read narrowed to the keys a state reads
+    (:func:`_subscription_rows`)."""
+    newest: dict[int, _SubscriptionRow] = {}
+    for row in _subscription_rows(account_ids=account_ids):
+        if row.stripe_data.get("status") in LIVE_STATUSES:
+            newest.setdefault(row.account_id, row)
     raw = {
         account_id: (s, subscription_items(s.stripe_data or {})) for account_id, s in newest.items()
     }
-    embedded = {
-        item_price_id(item): item["price"]
-        for _, items in raw.values()
-        for item in items
-        if isinstance(item.get("price"), dict)
-    }
     price_ids = {item_price_id(item) for _, items in raw.values() for item in items}
-    mirrored = {**embedded, **mirrored_prices_data(price_ids=price_ids)}
+    mirrored_only = mirrored_prices_data(price_ids=price_ids)
+    embedded = _embedded_prices(raw, mirrored=mirrored_only)
+    mirrored = {**embedded, **mirrored_only}
     uses = price_uses(price_ids=price_ids, data=mirrored)
     specs = {price_id: price_spec_from_stripe(mirrored[price_id]) for price_id in price_ids}
+    allowances = {price_id: included_units(spec) for price_id, spec in specs.items()}
     plan_keys = {
         (s.stripe_data.get("metadata") or {}).get("meterdesk_plan") for s, _ in raw.values()
     }
@@ -167,7 +269,7 @@ def subscription_states_for_accounts(*, account_ids) -> dict[int, SubscriptionSt
                 spec=specs[price_id],
                 meter=uses[price_id].meter,
                 quantity=int(item.get("quantity") or 0),
-                included_units=included_units(specs[price_id]),
+                included_units=allowances[price_id],
             )
             for item in raw_items
         )

@@ -7,4 +7,5 @@
 - ``summary_api``: ``GET /api/v1/usage/summary``; ``backtest``: the projections backtest.
 - ``periods``: the period usage at a timestamp is reported in; ``alerts``: alert reads.
 - ``unreported``: usage not yet in a sent report, per account (guards customer deletion).
+- ``id_arrays``: conditions on many ids as one PostgreSQL array parameter (bulk reads).
 """

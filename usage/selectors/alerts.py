@@ -4,7 +4,6 @@ what was delivered this period. Nothing here writes."""
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -14,6 +13,7 @@ from billing.money import format_money
 from billing.selectors import BILLING_ROLES
 from billing.units import quantity_text
 from usage.models import AlertDelivery, AlertRule
+from usage.selectors.id_arrays import ids_condition
 from usage.selectors.summary_lines import MeterLine, PeriodSummary
 
 Kind = AlertRule.Kind
@@ -43,22 +43,43 @@ def _line_for(summary: PeriodSummary, meter_id: int | None) -> MeterLine | None:
     return next((line for line in summary.lines if line.meter.pk == meter_id), None)
 
 
-def alert_check(*, rule: AlertRule, summary: PeriodSummary) -> Check | None:
-    """Whether the rule's threshold is crossed in this summary (None: not applicable)."""
-    money = summary.currency
+def _measure(rule: AlertRule, summary: PeriodSummary) -> tuple | None:
+    """(observed, threshold, line or None, projected, usage cost) of a usage or spend
+    rule in this summary; None when not applicable (a credit rule, a meter without an
+    allowance here, a spend rule in another currency)."""
     if rule.kind in AlertRule.CREDIT_KINDS:
         return None  # credit rules compare the credit balance (usage.services.credit_alerts)
     if rule.kind in AlertRule.USAGE_KINDS:
         line = _line_for(summary, rule.meter_id)
         if line is None or not line.allowance:
             return None
-        threshold = int(
-            (Decimal(line.allowance) * rule.threshold_percent / 100).to_integral_value(
-                rounding=ROUND_CEILING
-            )
-        )
+        # ceil(allowance x percent / 100), in integers (both are integers).
+        threshold = -(-line.allowance * rule.threshold_percent // 100)
         projected = rule.kind == Kind.PROJECTED_USAGE_SHARE
         observed = line.projection.projected if projected else line.usage
+        return observed, threshold, line, projected, 0
+    if rule.currency != summary.currency:
+        return None
+    projected = rule.kind == Kind.PROJECTED_SPEND
+    usage_cost = summary.projected_usage_cost[1] if projected else summary.usage_cost_so_far
+    # = spend_so_far(summary) when not projected
+    return summary.base_fee + usage_cost, rule.amount, None, projected, usage_cost
+
+
+def alert_crossed(*, rule: AlertRule, summary: PeriodSummary) -> bool:
+    """Whether :func:`alert_check` would answer "crossed", without its text (the sweep
+    asks this of every rule of every account, and builds the check of the few crossed)."""
+    measured = _measure(rule, summary)
+    return measured is not None and measured[0] >= measured[1]
+
+
+def alert_check(*, rule: AlertRule, summary: PeriodSummary) -> Check | None:
+    """Whether the rule's threshold is crossed in this summary (None: not applicable)."""
+    measured = _measure(rule, summary)
+    if measured is None:
+        return None
+    observed, threshold, line, projected, usage_cost = measured
+    if line is not None:
         # Floored: a crossed rule never reads as less than its threshold, and 13,707 of
         # 10,000 is "137%", not the rule's "100%".
         share = observed * 100 // line.allowance
@@ -68,12 +89,7 @@ def alert_check(*, rule: AlertRule, summary: PeriodSummary) -> Check | None:
             f"{line.allowance:,} included (alert at {rule.threshold_percent}%)"
         )
     else:
-        if rule.currency != money:
-            return None
-        projected = rule.kind == Kind.PROJECTED_SPEND
-        usage_cost = summary.projected_usage_cost[1] if projected else summary.usage_cost_so_far
-        observed = summary.base_fee + usage_cost  # = spend_so_far(summary) when not projected
-        threshold = rule.amount
+        money = summary.currency
         text = (
             f"Spend {'projected to reach' if projected else 'reached'} "
             f"{format_money(observed, money)} this period = "
@@ -136,7 +152,8 @@ def alert_deliveries_for_periods(
     return {
         (d.account_id, d.rule_id, d.budget_id, d.level, d.period_start): d
         for d in AlertDelivery.objects.filter(
-            account_id__in=list(account_ids), period_start__in=set(period_starts)
+            ids_condition(AlertDelivery, "account_id", account_ids),
+            period_start__in=set(period_starts),
         ).filter(Q(rule__isnull=False) | Q(budget__isnull=False))
     }
 

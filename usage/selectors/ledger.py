@@ -15,10 +15,11 @@ from operator import or_
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
 from django.db.models.functions import TruncHour
 
-from usage.models import UsageEvent, UsageReport
+from usage.models import UsageEvent, UsageReport, UsageRollup
+from usage.selectors.id_arrays import int_array, timestamp_array
 
 
 class PieceStats(NamedTuple):
@@ -78,11 +79,25 @@ def ledger_stats(
 # index range scan per piece on (account, meter, timestamp), pruned to its partition at
 # run time, and a statement whose size does not grow with the pieces. (An OR of one
 # condition per piece cost Django ~6 ms of Python per account to build in a sweep.)
+# A piece whose hour has no rollup row for these meters holds no event (a rollup row
+# exists whenever its hour has an event: ``UsageRollup``, kept equal to the ledger in
+# the writer's transaction) and is not looked up: most edge pieces of a sweep are empty
+# (a period end in the future, a period that began in a quiet hour), and each lookup in
+# the partitioned ledger cost ~0.4 ms, cold.
 _PIECES_SQL = """
+WITH p AS MATERIALIZED (
+    SELECT p.account_id, p.s, p.e
+    FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS p(account_id, s, e)
+    WHERE EXISTS (
+        SELECT 1 FROM usage_usagerollup r
+        WHERE r.account_id = p.account_id AND r.meter_id = ANY(%s::bigint[])
+          AND r.hour = date_trunc('hour', p.s AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    )
+)
 SELECT e.account_id, e.meter_id,
        date_trunc('hour', e."timestamp" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
        sum(e.value), count(e.id), max(e."timestamp")
-FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS p(account_id, s, e)
+FROM p
 JOIN usage_usageevent e
   ON e.account_id = p.account_id AND e."timestamp" >= p.s AND e."timestamp" < p.e
 WHERE e.meter_id = ANY(%s::bigint[])
@@ -91,17 +106,27 @@ GROUP BY 1, 2, 3
 
 
 def _piece_aggregates(pieces, meter_ids: list[int]) -> list[tuple]:
-    """(account, meter, hour, sum, count, newest timestamp) of each piece's events."""
+    """(account, meter, hour, sum, count, newest timestamp) of each piece's events; a
+    piece whose hour has no rollup row (of these meters) is not read (``_PIECES_SQL``)."""
     if connection.vendor == "postgresql":
-        accounts, starts, ends = (list(column) for column in zip(*pieces, strict=True))
+        accounts, starts, ends = zip(*pieces, strict=True)
+        meters = int_array(meter_ids)
+        # Array literals: psycopg's list adaptation ran a dumper per element.
+        arrays = [int_array(accounts), timestamp_array(starts), timestamp_array(ends)]
         with connection.cursor() as cursor:
-            cursor.execute(_PIECES_SQL, [accounts, starts, ends, meter_ids])
+            cursor.execute(_PIECES_SQL, [*arrays, meters, meters])
             return cursor.fetchall()
     where = reduce(or_, (Q(account_id=a, timestamp__gte=s, timestamp__lt=e) for a, s, e in pieces))
+    hour_has_rollup = Exists(
+        UsageRollup.objects.filter(
+            account_id=OuterRef("account_id"), meter_id__in=meter_ids, hour=OuterRef("hour")
+        )
+    )
     return list(
         UsageEvent.objects.filter(where, meter_id__in=meter_ids)
         .order_by()
         .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
+        .filter(hour_has_rollup)
         .values_list("account_id", "meter_id", "hour")
         .annotate(s=Sum("value"), n=Count("id"), t=Max("timestamp"))
     )

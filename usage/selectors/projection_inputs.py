@@ -5,7 +5,7 @@ once. Everything else is pure code in :mod:`usage.projections`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from billing.models import Meter
@@ -86,8 +86,14 @@ def meter_projection(
 class ProjectionInputs:
     """Projections of many accounts' periods, their inputs read in bulk on first use:
     this period's daily series (exact edges, as the chart shows it) and the daily
-    totals before it. Two :func:`rollup_values` calls for all the accounts together, and
-    none at all when no projection is read."""
+    totals before it. Two :func:`rollup_values` calls for all the accounts together,
+    and none at all when no projection is read.
+
+    ``together``: the accounts whose projections the caller expects to read (the alert
+    sweep: those with a projected rule), read together when the first of them is; any
+    other account's are then read on their own when asked for (two queries: the e-mail
+    of a chunk's crossing account reads its projection, and must not read the usage by
+    day of every account in the chunk). None: every account together."""
 
     def __init__(
         self,
@@ -95,24 +101,41 @@ class ProjectionInputs:
         periods: Mapping[int, tuple[datetime, datetime]],
         meters: Mapping[int, Meter],
         now: datetime,
+        together: Iterable[int] | None = None,
     ):
         self.periods, self.meters, self.now = dict(periods), dict(meters), now
-        self._series: dict[tuple[int, int], list[Bucket]] | None = None
+        self.together = None if together is None else set(together) & set(self.periods)
+        self._series: dict[tuple[int, int], list[Bucket]] = {}
         self._history: dict[tuple[int, int], list[Bucket]] = {}
+        self._loaded: set[int] = set()
 
-    def _load(self) -> None:
-        as_of = {a: (start, min(self.now, end)) for a, (start, end) in self.periods.items()}
-        self._series = rollup_values(ranges=as_of, meters=self.meters.values(), group="day")
+    def _load(self, account_ids: list[int]) -> None:
+        periods = {a: self.periods[a] for a in account_ids}
+        as_of = {a: (start, min(self.now, end)) for a, (start, end) in periods.items()}
+        self._series.update(rollup_values(ranges=as_of, meters=self.meters.values(), group="day"))
         consumed = [m for m in self.meters.values() if m.aggregation != Meter.Aggregation.LAST]
-        self._history = rollup_values(
-            ranges={a: history_range(start) for a, (start, _) in self.periods.items()},
-            meters=consumed,
-            group="day",
+        self._history.update(
+            rollup_values(
+                ranges={a: history_range(start) for a, (start, _) in periods.items()},
+                meters=consumed,
+                group="day",
+            )
         )
+        self._loaded.update(account_ids)
+
+    def read_together(self, account_ids: Iterable[int]) -> None:
+        """Read the inputs of these accounts (those not read yet) now, together."""
+        wanted = [a for a in dict.fromkeys(account_ids) if a in self.periods]
+        if any(a not in self._loaded for a in wanted):
+            self._load([a for a in wanted if a not in self._loaded])
 
     def projection(self, *, account_id: int, meter: Meter) -> Projection:
-        if self._series is None:
-            self._load()
+        if account_id not in self._loaded:
+            if self.together is None or account_id in self.together:
+                group = self.periods if self.together is None else self.together
+                self._load([a for a in group if a not in self._loaded])
+            else:
+                self._load([account_id])
         start, end = self.periods[account_id]
         as_of = min(self.now, end)
         series = filled_series(

@@ -10,7 +10,7 @@ a projection is first read, the projection inputs of the whole chunk in two more
 enough for SQLite's expression depth (the per-account range conditions are OR-ed).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -31,12 +31,16 @@ def period_summaries_for_accounts(
     states: Mapping[int, SubscriptionState] | None = None,
     include_closed: bool = False,
     usage: Mapping[tuple[int, int], list[Bucket]] | None = None,
+    projected: Iterable[int] | None = None,
 ) -> dict[int, PeriodSummary]:
     """Summaries of the accounts' periods (``offset`` 0: the current one, -1 the one
     before, ...), keyed by account id. Accounts without a live subscription or without
     a period at ``offset`` are left out, and so are periods that have ended unless
     ``include_closed``. ``usage``: the ``rollup_values(group="range")`` of these very
-    periods and meters when the caller read it already (the alert sweep does)."""
+    periods and meters when the caller read it already (the alert sweep does).
+    ``projected``: the accounts whose projections the caller expects to read, read
+    together on first use; another account's are read on their own if asked for
+    (``ProjectionInputs``). None: every account's together."""
     now = now or timezone.now()
     by_id = {a.pk: a for a in accounts}
     if states is None:
@@ -51,7 +55,7 @@ def period_summaries_for_accounts(
     meters = {i.meter.pk: i.meter for a in periods for i in states[a].metered_items}
     if usage is None:
         usage = rollup_values(ranges=periods, meters=meters.values(), group="range")
-    projections = ProjectionInputs(periods=periods, meters=meters, now=now)
+    projections = ProjectionInputs(periods=periods, meters=meters, now=now, together=projected)
     summaries = {}
     for account_id, (start, end) in periods.items():
         state = states[account_id]
@@ -72,8 +76,26 @@ def period_summaries_for_accounts(
             lines=tuple(lines),
             base_fee=base_fee_of(state),
             currency=state.currency,
+            projections=projections,
         )
     return summaries
+
+
+def summaries_read_projections(
+    *, summaries: Mapping[int, PeriodSummary], account_ids: Iterable[int]
+) -> None:
+    """Read the projection inputs of these accounts' summaries now, together (two
+    queries per chunk of summaries), instead of each on its own when first read: the
+    alert sweep calls it with the accounts whose alert e-mails are about to be rendered
+    (they show each line's projection)."""
+    wanted = [a for a in account_ids if a in summaries]
+    by_inputs: dict[int, tuple[ProjectionInputs, list[int]]] = {}
+    for account_id in wanted:
+        inputs = summaries[account_id].projections
+        if inputs is not None:
+            by_inputs.setdefault(id(inputs), (inputs, []))[1].append(account_id)
+    for inputs, ids in by_inputs.values():
+        inputs.read_together(ids)
 
 
 def period_summary(

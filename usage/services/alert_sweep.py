@@ -39,11 +39,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
+from django.db import connection
+
 from billing.models import Account
 from billing.models_credits import AutoTopUp
 from usage.models import AlertDelivery, AlertRule
 from usage.models_budgets import Budget
 from usage.models_sweep import SweepTouch, SweepWatermark
+from usage.selectors.id_arrays import ids_condition, int_array, timestamp_array
 
 Kind = AlertRule.Kind
 # Rules whose answer changes with the clock (projections) or with the live credit balance.
@@ -187,6 +190,143 @@ class ChunkInputs:
         )
 
 
+# PostgreSQL: the decision in SQL ---------------------------------------------------------
+#
+# On PostgreSQL the digest is computed by the database, from the same inputs as
+# :func:`sweep_inputs_digest` (md5 of their text, not blake2b of their repr: a database
+# only ever compares digests it wrote itself), so that skipping an unchanged account
+# costs no Python at all: one statement per chunk answers which accounts are due
+# (:func:`sweep_due`), and one more per evaluated chunk the digests to record
+# (:func:`sweep_digests`), both through ``_INPUTS_SQL``. Elsewhere (SQLite)
+# :class:`ChunkInputs` decides in Python.
+
+# Per account of ``q`` (account_id, period_start, recorded digest or NULL without a
+# watermark): the digest of its inputs for that period, whether anything time-driven
+# concerns it (``time_driven``), and its touch rows. Set-based: each input table is read
+# once for the chunk and aggregated per account (hash joins), nothing per account.
+_INPUTS_SQL = """
+WITH q AS MATERIALIZED ({q}),
+subs AS (
+    SELECT c.subscriber_id AS account_id,
+           string_agg(s.id || '@' || s.djstripe_updated::text, ','
+                      ORDER BY s.id, s.djstripe_updated) AS text
+    FROM q JOIN djstripe_customer c ON c.subscriber_id = q.account_id
+    JOIN djstripe_subscription s ON s.customer_id = c.id
+    GROUP BY 1
+),
+rules AS (
+    SELECT r.account_id,
+           string_agg(format('%%s:%%s:%%s:%%s:%%s:%%s:%%s', r.id, r.kind, r.meter_id,
+                             r.threshold_percent, r.amount, r.currency, r.is_default),
+                      ',' ORDER BY r.id) AS text,
+           bool_or(r.kind = ANY(%s::text[]) AND NOT EXISTS (
+               SELECT 1 FROM usage_alertdelivery d
+               WHERE d.account_id = r.account_id AND d.rule_id = r.id
+                 AND d.period_start = q.period_start)) AS unsent_time_driven
+    FROM q JOIN usage_alertrule r ON r.account_id = q.account_id
+    GROUP BY 1
+),
+budgets AS (
+    SELECT b.account_id,
+           string_agg(format('%%s:%%s:%%s:%%s:%%s:%%s', b.id, b.kind, b.meter_id, b."limit",
+                             lower(b.currency), b.warn_levels::text),
+                      ',' ORDER BY b.id) AS text
+    FROM q JOIN usage_budget b ON b.account_id = q.account_id
+    GROUP BY 1
+),
+deliveries AS (
+    SELECT d.account_id,
+           string_agg(format('%%s:%%s:%%s:%%s:%%s', d.id, d.rule_id, d.budget_id, d.level,
+                             d.sent_at IS NOT NULL),
+                      ',' ORDER BY d.id) AS text,
+           bool_or(d.sent_at IS NULL) AS pending
+    FROM q JOIN usage_alertdelivery d
+      ON d.account_id = q.account_id AND d.period_start = q.period_start
+    WHERE d.rule_id IS NOT NULL OR d.budget_id IS NOT NULL
+    GROUP BY 1
+),
+touches AS (
+    SELECT t.account_id, array_agg(t.id ORDER BY t.id) AS ids
+    FROM q JOIN usage_sweeptouch t ON t.account_id = q.account_id
+    GROUP BY 1
+),
+top_ups AS (
+    SELECT DISTINCT t.account_id
+    FROM q JOIN billing_autotopup t ON t.account_id = q.account_id
+    WHERE t.enabled
+),
+decided AS (
+    SELECT q.account_id, q.inputs,
+           md5(concat(subs.text, '|', rules.text, '|', budgets.text, '|', deliveries.text))
+               AS digest,
+           (top_ups.account_id IS NOT NULL OR coalesce(deliveries.pending, false)
+            OR coalesce(rules.unsent_time_driven, false)) AS time_driven,
+           touches.ids AS touches
+    FROM q
+    LEFT JOIN subs ON subs.account_id = q.account_id
+    LEFT JOIN rules ON rules.account_id = q.account_id
+    LEFT JOIN budgets ON budgets.account_id = q.account_id
+    LEFT JOIN deliveries ON deliveries.account_id = q.account_id
+    LEFT JOIN touches ON touches.account_id = q.account_id
+    LEFT JOIN top_ups ON top_ups.account_id = q.account_id
+)
+SELECT account_id, digest, time_driven, touches FROM decided
+"""
+_WATERMARKED = """
+SELECT a.id AS account_id, w.period_start, w.inputs
+FROM unnest(%s::bigint[]) AS a(id)
+LEFT JOIN usage_sweepwatermark w ON w.account_id = a.id
+"""
+_GIVEN = """
+SELECT a.id AS account_id, a.period_start, NULL::varchar AS inputs
+FROM unnest(%s::bigint[], %s::timestamptz[]) AS a(id, period_start)
+"""
+_DUE = """
+WHERE inputs IS NULL OR inputs = '' OR touches IS NOT NULL OR time_driven
+   OR inputs <> digest
+"""
+
+
+def decided_in_sql() -> bool:
+    """Whether the sweep decides and digests in SQL (PostgreSQL)."""
+    return connection.vendor == "postgresql"
+
+
+_TIME_DRIVEN = "{" + ",".join(sorted(TIME_DRIVEN_KINDS)) + "}"
+
+
+class Due(NamedTuple):
+    """The accounts of a chunk a sweep evaluates, and the touch rows read for them."""
+
+    account_ids: list[int]
+    touches: dict[int, list[int]]
+
+
+def sweep_due(*, account_ids: list[int], everyone: bool = False) -> Due:
+    """PostgreSQL: which of ``account_ids`` are due (see the module docstring), in one
+    statement; ``everyone``: all of them (the touch rows are read either way)."""
+    sql = _INPUTS_SQL.format(q=_WATERMARKED) + ("" if everyone else _DUE)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [int_array(account_ids), _TIME_DRIVEN])
+        rows = cursor.fetchall()
+    due = sorted(a for a, _, _, _ in rows)
+    return Due(due, {a: list(t) for a, _, _, t in rows if t})
+
+
+def sweep_digests(*, periods: Mapping[int, datetime | None]) -> dict[int, tuple[str, bool]]:
+    """PostgreSQL: ``{account id: (digest, time-driven)}`` of each account's inputs for
+    the period starting at ``periods[account id]`` (None: no period), one statement.
+    Read before the evaluation reads its inputs: a digest older than what the evaluation
+    read only makes the next sweep evaluate the account again, never skip it."""
+    if not periods:
+        return {}
+    ids = list(periods)
+    starts = timestamp_array(periods[a] for a in ids)
+    with connection.cursor() as cursor:
+        cursor.execute(_INPUTS_SQL.format(q=_GIVEN), [int_array(ids), starts, _TIME_DRIVEN])
+        return {a: (digest, driven) for a, digest, driven, _ in cursor.fetchall()}
+
+
 def _grouped(queryset, row: type[NamedTuple]) -> dict[int, list]:
     """The rows as ``row`` tuples (named like the model's attributes), per account."""
     names = ["id" if f == "pk" else f for f in row._fields]
@@ -203,6 +343,19 @@ def sweep_watermarks_record(
     """Record (account id -> (digest or "", period start)) in one statement."""
     if not digests:
         return 0
+    if decided_in_sql():
+        ids = sorted(digests)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RECORD_SQL,
+                [
+                    now,
+                    int_array(ids),
+                    "{" + ",".join(f'"{digests[a][0]}"' for a in ids) + "}",
+                    timestamp_array(digests[a][1] for a in ids),
+                ],
+            )
+        return len(ids)
     SweepWatermark.objects.bulk_create(
         [
             SweepWatermark(
@@ -217,10 +370,23 @@ def sweep_watermarks_record(
     return len(digests)
 
 
+# The upsert of ``sweep_watermarks_record`` on PostgreSQL, from arrays (no instances).
+_RECORD_SQL = """
+INSERT INTO usage_sweepwatermark (account_id, inputs, period_start, evaluated_at)
+SELECT a, i, p, %s
+FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[]) AS w(a, i, p)
+ON CONFLICT (account_id) DO UPDATE
+SET inputs = EXCLUDED.inputs, period_start = EXCLUDED.period_start,
+    evaluated_at = EXCLUDED.evaluated_at
+"""
+
+
 def sweep_touches_consume(*, touch_ids: Iterable[int]) -> int:
     """Delete exactly the touch rows an evaluation saw (read before its usage)."""
     ids = list(touch_ids)
-    return SweepTouch.objects.filter(pk__in=ids).delete()[0] if ids else 0
+    if not ids:
+        return 0
+    return SweepTouch.objects.filter(ids_condition(SweepTouch, "id", ids)).delete()[0]
 
 
 def sweep_touches_orphans_delete() -> int:

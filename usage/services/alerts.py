@@ -27,12 +27,14 @@ delivery at once.
 """
 
 import logging
+from collections import namedtuple
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 
 from django.core.exceptions import ValidationError
+from django.db import router
 from django.utils import timezone
 
 from billing.mirror.customers import accounts_with_stripe_customer
@@ -50,13 +52,19 @@ from usage.selectors.alerts import (
     RULE_LEVEL,
     Check,
     alert_check,
+    alert_crossed,
     alert_deliveries_for_periods,
     alert_recipients,
     rule_delivery_key,
 )
 from usage.selectors.budgets import budget_statuses_from_summaries
+from usage.selectors.id_arrays import ids_condition
 from usage.selectors.rollups import rollup_values
-from usage.selectors.summaries import period_summaries_for_accounts, period_summary
+from usage.selectors.summaries import (
+    period_summaries_for_accounts,
+    period_summary,
+    summaries_read_projections,
+)
 from usage.selectors.summary_lines import PeriodSummary
 from usage.services.alert_channels import AlertFacts
 from usage.services.alert_delivery import (
@@ -67,6 +75,9 @@ from usage.services.alert_delivery import (
 from usage.services.alert_resolution import alerts_resolve_ended_periods
 from usage.services.alert_sweep import (
     ChunkInputs,
+    decided_in_sql,
+    sweep_digests,
+    sweep_due,
     sweep_inputs_digest,
     sweep_touches_consume,
     sweep_touches_orphans_delete,
@@ -85,6 +96,12 @@ Kind = AlertRule.Kind
 DEFAULT_SHARES = (80, 100)
 # Accounts read at a time by the sweep's skip decision (IN lists only, no OR-ed ranges).
 SCAN_CHUNK = 2000
+# Accounts evaluated at a time, by whether the sweep decides in SQL (PostgreSQL: array
+# parameters) or not (SQLite: the usage read ORs one range condition per distinct
+# period, within SQLite's expression depth).
+EVALUATION_CHUNK = {True: 500, False: 200}
+# Rules that read the projection (credit rules through the credit balance's run-out).
+PROJECTING = frozenset({Kind.PROJECTED_USAGE_SHARE, Kind.PROJECTED_SPEND, *AlertRule.CREDIT_KINDS})
 
 
 # Rules ---------------------------------------------------------------------------------
@@ -159,12 +176,39 @@ def alert_rule_delete(*, account: Account, rule_id: int) -> bool:
     return bool(deleted)
 
 
-def _rules_by_account(states: dict[int, SubscriptionState]) -> dict[int, list[AlertRule]]:
-    """The chunk's rules, after adding missing default rules in one statement."""
+# The sweep reads rules as tuples of their columns (an AlertRule instance cost ~20 us to
+# build, two per account); a crossed rule becomes the instance it would have been
+# (``from_db``) before its delivery is claimed.
+_RULE_COLUMNS = tuple(f.attname for f in AlertRule._meta.concrete_fields)
+
+
+class RuleRow(namedtuple("RuleRow", _RULE_COLUMNS)):
+    """An ``AlertRule`` row: its columns by attribute name, and ``pk``."""
+
+    __slots__ = ()
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    def instance(self) -> AlertRule:
+        """The instance a query would have returned (read from where rules are read)."""
+        return AlertRule.from_db(router.db_for_read(AlertRule), _RULE_COLUMNS, tuple(self))
+
+
+def _as_instance(rule) -> AlertRule:
+    return rule.instance() if isinstance(rule, RuleRow) else rule
+
+
+def _rules_by_account(states: dict[int, SubscriptionState]) -> dict[int, list[RuleRow]]:
+    """The chunk's rules (rows, in the model's order), after adding missing default
+    rules in one statement."""
 
     def load():
-        rules: dict[int, list[AlertRule]] = {}
-        for rule in AlertRule.objects.filter(account_id__in=list(states)):
+        rules: dict[int, list[RuleRow]] = {}
+        queryset = AlertRule.objects.filter(ids_condition(AlertRule, "account_id", states))
+        for values in queryset.values_list(*_RULE_COLUMNS):
+            rule = RuleRow(*values)
             rules.setdefault(rule.account_id, []).append(rule)
         return rules
 
@@ -262,6 +306,11 @@ def alert_deliver(
 # Evaluation ----------------------------------------------------------------------------
 
 
+def _unsent(deliveries: dict, account_id: int, rule_id: int, summary: PeriodSummary) -> bool:
+    delivery = deliveries.get(rule_delivery_key(account_id, rule_id, summary.period_start))
+    return delivery is None or delivery.sent_at is None
+
+
 def _evaluate(
     *,
     account: Account,
@@ -282,10 +331,14 @@ def _evaluate(
             continue
         if rule.kind in AlertRule.CREDIT_KINDS:
             check = credit_alert_check(rule=rule, balance=credits)
-        else:
+        elif alert_crossed(rule=rule, summary=summary):
             check = alert_check(rule=rule, summary=summary)
+        else:
+            continue
         if check is None or not check.crossed:
             continue
+        if check.rule is not (instance := _as_instance(rule)):
+            check = replace(check, rule=instance)
         if attempted is not None:
             attempted.append(rule)
         if delivery is None:
@@ -362,7 +415,7 @@ class SweepStats:
 def alerts_evaluate_all(
     *,
     now: datetime | None = None,
-    chunk_size: int = 200,
+    chunk_size: int | None = None,
     skip_unchanged: bool = True,
     stats: SweepStats | None = None,
 ) -> int:
@@ -370,17 +423,19 @@ def alerts_evaluate_all(
     alerts of periods that ended, then evaluates rules and budget levels; returns how
     many deliveries were claimed or retried.
 
-    Set-based: the skip decision reads ``SCAN_CHUNK`` accounts at a time with seven
-    light queries (``usage.services.alert_sweep.ChunkInputs``); the accounts due are
-    evaluated ``chunk_size`` at a time, each chunk a constant number of queries
-    (subscription states, rules, budgets, deliveries, usage, summaries, credits, the
-    watermark upsert and the touches consumed);
-    only a crossed rule or a newly reached budget level takes the per-account path that
-    claims the delivery row and sends the e-mail and channels. ``skip_unchanged``: skip
-    the accounts whose inputs are those of their last no-op evaluation and that nothing
-    time-driven concerns (``usage.services.alert_sweep``); False evaluates every one.
-    ``stats``: filled with what the sweep did."""
+    Set-based: the skip decision reads ``SCAN_CHUNK`` accounts at a time, on PostgreSQL
+    in one statement (``usage.services.alert_sweep.sweep_due``: nothing per skipped
+    account), elsewhere with seven light queries (``ChunkInputs``); the accounts due are
+    evaluated ``chunk_size`` at a time (default ``EVALUATION_CHUNK``), each chunk a
+    constant number of queries (subscription states, rules, digests, budgets,
+    deliveries, usage, summaries, credits, the watermark upsert and the touches
+    consumed); only a crossed rule or a newly reached budget level takes the per-account
+    path that claims the delivery row and sends the e-mail and channels.
+    ``skip_unchanged``: skip the accounts whose inputs are those of their last no-op
+    evaluation and that nothing time-driven concerns (``usage.services.alert_sweep``);
+    False evaluates every one. ``stats``: filled with what the sweep did."""
     now = now or timezone.now()
+    chunk_size = chunk_size or EVALUATION_CHUNK[decided_in_sql()]
     alerts_resolve_ended_periods(now=now)
     account_ids = list(
         accounts_with_stripe_customer().order_by("pk").values_list("pk", flat=True).distinct()
@@ -389,30 +444,47 @@ def alerts_evaluate_all(
     sent = 0
     for offset in range(0, len(account_ids), SCAN_CHUNK):
         scanned = account_ids[offset : offset + SCAN_CHUNK]
-        inputs = ChunkInputs(
-            account_ids=scanned,
-            subscriptions=subscription_stamps_for_accounts(account_ids=scanned),
-        )
-        due = [a for a in scanned if inputs.due(a)] if skip_unchanged else scanned
+        if decided_in_sql():
+            due, touches = sweep_due(account_ids=scanned, everyone=not skip_unchanged)
+            inputs = None
+        else:
+            inputs = ChunkInputs(
+                account_ids=scanned,
+                subscriptions=subscription_stamps_for_accounts(account_ids=scanned),
+            )
+            due = [a for a in scanned if inputs.due(a)] if skip_unchanged else scanned
+            touches = inputs.touches
         stats.accounts += len(scanned)
         stats.evaluated += len(due)
         stats.skipped += len(scanned) - len(due)
         for start in range(0, len(due), chunk_size):
-            sent += _sweep_chunk(due[start : start + chunk_size], now=now, inputs=inputs)
+            sent += _sweep_chunk(
+                due[start : start + chunk_size], now=now, touches=touches, inputs=inputs
+            )
     sweep_touches_orphans_delete()
     return sent
 
 
-def _sweep_chunk(due: list[int], *, now: datetime, inputs: ChunkInputs) -> int:
+def _sweep_chunk(
+    due: list[int], *, now: datetime, touches: dict[int, list[int]], inputs: ChunkInputs | None
+) -> int:
     """Evaluate the accounts ``due`` (a constant number of queries) and write their
     watermarks: the digest of the inputs the evaluation used when it claimed and
-    retried nothing and nothing time-driven concerns it, else an empty one."""
+    retried nothing and nothing time-driven concerns it, else an empty one. The digests
+    come from the database (``sweep_digests``, read before the evaluation's own reads)
+    or, without ``decided_in_sql``, from the rows the evaluation read (``inputs``: the
+    chunk's skip decision, for the subscription stamps)."""
     states = {
         account_id: state
         for account_id, state in subscription_states_for_accounts(account_ids=due).items()
         if state.period_end > now  # an ended period evaluates to nothing
     }
     rules = _rules_by_account(states)
+    digests = (
+        sweep_digests(periods={a: states[a].period_start if a in states else None for a in due})
+        if inputs is None
+        else None
+    )
     deliveries = alert_deliveries_for_periods(
         account_ids=states, period_starts={state.period_start for state in states.values()}
     )
@@ -421,21 +493,45 @@ def _sweep_chunk(due: list[int], *, now: datetime, inputs: ChunkInputs) -> int:
         if delivery.period_start == states[delivery.account_id].period_start:
             used.setdefault(delivery.account_id, []).append(delivery)
     budgets: dict[int, list[Budget]] = {}
-    for budget in Budget.objects.filter(account_id__in=list(states)).select_related("meter"):
+    for budget in Budget.objects.filter(ids_condition(Budget, "account_id", states)).select_related(
+        "meter"
+    ):
         budgets.setdefault(budget.account_id, []).append(budget)
     meters = {i.meter.pk: i.meter for state in states.values() for i in state.metered_items}
     meters.update((b.meter_id, b.meter) for bs in budgets.values() for b in bs if b.meter_id)
     periods = {account_id: (s.period_start, s.period_end) for account_id, s in states.items()}
     usage = rollup_values(ranges=periods, meters=meters.values(), group="range")
-    accounts = Account.objects.in_bulk(list(states))
+    accounts = {a.pk: a for a in Account.objects.filter(ids_condition(Account, "id", states))}
+    needing = credit_accounts_needing_balance(account_ids=list(states), rules=rules)
     summaries = period_summaries_for_accounts(
-        accounts=list(accounts.values()), now=now, states=states, usage=usage
+        accounts=list(accounts.values()),
+        now=now,
+        states=states,
+        usage=usage,
+        # Read together: the projections of projected and credit rules and top-ups;
+        # an e-mail's (a crossing account's) on its own.
+        projected={a for a, rs in rules.items() if any(r.kind in PROJECTING for r in rs)}
+        | set(needing),
     )
     statuses = budget_statuses_from_summaries(
         summaries=summaries, budgets=[b for bs in budgets.values() for b in bs], usage=usage
     )
-    needing = credit_accounts_needing_balance(account_ids=list(summaries), rules=rules)
     credits = _credits(accounts=accounts, summaries=summaries, needing=needing)
+    # The e-mail of a newly crossed rule shows each line's projection: read those of the
+    # chunk's crossing accounts together, not two queries per e-mail.
+    summaries_read_projections(
+        summaries=summaries,
+        account_ids=[
+            a
+            for a, summary in summaries.items()
+            if any(
+                _unsent(deliveries, a, rule.pk, summary)
+                and rule.kind not in AlertRule.CREDIT_KINDS
+                and alert_crossed(rule=rule, summary=summary)
+                for rule in rules.get(a, ())
+            )
+        ],
+    )
     sent, done = 0, {}
     for account_id in due:
         summary = summaries.get(account_id)
@@ -463,19 +559,23 @@ def _sweep_chunk(due: list[int], *, now: datetime, inputs: ChunkInputs) -> int:
             except Exception:  # one account's failure must not stop the sweep
                 logger.exception("alert evaluation failed for account %s", account_id)
                 continue
-        account_rules = rules.get(account_id, [])
-        no_op = not attempted and not time_driven(
-            rules=account_rules,
-            deliveries=used.get(account_id, ()),
-            has_top_up=needing.get(account_id) is not None,
-        )
-        digest = sweep_inputs_digest(
-            subscriptions=inputs.subscriptions.get(account_id, ()),
-            rules=account_rules,
-            budgets=budgets.get(account_id, ()),
-            deliveries=used.get(account_id, ()),
-        )
+        if digests is not None:
+            digest, driven = digests[account_id]
+        else:
+            account_rules = rules.get(account_id, [])
+            driven = time_driven(
+                rules=account_rules,
+                deliveries=used.get(account_id, ()),
+                has_top_up=needing.get(account_id) is not None,
+            )
+            digest = sweep_inputs_digest(
+                subscriptions=inputs.subscriptions.get(account_id, ()),
+                rules=account_rules,
+                budgets=budgets.get(account_id, ()),
+                deliveries=used.get(account_id, ()),
+            )
+        no_op = not attempted and not driven
         done[account_id] = (digest if no_op else "", summary.period_start if summary else None)
     sweep_watermarks_record(digests=done, now=now)
-    sweep_touches_consume(touch_ids=(t for a in done for t in inputs.touches.get(a, ())))
+    sweep_touches_consume(touch_ids=(t for a in done for t in touches.get(a, ())))
     return sent
