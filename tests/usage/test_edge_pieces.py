@@ -18,6 +18,7 @@ from tests.usage.test_adjust import T0, growth_unreported  # noqa: F401 (fixture
 from tests.usage.test_rollup_reader import EVENTS, METERS, H, M, _ingest, setup  # noqa: F401
 from usage.selectors.rollups import rollup_value, rollup_values
 from usage.services.correction_adjust import usage_quantity_adjust
+from usage.services.corrections import usage_events_void
 from usage.services.ingest import usage_events_ingest
 
 pytestmark = pytest.mark.django_db
@@ -118,3 +119,28 @@ def test_a_head_piece_leaves_the_hours_adjustment_to_the_whole_hour(
     assert cut == 5
     assert _ledger_reads(captured) == 0
     assert rollup_value(account_id=account.pk, meter=calls, start=T0, end=T0 + 60 * M) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_voided_event_is_out_of_every_partial_hour(stripe_client, growth_unreported):
+    _, account, customer, _ = growth_unreported
+    calls = Meter.objects.get(event_name="api_calls")
+    usage_events_ingest(
+        events=[{"event_name": "api_calls", "customer": customer,
+                 "timestamp": int((T0 + minute * M).timestamp()), "identifier": f"v{minute}"}
+                for minute in (10, 20, 40)],
+        now=T0 + timedelta(hours=1),
+    )  # fmt: skip
+    usage_events_void(
+        account=account, meter=calls, identifiers=["v20"], reason="test call",
+        client=stripe_client, now=T0 + 45 * M,
+    )  # fmt: skip
+    cache.clear()
+    # Calls at 00:10, 00:20 (voided) and 00:40: [00:05, 00:30) holds one call, from the
+    # ledger (not a head piece); [00:00, 00:30) one, from the ledger (00:40 is later);
+    # [00:15, 01:00) one; the whole hour two.
+    for start, end, calls_in in ((5, 30, 1), (0, 30, 1), (15, 60, 1), (0, 60, 2)):
+        got = rollup_value(
+            account_id=account.pk, meter=calls, start=T0 + start * M, end=T0 + end * M
+        )
+        assert got == calls_in, (start, end)

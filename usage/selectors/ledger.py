@@ -40,7 +40,8 @@ def ledger_stats(
     meter_ids: Iterable[int],
     last_meter_ids: Iterable[int] = (),
 ) -> list[PieceStats]:
-    """Sum, count (and, for ``last_meter_ids``, the newest value) of the events of each
+    """Sum, count (and, for ``last_meter_ids``, the newest value) of the events (voided
+    ones left out, as the rollups leave them out) of each
     ``(account_id, start, end)`` piece, per meter; each piece lies inside one clock hour
     and an account's pieces lie in different hours. Two queries at most, however many
     pieces: the aggregates grouped by (account, meter, hour), then the newest events."""
@@ -55,6 +56,7 @@ def ledger_stats(
             account_id__in={k[0] for k in newest_keys},
             meter_id__in={k[1] for k in newest_keys},
             timestamp__in={k[2] for k in newest_keys},
+            void__isnull=True,
         ).values_list("account_id", "meter_id", "timestamp", "id", "value"):
             if (a, m, t) in newest_keys and event_id > newest.get((a, m, t), (0, 0))[0]:
                 newest[(a, m, t)] = (event_id, value)
@@ -101,6 +103,7 @@ FROM p
 JOIN usage_usageevent e
   ON e.account_id = p.account_id AND e."timestamp" >= p.s AND e."timestamp" < p.e
 WHERE e.meter_id = ANY(%s::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM usage_voidedevent v WHERE v.event_id = e.id)
 GROUP BY 1, 2, 3
 """
 
@@ -123,7 +126,7 @@ def _piece_aggregates(pieces, meter_ids: list[int]) -> list[tuple]:
         )
     )
     return list(
-        UsageEvent.objects.filter(where, meter_id__in=meter_ids)
+        UsageEvent.objects.filter(where, meter_id__in=meter_ids, void__isnull=True)
         .order_by()
         .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
         .filter(hour_has_rollup)
