@@ -478,6 +478,7 @@ def ensure(database_url: str, rows: int, name: str | None = None) -> dict:
     if why is None:
         log(f"ledger {name}: {rows:,} rows loaded earlier, reused")
         seconds = reset_to_loaded(database_url, name, rows)
+        _own_account_ids(database_url, name, rows)
         return {"database": name, "reused": True, "reset_seconds": seconds}
     busy = _sessions(database_url, name)
     check(
@@ -487,7 +488,22 @@ def ensure(database_url: str, rows: int, name: str | None = None) -> dict:
     )
     log(f"ledger {name}: loading {rows:,} rows ({why})")
     out = build(database_url, name, rows, fingerprint)
+    _own_account_ids(database_url, name, rows)
     return {"database": name, "reused": False, **out}
+
+
+def _own_account_ids(database_url: str, name: str, rows: int) -> None:
+    """New accounts of each loaded database get ids of their own range (10^8 x the
+    digits of ``rows``): the databases are copies of one template, and one run's emulator
+    serves them all, so equal account ids would send Stripe one customer idempotency key
+    (``meterdesk-account-<pk>-customer``) with two different requests, which it refuses."""
+    base = len(str(rows)) * 10**8
+    with _connect(database_url, name) as conn:
+        conn.execute(
+            "SELECT setval('billing_account_id_seq', GREATEST(%s, "
+            "(SELECT last_value FROM billing_account_id_seq)))",
+            [base],
+        )
 
 
 def db_name_of(url: str) -> str:
