@@ -57,6 +57,7 @@ def period_summaries_for_accounts(
         usage = rollup_values(ranges=periods, meters=meters.values(), group="range")
     projections = ProjectionInputs(periods=periods, meters=meters, now=now, together=projected)
     summaries = {}
+    base_fees: dict[tuple, int] = {}  # per (price, quantity) of the licensed items: per plan
     for account_id, (start, end) in periods.items():
         state = states[account_id]
         lines = []
@@ -74,11 +75,21 @@ def period_summaries_for_accounts(
             closed=end <= now,
             now=now,
             lines=tuple(lines),
-            base_fee=base_fee_of(state),
+            base_fee=_base_fee(state, base_fees),
             currency=state.currency,
             projections=projections,
         )
     return summaries
+
+
+def _base_fee(state: SubscriptionState, known: dict[tuple, int]) -> int:
+    """``base_fee_of(state)``, computed once per set of licensed prices and quantities
+    (accounts on one plan share it)."""
+    key = tuple((item.price_id, item.quantity) for item in state.licensed_items)
+    fee = known.get(key)
+    if fee is None:
+        fee = known[key] = base_fee_of(state)
+    return fee
 
 
 def summaries_read_projections(

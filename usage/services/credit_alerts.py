@@ -21,6 +21,7 @@ from billing.money import format_money
 from usage.models import AlertRule
 from usage.selectors.alerts import Check
 from usage.selectors.credit_balance import CreditBalance, credit_balance
+from usage.selectors.id_arrays import ids_condition
 from usage.selectors.summary_lines import PeriodSummary
 from usage.services.auto_top_up import auto_top_up_check
 
@@ -92,7 +93,10 @@ def credit_accounts_needing_balance(
     """The accounts whose live credit balance the evaluation needs (a credit rule, or
     an enabled automatic top-up), with their enabled ``AutoTopUp``: one query."""
     ids = list(account_ids)
-    top_ups = {t.account_id: t for t in AutoTopUp.objects.filter(account_id__in=ids, enabled=True)}
+    top_ups = {
+        t.account_id: t
+        for t in AutoTopUp.objects.filter(ids_condition(AutoTopUp, "account_id", ids), enabled=True)
+    }
     return {
         account_id: top_ups.get(account_id)
         for account_id in ids
