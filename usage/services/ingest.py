@@ -230,7 +230,8 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
     with transaction.atomic():
         # Refused rows are inserted, deleted again and left out of ``inserted``.
         inserted, over_cap = events_store_within_cap(rows=to_insert, received_at=now)
-        known = [i for i in first if i not in inserted]
+        refused = {row.identifier for row in over_cap}
+        known = [i for i in first if i not in inserted and i not in refused]
         known += [r.identifier for r in outside if r.identifier and r.identifier not in first]
         stored = ledger_writes.stored_hashes(known) if known else {}
     if outside or len(first) < len(resolved):  # rows that may repeat an inserted identifier
@@ -251,7 +252,6 @@ def usage_events_ingest(*, events: list, now: datetime | None = None) -> IngestR
                     f"{row.timestamp:%Y-%m-%dT%H:%M:%SZ} (its subscription had ended)",
                 )
             )
-    refused = {row.identifier for row in over_cap}
     accepted_ids = result.identifiers
     for row in resolved:
         if first[row.identifier] is row and row.identifier in inserted:
