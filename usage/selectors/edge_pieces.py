@@ -34,6 +34,7 @@ from django.db import connection
 
 from billing.models import Meter
 from usage.models import UsageCorrection, UsageRollup
+from usage.selectors.id_arrays import int_array, timestamp_array
 from usage.selectors.ledger import PieceStats, ledger_stats
 
 HOUR = timedelta(hours=1)
@@ -66,9 +67,9 @@ def _rollup_rows(pieces, meter_ids: list[int]) -> dict[tuple[int, int, datetime]
     wanted = sorted({(a, _hour(s)) for a, s, _ in pieces})
     if _versioned():
         with connection.cursor() as cursor:
-            cursor.execute(
-                _ROLLUPS_SQL, [[a for a, _ in wanted], [h for _, h in wanted], meter_ids]
-            )
+            # Array literals: psycopg's list adaptation runs a dumper per element.
+            arrays = [int_array(a for a, _ in wanted), timestamp_array(h for _, h in wanted)]
+            cursor.execute(_ROLLUPS_SQL, [*arrays, int_array(meter_ids)])
             rows = cursor.fetchall()
     else:
         pairs = set(wanted)
