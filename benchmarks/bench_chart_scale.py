@@ -29,7 +29,6 @@ chart's total must equal the events in the period before anything is timed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -39,7 +38,6 @@ from benchmarks.common import Figure, Timer, check, log, percentile
 
 TARGET_P95_MS = bench_dashboard.TARGET_P95_MS
 TARGET_RATIO = bench_dashboard.TARGET_RATIO
-URLS = {"chart": "/dashboard/chart/api_calls.json", "page": "/dashboard/"}
 
 
 def add_arguments(parser) -> None:
@@ -186,31 +184,9 @@ def run(env: environment.Env, args) -> list[Figure]:
     run_id = f"c{int(time.time())}"
     accounts = _prepare(env, args, name, run_id)
     connections.close_all()
-    samples: dict[tuple[str, str], list[float]] = {
-        (kind, label): [] for kind in URLS for label in accounts
-    }
     url = ledger_load.url_for(env.database_url, name)
     with fixtures.gunicorn(env, workers=2, threads=1, database_url=url) as server:
-        conn = server.connection()
-        for label, (_, n, cookie) in accounts.items():
-            _, status, body = fixtures.get(conn, URLS["chart"], cookie)
-            check(status == 200, f"chart {label}: {status} {body[:300]!r}")
-            total = json.loads(body)["total"]
-            check(total == n, f"chart {label}: total {total}, the period holds {n}")
-            _, status, body = fixtures.get(conn, URLS["page"], cookie)
-            check(status == 200, f"page {label}: {status} {body[:300]!r}")
-            check(f"{n:,}".encode() in body, f"page {label} does not show {n:,}")
-        for _ in range(10):
-            for path in URLS.values():
-                for _, _, cookie in accounts.values():
-                    fixtures.get(conn, path, cookie)
-        for _ in range(args.requests):
-            for kind, path in URLS.items():
-                for label, (_, _, cookie) in accounts.items():
-                    ms, status, _ = fixtures.get(conn, path, cookie)
-                    check(status == 200, f"{kind} {label}: {status}")
-                    samples[(kind, label)].append(ms)
-        conn.close()
+        samples = bench_dashboard.time_pages(server, accounts, requests=args.requests)
     figures = []
     rows = f"{args.rows:,}"
     for kind, what in (("chart", "chart JSON"), ("page", "/dashboard/")):

@@ -107,6 +107,40 @@ def _rollups_from_ledger(account_id: int) -> float:
     return t.seconds
 
 
+URLS = {"page": "/dashboard/", "chart": "/dashboard/chart/api_calls.json"}
+
+
+def time_pages(server, accounts: dict, *, requests: int) -> dict[tuple[str, str], list[float]]:
+    """Milliseconds of each URL of ``URLS`` per account label, alternating accounts and
+    URLs over one keep-alive connection; ``accounts``: label -> (account, events in its
+    period, cookie). First checks each chart's total and each page's figure, then warms
+    every worker's caches."""
+    samples: dict[tuple[str, str], list[float]] = {
+        (kind, label): [] for kind in URLS for label in accounts
+    }
+    conn = server.connection()
+    for label, (_, n, cookie) in accounts.items():
+        _, status, body = fixtures.get(conn, URLS["chart"], cookie)
+        check(status == 200, f"chart {label}: {status} {body[:300]!r}")
+        total = json.loads(body)["total"]
+        check(total == n, f"chart {label}: total {total}, the period holds {n}")
+        _, status, body = fixtures.get(conn, URLS["page"], cookie)
+        check(status == 200, f"page {label}: {status} {body[:300]!r}")
+        check(f"{n:,}".encode() in body, f"page {label} does not show {n:,}")
+    for _ in range(10):
+        for path in URLS.values():
+            for _, _, cookie in accounts.values():
+                fixtures.get(conn, path, cookie)
+    for _ in range(requests):
+        for kind, path in URLS.items():
+            for label, (_, _, cookie) in accounts.items():
+                ms, status, _ = fixtures.get(conn, path, cookie)
+                check(status == 200, f"{kind} {label}: {status}")
+                samples[(kind, label)].append(ms)
+    conn.close()
+    return samples
+
+
 def run(env: environment.Env, args) -> list[Figure]:
     from django.db import connections
 
@@ -178,32 +212,8 @@ def run(env: environment.Env, args) -> list[Figure]:
     rollup_rows = common.raw_sql("SELECT count(*) FROM usage_usagerollup")[0][0]
 
     connections.close_all()
-    urls = {"page": "/dashboard/", "chart": "/dashboard/chart/api_calls.json"}
-    samples: dict[tuple[str, str], list[float]] = {
-        (kind, label): [] for kind in urls for label in accounts
-    }
     with fixtures.gunicorn(env, workers=2, threads=1) as server:
-        conn = server.connection()
-        # Validate, then warm every worker's caches.
-        for label, (_, n, cookie) in accounts.items():
-            _, status, body = fixtures.get(conn, urls["chart"], cookie)
-            check(status == 200, f"chart {label}: {status} {body[:300]!r}")
-            total = json.loads(body)["total"]
-            check(total == n, f"chart {label}: total {total}, expected {n}")
-            _, status, body = fixtures.get(conn, urls["page"], cookie)
-            check(status == 200, f"page {label}: {status} {body[:300]!r}")
-            check(f"{n:,}".encode() in body, f"page {label} does not show {n:,}")
-        for _ in range(10):
-            for path in urls.values():
-                for _, _, cookie in accounts.values():
-                    fixtures.get(conn, path, cookie)
-        for _ in range(args.requests):
-            for kind, path in urls.items():
-                for label, (_, _, cookie) in accounts.items():
-                    ms, status, _ = fixtures.get(conn, path, cookie)
-                    check(status == 200, f"{kind} {label}: {status}")
-                    samples[(kind, label)].append(ms)
-        conn.close()
+        samples = time_pages(server, accounts, requests=args.requests)
 
     figures = []
     drill = drilldown_pages.run(env, accounts=accounts, meter=api_calls, requests=args.requests)
