@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import connections, router
 from djstripe.models import Subscription
 
 from billing.mirror.periods import BillingCycle, Period, cycle_from_subscription_data
@@ -172,13 +172,19 @@ ORDER BY s.created DESC
 """
 
 
+def _reader():
+    """The connection this module's raw SQL reads through: the router's choice for
+    ``Subscription`` (the replica on customer pages, when one is set), as the ORM's would be."""
+    return connections[router.db_for_read(Subscription)]
+
+
 def _subscription_rows(*, account_ids) -> list[_SubscriptionRow]:
     """The accounts' mirrored subscriptions, newest first (``created`` descending), in
     one query: on PostgreSQL the live ones only, their JSON narrowed (``_NARROW_SQL``);
     elsewhere every one, whole (the caller filters the status either way)."""
     ids = [int(a) for a in account_ids]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    if _reader().vendor == "postgresql":
+        with _reader().cursor() as cursor:
             cursor.execute(
                 _NARROW_SQL,
                 ["{" + ",".join(map(str, ids)) + "}", "{" + ",".join(LIVE_STATUSES) + "}"],

@@ -8,6 +8,7 @@ The real streaming replica is tests/config/test_replica_streaming.py.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -89,7 +90,8 @@ def assert_reads_only(sqls: list[str]) -> None:
 
 
 def tables_read(sqls: list[str], *tables: str) -> set[str]:
-    return {table for table in tables for sql in sqls if f'"{table}"' in sql}
+    """Which of ``tables`` the statements name, quoted (the ORM) or not (raw SQL)."""
+    return {table for table in tables for sql in sqls if re.search(rf"(?<!\w){table}(?!\w)", sql)}
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connections, router
 
 from billing.models import Meter
 from usage.models import UsageCorrection, UsageRollup
@@ -46,12 +46,18 @@ def _hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def _reader():
+    """The connection this module's raw SQL reads through: the router's choice for
+    ``UsageRollup`` (the replica on customer pages, when one is set), as the ORM's would be."""
+    return connections[router.db_for_read(UsageRollup)]
+
+
 def _versioned() -> bool:
-    return connection.vendor == "postgresql"
+    return _reader().vendor == "postgresql"
 
 
 # PostgreSQL: the pieces' (account, hour) pairs joined to the rollups' unique index,
-# with each row's version; on the default connection, like the ledger reads it pairs with.
+# with each row's version; read where the ledger's pieces are read (the router's choice).
 _ROLLUPS_SQL = """
 SELECT r.account_id, r.meter_id, r.hour, r.sum_value, r.event_count, r.last_value,
        r.last_timestamp, r.last_event_id, r.xmin::text
@@ -66,7 +72,7 @@ def _rollup_rows(pieces, meter_ids: list[int]) -> dict[tuple[int, int, datetime]
     for the pieces' hours; the version is None where rows have none (SQLite)."""
     wanted = sorted({(a, _hour(s)) for a, s, _ in pieces})
     if _versioned():
-        with connection.cursor() as cursor:
+        with _reader().cursor() as cursor:
             # Array literals: psycopg's list adaptation runs a dumper per element.
             arrays = [int_array(a for a, _ in wanted), timestamp_array(h for _, h in wanted)]
             cursor.execute(_ROLLUPS_SQL, [*arrays, int_array(meter_ids)])

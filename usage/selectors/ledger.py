@@ -14,7 +14,7 @@ from functools import reduce
 from operator import or_
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
 from django.db.models.functions import TruncHour
 
@@ -108,15 +108,21 @@ GROUP BY 1, 2, 3
 """
 
 
+def _reader():
+    """The connection this module's raw SQL reads through: the router's choice for
+    ``UsageEvent`` (the replica on customer pages, when one is set), as the ORM's would be."""
+    return connections[router.db_for_read(UsageEvent)]
+
+
 def _piece_aggregates(pieces, meter_ids: list[int]) -> list[tuple]:
     """(account, meter, hour, sum, count, newest timestamp) of each piece's events; a
     piece whose hour has no rollup row (of these meters) is not read (``_PIECES_SQL``)."""
-    if connection.vendor == "postgresql":
+    if _reader().vendor == "postgresql":
         accounts, starts, ends = zip(*pieces, strict=True)
         meters = int_array(meter_ids)
         # Array literals: psycopg's list adaptation ran a dumper per element.
         arrays = [int_array(accounts), timestamp_array(starts), timestamp_array(ends)]
-        with connection.cursor() as cursor:
+        with _reader().cursor() as cursor:
             cursor.execute(_PIECES_SQL, [*arrays, meters, meters])
             return cursor.fetchall()
     where = reduce(or_, (Q(account_id=a, timestamp__gte=s, timestamp__lt=e) for a, s, e in pieces))
