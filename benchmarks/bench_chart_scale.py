@@ -53,18 +53,37 @@ def add_arguments(parser) -> None:
 
 def _subscribe(*, account, env: environment.Env, frozen: datetime):
     """``account`` subscribed to Pro on a test clock frozen at ``frozen`` (this run's
-    emulator), its earlier runs' customers unlinked first."""
+    emulator), its earlier runs' customers unlinked first.
+
+    The customer is made here, not by ``account_ensure_stripe_customer``: that service's
+    idempotency key is ``meterdesk-account-<pk>-customer``, and the loaded account keeps its
+    pk (1) in its own database while the run database's account 1 has already used that key
+    with this emulator for another customer, which Stripe (and the emulator) refuses."""
     from djstripe.models import Customer
+    from djstripe.settings import djstripe_settings
 
     from billing.services.subscriptions import subscription_create
-    from billing.stripe_api import stripe_client
+    from billing.stripe_api import api_key, stripe_client
 
     Customer.objects.filter(subscriber=account).update(
         subscriber=None, date_purged=datetime.now(UTC)
     )
-    clock = stripe_client().v1.test_helpers.test_clocks.create(
-        {"frozen_time": int(frozen.timestamp())}
+    client = stripe_client()
+    clock = client.v1.test_helpers.test_clocks.create({"frozen_time": int(frozen.timestamp())})
+    remote = client.v1.customers.create(
+        {
+            "name": account.name,
+            "email": account.billing_email,
+            "metadata": {djstripe_settings.SUBSCRIBER_CUSTOMER_KEY: str(account.pk)},
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
+            "test_clock": clock.id,
+        }
     )
+    customer = Customer.sync_from_stripe_data(remote, api_key=api_key())
+    if customer.subscriber_id != account.pk:
+        customer.subscriber = account
+        customer.save(update_fields=["subscriber"])
     subscription_create(account=account, plan=env.plans["pro"], test_clock=clock.id)
 
 
