@@ -68,7 +68,9 @@ def test_c_worker_sigkilled_mid_send(matrix, matrix_stack, emulator_faults):
         "Worker SIGKILL mid-send",
         f"{SCALE.repeats} SIGKILL(s) of the worker inside a Stripe call; lease 3 s",
     )
-    emulator_faults(latency_ms=5)
+    # Slow Stripe calls from the start: at the small scale the traffic (8 batches) can be
+    # ingested and all reported before the first kill, and then no call is ever in flight.
+    emulator_faults(latency_ms=600)
     [worker] = matrix_stack.workers
     m.start()
     stuck: set[int] = set()
