@@ -199,7 +199,7 @@ def edge_piece_stats(
                     result.append(stats)
         misses = {k: v for k, v in cached_keys.items() if k not in hits}
         if misses:
-            result += _read_and_keep(misses, pieces, meter_ids, last_meter_ids)
+            result += _read_and_keep(misses, meter_ids, last_meter_ids)
     if to_read:
         for stats in ledger_stats(
             pieces=to_read, meter_ids=meter_ids, last_meter_ids=last_meter_ids
@@ -209,11 +209,10 @@ def edge_piece_stats(
     return result
 
 
-def _read_and_keep(misses, pieces, meter_ids, last_meter_ids) -> list[PieceStats]:
+def _read_and_keep(misses, meter_ids, last_meter_ids) -> list[PieceStats]:
     """The missed pieces from the ledger; each kept in the cache if its hour's rollup row
     is still the version it was looked up under."""
     read = sorted({(a, s, e) for a, _, _, s, e in misses.values()}, key=lambda p: (p[0], p[1]))
-    wanted = {(a, m, h) for a, m, h, _, _ in misses.values()}
     found = {
         (st.account_id, st.meter_id, st.hour): st
         for st in ledger_stats(pieces=read, meter_ids=meter_ids, last_meter_ids=last_meter_ids)
@@ -223,7 +222,7 @@ def _read_and_keep(misses, pieces, meter_ids, last_meter_ids) -> list[PieceStats
     result = []
     for key, (a, m, h, _, _) in misses.items():
         stats = found.get((a, m, h))
-        if (a, m, h) in wanted and stats is not None:
+        if stats is not None:
             result.append(stats)
         row = after.get((a, m, h))
         if row is not None and key.endswith(f":{row[5]}"):

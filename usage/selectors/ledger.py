@@ -15,10 +15,10 @@ from operator import or_
 from typing import NamedTuple
 
 from django.db import connections, router
-from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncHour
 
-from usage.models import UsageEvent, UsageReport, UsageRollup
+from usage.models import UsageEvent, UsageReport
 from usage.selectors.id_arrays import int_array, timestamp_array
 
 
@@ -81,25 +81,13 @@ def ledger_stats(
 # index range scan per piece on (account, meter, timestamp), pruned to its partition at
 # run time, and a statement whose size does not grow with the pieces. (An OR of one
 # condition per piece cost Django ~6 ms of Python per account to build in a sweep.)
-# A piece whose hour has no rollup row for these meters holds no event (a rollup row
-# exists whenever its hour has an event: ``UsageRollup``, kept equal to the ledger in
-# the writer's transaction) and is not looked up: most edge pieces of a sweep are empty
-# (a period end in the future, a period that began in a quiet hour), and each lookup in
-# the partitioned ledger cost ~0.4 ms, cold.
+# Its caller (``usage.selectors.edge_pieces``) only asks for pieces whose hour has a
+# rollup row for these meters: an hour without one holds no event.
 _PIECES_SQL = """
-WITH p AS MATERIALIZED (
-    SELECT p.account_id, p.s, p.e
-    FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS p(account_id, s, e)
-    WHERE EXISTS (
-        SELECT 1 FROM usage_usagerollup r
-        WHERE r.account_id = p.account_id AND r.meter_id = ANY(%s::bigint[])
-          AND r.hour = date_trunc('hour', p.s AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-    )
-)
 SELECT p.account_id, x.meter_id,
        date_trunc('hour', p.s AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
        x.total, x.n, x.newest
-FROM p
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS p(account_id, s, e)
 -- One index range scan per piece on (account, meter, timestamp): as a LATERAL subquery
 -- the scan is parameterized by the piece, whatever the planner guesses of the join (with
 -- one account holding most of a partition, a join was planned as a sequential scan of
@@ -122,27 +110,20 @@ def _reader():
 
 
 def _piece_aggregates(pieces, meter_ids: list[int]) -> list[tuple]:
-    """(account, meter, hour, sum, count, newest timestamp) of each piece's events; a
-    piece whose hour has no rollup row (of these meters) is not read (``_PIECES_SQL``)."""
+    """(account, meter, hour, sum, count, newest timestamp) of each piece's events."""
     if _reader().vendor == "postgresql":
         accounts, starts, ends = zip(*pieces, strict=True)
         meters = int_array(meter_ids)
         # Array literals: psycopg's list adaptation ran a dumper per element.
         arrays = [int_array(accounts), timestamp_array(starts), timestamp_array(ends)]
         with _reader().cursor() as cursor:
-            cursor.execute(_PIECES_SQL, [*arrays, meters, meters])
+            cursor.execute(_PIECES_SQL, [*arrays, meters])
             return cursor.fetchall()
     where = reduce(or_, (Q(account_id=a, timestamp__gte=s, timestamp__lt=e) for a, s, e in pieces))
-    hour_has_rollup = Exists(
-        UsageRollup.objects.filter(
-            account_id=OuterRef("account_id"), meter_id__in=meter_ids, hour=OuterRef("hour")
-        )
-    )
     return list(
         UsageEvent.objects.filter(where, meter_id__in=meter_ids, void__isnull=True)
         .order_by()
         .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
-        .filter(hour_has_rollup)
         .values_list("account_id", "meter_id", "hour")
         .annotate(s=Sum("value"), n=Count("id"), t=Max("timestamp"))
     )

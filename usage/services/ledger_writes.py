@@ -189,11 +189,11 @@ def insert_events_with_rollups(
     identifiers = [r.identifier for r in rows]
     params = [
         _array_literal(identifiers, "varchar"),
-        _integers([r.account_id for r in rows]),
-        _integers([r.meter_id for r in rows]),
-        _integers([r.value for r in rows]),
-        _integers([r.epoch for r in rows]),
-        '{"' + '","'.join([r.payload_hash for r in rows]) + '"}',  # hex digits
+        _array_literal([r.account_id for r in rows], "bigint"),
+        _array_literal([r.meter_id for r in rows], "bigint"),
+        _array_literal([r.value for r in rows], "bigint"),
+        _array_literal([r.epoch for r in rows], "bigint"),
+        _array_literal([r.payload_hash for r in rows], "varchar"),
         received_at.isoformat(),
         MAX_HOUR_SUM,
         MAX_HOUR_SUM,
@@ -209,10 +209,6 @@ def insert_events_with_rollups(
         else:
             ids[identifier] = number
     return ids, refused
-
-
-def _integers(values: list[int]) -> str:
-    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _insert_events_portable(values: list[tuple]) -> dict[str, int]:
